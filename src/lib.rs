@@ -1,0 +1,15 @@
+//! incc: an architecture-description compiler for the Inception family of networks.
+#![deny(missing_docs)]
+
+pub mod diag;
+pub mod error;
+pub mod frontend;
+pub mod ir;
+pub mod lower;
+pub mod npy;
+pub mod reference;
+pub mod weights;
+pub mod summary;
+pub mod syntax;
+
+pub use error::{Error, Result};
