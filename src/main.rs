@@ -75,7 +75,8 @@ fn run(cli: Cli) -> incc::Result<()> {
     match cli.cmd {
         Cmd::Check { file } => {
             let g = incc::frontend::compile_file(&file)?;
-            eprintln!("{}: ok ({} operations, {} parameters)", file.display(), g.g.node_count(), incc::summary::group(g.param_count()));
+            let ops = g.g.node_count() - g.inputs.len();
+            eprintln!("{}: ok ({ops} operations, {} parameters)", file.display(), incc::summary::group(g.param_count()));
             Ok(())
         }
         Cmd::Summary { file, format } => {

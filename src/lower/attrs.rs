@@ -135,7 +135,21 @@ pub fn parse_attrs(kind: &str, words: &[Word], env: &Env, errs: &mut Vec<Diagnos
             continue;
         };
         if !allowed.contains(&key) {
+            // Not an attribute and not a defined name: say which it most likely meant.
+            if let Some(var) = super::suggest(key, env.names()) {
+                errs.push(
+                    Diagnostic::error(w.span, format!("unknown name `{key}`"))
+                        .with_label("not a parameter or attribute")
+                        .with_note(format!("did you mean `{var}`?")),
+                );
+                continue;
+            }
             errs.push(unknown_attr(kind, key, w.span, allowed));
+            // A misspelt keyword is usually followed by its value: skip that too, so one typo
+            // gives one error.
+            if words.get(i).is_some_and(|v| v.as_ident().is_none_or(|n| !allowed.contains(&n))) {
+                i += 1;
+            }
             continue;
         }
         match key {

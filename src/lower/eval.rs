@@ -64,6 +64,10 @@ impl Env {
     pub fn has(&self, name: &str) -> bool {
         self.vars.contains_key(name)
     }
+    /// The bound names.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.vars.keys().map(|k| k.as_str())
+    }
     /// Binds `name`.
     pub fn bind(&mut self, name: &str, v: Value) {
         self.vars.insert(name.to_string(), v);

@@ -39,17 +39,27 @@ pub fn suggest<'a>(word: &str, options: impl Iterator<Item = &'a str>) -> Option
     options.map(|o| (edit_distance(word, o), o)).filter(|(d, _)| *d <= limit).min().map(|(_, o)| o)
 }
 
+/// Optimal-string-alignment distance: insertions, deletions, substitutions and adjacent
+/// transpositions (`scael` is one edit from `scale`).
 fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 /// How state-dict keys derive from label paths (`names` declarations).
@@ -414,6 +424,14 @@ impl<'a> Lowering<'a> {
                 let f = self.seq(body, x, path, None, env, defaults);
                 let (x, f) = (x?, f?);
                 let scale = a.scale.unwrap_or(1.0) as f32;
+                let (xs, fs) = (self.g.node(x).shape.clone(), self.g.node(f).shape.clone());
+                if xs != fs {
+                    let d = Diagnostic::error(s.span, format!("residual in {}: the body gives {fs}, but its input is {xs}", display_path(path)))
+                        .with_label(format!("body output {fs} cannot be added to the input {xs}"))
+                        .with_note("`residual { f }` computes x + scale * f(x): f must keep the shape of x");
+                    self.error(d);
+                    return None;
+                }
                 let y = self.add_op(Op::Add { scale }, &[x, f], s.span, path, "residual sum")?;
                 if a.relu.unwrap_or(false) { self.add_op(Op::Relu, &[y], s.span, path, "relu") } else { Some(y) }
             }
@@ -526,7 +544,12 @@ impl<'a> Lowering<'a> {
                 },
             };
             if bound[slot] {
-                errs.push(Diagnostic::error(a.value.span, format!("parameter `{}` is given twice", params[slot].name.name)));
+                let at = a.name.as_ref().map(|n| n.span).unwrap_or(a.value.span);
+                errs.push(
+                    Diagnostic::error(at, format!("parameter `{}` is given twice", params[slot].name.name))
+                        .with_label("already given by an earlier argument")
+                        .with_secondary(args_span, "in this argument list"),
+                );
                 ok = false;
                 continue;
             }
@@ -585,7 +608,7 @@ impl<'a> Lowering<'a> {
     }
 
     fn node_name(&self, path: &str, kind: &str) -> String {
-        if path.is_empty() { kind.to_string() } else { path.to_string() }
+        if path.is_empty() { kind.replace(' ', "_") } else { path.to_string() }
     }
 
     /// Adds `op` reading `ins`, inferring its shape; reports a located error when it does not fit.
@@ -657,6 +680,11 @@ impl<'a> Lowering<'a> {
         }
         let mut errs = vec![];
         let own = parse_attrs(k, words, env, &mut errs);
+        if !errs.is_empty() {
+            // Positional counts are meaningless after a word failed to parse.
+            self.report(errs);
+            return None;
+        }
         let a = defaults.get(k).cloned().unwrap_or_default().overlay(&own);
         let pos = &a.positional;
         let arity: (usize, usize, &str) = match k {
@@ -760,6 +788,7 @@ impl<'a> Lowering<'a> {
                     groups: a.groups.unwrap_or(1),
                     key,
                     bias: a.bias.unwrap_or(true),
+                    epilogue: ir::Epilogue::default(),
                 };
                 let mut y = self.add_op(Op::Conv2d(conv), &[x], span, path, "conv")?;
                 if bn {
@@ -789,7 +818,7 @@ impl<'a> Lowering<'a> {
                 };
                 self.add_op(Op::Pool(p), &[x], span, path, k)
             }
-            "gap" => self.add_op(Op::GlobalAvgPool, &[x?], span, path, "global average pool"),
+            "gap" => self.add_op(Op::GlobalAvgPool, &[x?], span, path, "gap"),
             "relu" => return self.add_op(Op::Relu, &[x?], span, path, "relu"),
             "flatten" => self.add_op(Op::Flatten, &[x?], span, path, "flatten"),
             "softmax" => self.add_op(Op::Softmax, &[x?], span, path, "softmax"),
@@ -828,7 +857,7 @@ impl<'a> Lowering<'a> {
                 let out = count(&pos[0], "feature count", &mut errs);
                 self.report(std::mem::take(&mut errs));
                 let (out, x, xs) = (out?, x?, xin.clone()?);
-                let l = ir::Linear { in_features: xs.0.get(1).copied().unwrap_or(0), out_features: out, key: path.to_string(), bias: a.bias.unwrap_or(true) };
+                let l = ir::Linear { in_features: xs.0.get(1).copied().unwrap_or(0), out_features: out, key: path.to_string(), bias: a.bias.unwrap_or(true), relu: false };
                 self.add_op(Op::Linear(l), &[x], span, path, "fc")
             }
             _ => None,

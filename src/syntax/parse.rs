@@ -17,8 +17,11 @@ use generated::{IncepParser, Rule};
 
 /// Parses the text of file `file`. Syntax errors come back as diagnostics.
 pub fn parse(file: FileId, text: &str) -> Result<File, Vec<Diagnostic>> {
+    check_nesting(file, text)?;
+    // Track literal tokens too, so errors can say "expected `)`".
+    pest::set_error_detail(true);
     let pairs = IncepParser::parse(Rule::file, text).map_err(|e| vec![syntax_error(file, text, e)])?;
-    let mut cx = Cx { file, errors: vec![] };
+    let mut cx = Cx { file, text, errors: vec![] };
     let mut out = File::default();
     let Some(top) = pairs.into_iter().next() else { return Ok(out) };
     for item in top.into_inner() {
@@ -66,15 +69,29 @@ pub fn parse(file: FileId, text: &str) -> Result<File, Vec<Diagnostic>> {
     if cx.errors.is_empty() { Ok(out) } else { Err(cx.errors) }
 }
 
-struct Cx {
+struct Cx<'t> {
     file: FileId,
+    text: &'t str,
     errors: Vec<Diagnostic>,
 }
 
-impl Cx {
+impl Cx<'_> {
+    /// The span of a pair without the whitespace and comments pest lets trail inside it.
     fn span(&self, p: &Pair<Rule>) -> Span {
         let s = p.as_span();
-        Span::new(self.file, s.start(), s.end())
+        let (start, mut end) = (s.start(), s.end());
+        loop {
+            let t = &self.text[start..end];
+            let trimmed = t.trim_end_matches([' ', '\t', '\r', '\n', '\\']);
+            let last_line = trimmed.rfind('\n').map(|i| i + 1).unwrap_or(0);
+            let cut = trimmed[last_line..].find(['#']).or_else(|| trimmed[last_line..].find("//"));
+            let new_end = start + cut.map(|c| last_line + c).unwrap_or(trimmed.len());
+            if new_end == end {
+                break;
+            }
+            end = new_end;
+        }
+        Span::new(self.file, start, end)
     }
 
     fn ident_of(&self, p: &Pair<Rule>) -> Ident {
@@ -296,6 +313,32 @@ impl Cx {
     }
 }
 
+/// Deepest nesting of brackets accepted; deeper input is refused before the recursive-descent
+/// parser could exhaust the stack.
+pub const MAX_NESTING: usize = 200;
+
+fn check_nesting(file: FileId, text: &str) -> Result<(), Vec<Diagnostic>> {
+    let mut depth = 0usize;
+    let mut in_comment = false;
+    for (i, c) in text.char_indices() {
+        match c {
+            '\n' => in_comment = false,
+            '#' => in_comment = true,
+            _ if in_comment => {}
+            '(' | '[' | '{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(vec![Diagnostic::error(Span::new(file, i, i + 1), "brackets nested too deeply")
+                        .with_label(format!("more than {MAX_NESTING} levels"))]);
+                }
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// A user-facing word for a grammar rule.
 fn rule_name(r: &Rule) -> Option<&'static str> {
     Some(match r {
@@ -330,19 +373,34 @@ fn rule_name(r: &Rule) -> Option<&'static str> {
 
 fn syntax_error(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Diagnostic {
     use pest::error::{ErrorVariant, InputLocation};
-    let pos = match e.location {
+    let mut pos = match e.location {
         InputLocation::Pos(p) => p,
         InputLocation::Span((s, _)) => s,
     };
-    let expected = match &e.variant {
-        ErrorVariant::ParsingError { positives, .. } => {
-            let mut names: Vec<&str> = positives.iter().filter_map(rule_name).collect();
-            names.sort();
-            names.dedup();
-            names
-        }
+    let mut expected: Vec<String> = match &e.variant {
+        ErrorVariant::ParsingError { positives, .. } => positives.iter().filter_map(rule_name).map(String::from).collect(),
         ErrorVariant::CustomError { .. } => vec![],
     };
+    // Literal tokens (`)`, `,`, `}`) pest tried at the furthest position; used when they say more.
+    if let Some(att) = e.parse_attempts() {
+        let literals: Vec<String> = att
+            .expected_tokens()
+            .into_iter()
+            .map(|t| t.to_string())
+            .filter(|t| {
+                !t.is_empty() && !["#", "//", "\\", "_", "\""].contains(&t.as_str()) && t.chars().all(|c| c.is_ascii_punctuation())
+            })
+            .map(|t| format!("`{t}`"))
+            .collect();
+        if att.max_position > pos && !literals.is_empty() {
+            pos = att.max_position;
+            expected = literals;
+        } else if att.max_position == pos {
+            expected.extend(literals);
+        }
+    }
+    expected.sort();
+    expected.dedup();
     let found = describe_at(text, pos);
     let expected_text = match expected.len() {
         0 => "valid syntax".to_string(),

@@ -1,0 +1,936 @@
+//! Parameter tensors: seeded initialisation, and `.safetensors` load and save.
+//!
+//! Keys are PyTorch `state_dict` keys, as [`Op::params`](crate::ir::Op::params) names them,
+//! so a checkpoint saved with `safetensors.torch.save_file(model.state_dict(), path)` loads
+//! as is. Loading is all or nothing: a file that does not fit the network is one error
+//! listing every missing, unexpected and mis-shaped tensor, so a network never runs with
+//! some weights silently left at their initial values.
+
+use crate::error::{Error, Result};
+use crate::ir::{Graph, ParamRole, ParamSpec};
+use safetensors::tensor::{Metadata, TensorInfo};
+use safetensors::{Dtype, SafeTensorError, SafeTensors};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+
+/// Longest list of tensors an error message prints before `... and N more`.
+const MAX_LISTED: usize = 20;
+
+/// A dense f32 tensor in row-major (C) order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    /// Dimensions, outermost first.
+    pub shape: Vec<usize>,
+    /// The values; `data.len()` is the product of `shape` (checked where weights are used).
+    pub data: Vec<f32>,
+}
+
+/// The parameter tensors of a network, by state-dict key.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Weights {
+    map: BTreeMap<String, Tensor>,
+}
+
+impl Weights {
+    /// No tensors.
+    pub fn new() -> Weights {
+        Weights::default()
+    }
+
+    /// The tensor named `key`.
+    pub fn get(&self, key: &str) -> Option<&Tensor> {
+        self.map.get(key)
+    }
+
+    /// Adds or replaces the tensor named `key`, returning the one it replaced.
+    pub fn insert(&mut self, key: impl Into<String>, tensor: Tensor) -> Option<Tensor> {
+        self.map.insert(key.into(), tensor)
+    }
+
+    /// All tensors, by key in byte order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Tensor)> {
+        self.map.iter().map(|(k, t)| (k.as_str(), t))
+    }
+
+    /// Number of tensors.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when there are no tensors.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Deterministic weights for every parameter of `graph`, the same on every platform.
+    ///
+    /// Each tensor draws from its own stream, seeded by `seed` and a hash of its key, so
+    /// adding or removing a layer leaves every other layer's values unchanged.
+    ///
+    /// | role | values |
+    /// |---|---|
+    /// | conv / linear weight | mean 0, std `sqrt(2 / fan_in)` (He), near-normal (see `normal`) |
+    /// | bias | uniform in `±1/sqrt(fan_in)` (PyTorch's default) |
+    /// | batch-norm gamma, running variance | uniform in `1 ± 0.1` |
+    /// | batch-norm beta, running mean | uniform in `±0.1` |
+    ///
+    /// Batch norms are near, but not exactly, the identity so that tests of them can fail.
+    pub fn init(graph: &Graph, seed: u64) -> Weights {
+        let mut w = Weights::new();
+        for spec in graph.params() {
+            let mut rng = SplitMix64::for_key(seed, &spec.key);
+            let n: usize = spec.shape.iter().product();
+            let fan_in = spec.fan_in.max(1) as f64;
+            let data = (0..n)
+                .map(|_| {
+                    let v = match spec.role {
+                        ParamRole::Weight => rng.normal() * (2.0 / fan_in).sqrt(),
+                        ParamRole::Bias => rng.uniform(1.0 / fan_in.sqrt()),
+                        ParamRole::BnWeight | ParamRole::RunningVar => 1.0 + rng.uniform(0.1),
+                        ParamRole::BnBias | ParamRole::RunningMean => rng.uniform(0.1),
+                    };
+                    v as f32
+                })
+                .collect();
+            w.insert(
+                spec.key.clone(),
+                Tensor {
+                    shape: spec.shape.clone(),
+                    data,
+                },
+            );
+        }
+        w
+    }
+
+    /// Checks that every parameter of `graph` is present with its exact shape and with as
+    /// many values as its shape holds. Extra tensors are allowed here (a pass may have
+    /// removed the layer that used them); [`Weights::load_safetensors`] is stricter.
+    pub fn check(&self, graph: &Graph) -> Result<()> {
+        let mut report = Report::default();
+        for spec in unique_params(graph) {
+            match self.get(&spec.key) {
+                None => report.missing(&spec),
+                Some(t) if t.shape != spec.shape => report.wrong(&spec, "F32", &t.shape),
+                Some(t) if t.data.len() != spec.shape.iter().product::<usize>() => {
+                    report.wrong.push(format!(
+                        "`{}`: shape {} holds {} values, the tensor has {}",
+                        spec.key,
+                        dims(&t.shape),
+                        spec.shape.iter().product::<usize>(),
+                        t.data.len()
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        match report.render(&graph.name) {
+            None => Ok(()),
+            Some(message) => Err(Error::Invalid(message)),
+        }
+    }
+
+    /// Loads the parameters of `graph` from a `.safetensors` file.
+    ///
+    /// Every parameter must be present with its exact shape, and nothing else may be there
+    /// except integer `*num_batches_tracked` counters, which are ignored. `F32` tensors are
+    /// read as is; `F16`, `BF16` (exactly) and `F64` (rounded) are converted to `F32`; any
+    /// other dtype is refused. A file that does not fit is one [`Error::Weights`] listing
+    /// all the differences; a corrupt file is an [`Error::Weights`] saying what is wrong.
+    pub fn load_safetensors(path: impl AsRef<Path>, graph: &Graph) -> Result<Weights> {
+        let path = path.as_ref();
+        let fail = |message: String| Error::Weights {
+            path: path.display().to_string(),
+            message,
+        };
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+        if !meta.is_file() {
+            return Err(Error::io(path, "not a regular file"));
+        }
+        // SAFETY: the map is read-only and lives only for this call: every tensor is copied
+        // out of it before it is dropped. Like every mmap-based loader, we rely on no other
+        // process truncating or rewriting the file meanwhile (our own writers only ever
+        // replace files by renaming, which leaves this mapping intact).
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        let bytes: &[u8] = &map;
+        let Some(len_bytes) = bytes.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()) else {
+            return Err(fail(format!(
+                "not a safetensors file: {} bytes is shorter than the 8-byte header length",
+                bytes.len()
+            )));
+        };
+        let header_len = u64::from_le_bytes(len_bytes);
+        if header_len > (bytes.len() - 8) as u64 {
+            return Err(fail(format!(
+                "not a safetensors file, or truncated: its header length {header_len} runs past \
+                 the end of the file ({} bytes)",
+                bytes.len()
+            )));
+        }
+        let st = SafeTensors::deserialize(bytes).map_err(|e| fail(describe(e)))?;
+
+        let mut report = Report::default();
+        let mut found: BTreeMap<&str, _> = BTreeMap::new();
+        for (name, view) in st.iter() {
+            let integer = matches!(
+                view.dtype(),
+                Dtype::I8
+                    | Dtype::I16
+                    | Dtype::I32
+                    | Dtype::I64
+                    | Dtype::U8
+                    | Dtype::U16
+                    | Dtype::U32
+                    | Dtype::U64
+            );
+            if !(integer && name.ends_with("num_batches_tracked")) {
+                found.insert(name, view);
+            }
+        }
+        let mut weights = Weights::new();
+        for spec in unique_params(graph) {
+            let Some(view) = found.remove(spec.key.as_str()) else {
+                report.missing(&spec);
+                continue;
+            };
+            if view.shape() != spec.shape.as_slice() {
+                report.wrong(&spec, &view.dtype().to_string(), view.shape());
+                continue;
+            }
+            match to_f32(view.dtype(), view.data()) {
+                Some(data) => {
+                    let tensor = Tensor {
+                        shape: spec.shape.clone(),
+                        data,
+                    };
+                    weights.insert(spec.key.clone(), tensor);
+                }
+                None => report.wrong(&spec, &view.dtype().to_string(), view.shape()),
+            }
+        }
+        for (name, view) in found {
+            report
+                .unexpected
+                .push(format!("`{name}` {} {}", view.dtype(), dims(view.shape())));
+        }
+        match report.render(&graph.name) {
+            None => Ok(weights),
+            Some(message) => Err(fail(message)),
+        }
+    }
+
+    /// Saves every tensor as `F32` to a `.safetensors` file that PyTorch's
+    /// `safetensors.torch.load_file` reads.
+    ///
+    /// The file is written to a temporary file in the same directory and renamed into place,
+    /// so `path` is either the complete new file or untouched.
+    pub fn save_safetensors(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let fail = |message: String| Error::Weights {
+            path: path.display().to_string(),
+            message,
+        };
+        let mut infos = Vec::with_capacity(self.map.len());
+        let mut offset = 0usize;
+        for (key, t) in &self.map {
+            let n = t.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+            if n != Some(t.data.len()) {
+                return Err(fail(format!(
+                    "tensor `{key}` of shape {} has {} values",
+                    dims(&t.shape),
+                    t.data.len()
+                )));
+            }
+            let end = offset + 4 * t.data.len();
+            infos.push((
+                key.clone(),
+                TensorInfo {
+                    dtype: Dtype::F32,
+                    shape: t.shape.clone(),
+                    data_offsets: (offset, end),
+                },
+            ));
+            offset = end;
+        }
+        // The crate's own `Metadata` writes the header, so its format is the crate's.
+        let metadata = Metadata::new(None, infos).map_err(|e| fail(e.to_string()))?;
+        let mut header = serde_json::to_vec(&metadata).map_err(|e| fail(e.to_string()))?;
+        header.resize(header.len().next_multiple_of(8), b' ');
+        crate::npy::write_atomic(path, |w| {
+            w.write_all(&(header.len() as u64).to_le_bytes())?;
+            w.write_all(&header)?;
+            for t in self.map.values() {
+                for v in &t.data {
+                    w.write_all(&v.to_le_bytes())?;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The parameters of `graph`, each key once (in topological order).
+fn unique_params(graph: &Graph) -> Vec<ParamSpec> {
+    let mut seen = std::collections::HashSet::new();
+    graph
+        .params()
+        .into_iter()
+        .filter(|p| seen.insert(p.key.clone()))
+        .collect()
+}
+
+/// Little-endian `bytes` of `dtype` as f32, or `None` for a non-float dtype.
+fn to_f32(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
+    let v = match dtype {
+        Dtype::F32 => bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        Dtype::F64 => bytes
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32)
+            .collect(),
+        Dtype::F16 => bytes
+            .chunks_exact(2)
+            .map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]])))
+            .collect(),
+        Dtype::BF16 => bytes
+            .chunks_exact(2)
+            .map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16))
+            .collect(),
+        _ => return None,
+    };
+    Some(v)
+}
+
+/// IEEE half precision to single precision (exact).
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = ((h & 0x8000) as u32) << 16;
+    let exp = ((h >> 10) & 0x1f) as u32;
+    let man = (h & 0x3ff) as u32;
+    let magnitude = match exp {
+        // Zero and subnormals: man * 2^-24, exact in f32.
+        0 => man as f32 * f32::from_bits(0x3380_0000),
+        // Infinity and NaN (payload kept).
+        31 => f32::from_bits(0x7f80_0000 | (man << 13)),
+        // Normal: rebias the exponent from 15 to 127.
+        _ => f32::from_bits(((exp + 112) << 23) | (man << 13)),
+    };
+    f32::from_bits(magnitude.to_bits() | sign)
+}
+
+/// Words for what the `safetensors` crate found wrong with a file.
+fn describe(e: SafeTensorError) -> String {
+    let what = match e {
+        SafeTensorError::HeaderTooLarge => {
+            "its header is larger than the 100 MB the format allows".into()
+        }
+        SafeTensorError::HeaderTooSmall | SafeTensorError::InvalidHeaderLength => {
+            "its header length does not fit the file".into()
+        }
+        SafeTensorError::InvalidHeader(_) => "its header is not UTF-8 text".into(),
+        SafeTensorError::InvalidHeaderDeserialization(e) | SafeTensorError::JsonError(e) => {
+            format!("its header is not a safetensors JSON header ({e})")
+        }
+        SafeTensorError::InvalidOffset(name) => {
+            format!("tensor `{name}` has data offsets that overlap, leave gaps or run out of order")
+        }
+        SafeTensorError::TensorInvalidInfo => {
+            "a tensor's data offsets do not match its shape and dtype".into()
+        }
+        SafeTensorError::MetadataIncompleteBuffer => {
+            "the file's size does not match the tensors its header lists (truncated or extended?)"
+                .into()
+        }
+        SafeTensorError::ValidationOverflow => {
+            "a tensor's shape is too large (its size overflows)".into()
+        }
+        other => other.to_string(),
+    };
+    format!("not a valid safetensors file: {what}")
+}
+
+fn dims(shape: &[usize]) -> String {
+    let d: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    format!("[{}]", d.join(", "))
+}
+
+/// The differences between a set of tensors and what a graph needs.
+#[derive(Default)]
+struct Report {
+    missing: Vec<String>,
+    unexpected: Vec<String>,
+    wrong: Vec<String>,
+}
+
+impl Report {
+    fn missing(&mut self, spec: &ParamSpec) {
+        self.missing
+            .push(format!("`{}` F32 {}", spec.key, dims(&spec.shape)));
+    }
+
+    fn wrong(&mut self, spec: &ParamSpec, dtype: &str, shape: &[usize]) {
+        self.wrong.push(format!(
+            "`{}`: expected F32 {}, found {dtype} {}",
+            spec.key,
+            dims(&spec.shape),
+            dims(shape)
+        ));
+    }
+
+    /// The error message, or `None` when the tensors fit.
+    fn render(&self, network: &str) -> Option<String> {
+        if self.missing.is_empty() && self.unexpected.is_empty() && self.wrong.is_empty() {
+            return None;
+        }
+        let mut m = format!("the weights do not fit network `{network}`");
+        let lists = [
+            (&self.missing, "missing tensor", ""),
+            (&self.unexpected, "unexpected tensor", ""),
+            (
+                &self.wrong,
+                "tensor",
+                " with the wrong shape or dtype (F16, BF16 and F64 are converted)",
+            ),
+        ];
+        for (list, noun, rest) in lists {
+            if list.is_empty() {
+                continue;
+            }
+            let plural = if list.len() == 1 { "" } else { "s" };
+            let _ = write!(m, "\n  {} {noun}{plural}{rest}:", list.len());
+            for line in list.iter().take(MAX_LISTED) {
+                let _ = write!(m, "\n    {line}");
+            }
+            if list.len() > MAX_LISTED {
+                let _ = write!(m, "\n    ... and {} more", list.len() - MAX_LISTED);
+            }
+        }
+        Some(m)
+    }
+}
+
+/// SplitMix64 (Steele, Lea and Flood 2014): tiny, fast, and the same on every platform.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    /// The stream of tensor `key` under `seed` (FNV-1a hash of the key, mixed with the seed).
+    fn for_key(seed: u64, key: &str) -> SplitMix64 {
+        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+        });
+        let mut s = SplitMix64(seed);
+        SplitMix64(s.next() ^ hash)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, 1)` with 53 random bits.
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// Uniform in `[-a, a)`.
+    fn uniform(&mut self, a: f64) -> f64 {
+        (2.0 * self.unit() - 1.0) * a
+    }
+
+    /// Approximately standard normal: the sum of 12 uniforms minus 6 (Irwin–Hall), which
+    /// has mean 0, variance 1 and is cut off at ±6.
+    ///
+    /// A hard choice: Box–Muller is exact but needs `ln` and `cos`, whose last bits come
+    /// from the platform's libm; sums of uniforms need only IEEE additions, so the weights
+    /// are bit-identical everywhere.
+    fn normal(&mut self) -> f64 {
+        (0..12).map(|_| self.unit()).sum::<f64>() - 6.0
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::diag::Span;
+    use crate::ir::infer::infer;
+    use crate::ir::{BatchNorm, Conv2d, Linear, NodeId, Op, Pad, Shape};
+
+    /// Adds `op` on `operands` with its inferred shape.
+    pub(crate) fn add(g: &mut Graph, op: Op, operands: &[NodeId]) -> NodeId {
+        let shapes: Vec<Shape> = operands.iter().map(|&o| g.node(o).shape.clone()).collect();
+        let refs: Vec<&Shape> = shapes.iter().collect();
+        let shape = infer(&op, &refs).expect("a valid test graph");
+        let name = format!("n{}", g.node_ids().len());
+        g.add(op, shape, Span::default(), name, operands)
+    }
+
+    /// A graph with one input of `shape`.
+    pub(crate) fn with_input(shape: Shape) -> (Graph, NodeId) {
+        let mut g = Graph::new("test");
+        let x = g.add(Op::Input, shape, Span::default(), "x", &[]);
+        g.inputs.push(x);
+        (g, x)
+    }
+
+    pub(crate) fn conv(key: &str, cin: usize, cout: usize, k: [usize; 2], bias: bool) -> Op {
+        Op::Conv2d(Conv2d {
+            out_channels: cout,
+            in_channels: cin,
+            kernel: k,
+            stride: [1, 1],
+            pad: Pad::default(),
+            groups: 1,
+            key: key.into(),
+            bias,
+            epilogue: Default::default(),
+        })
+    }
+
+    /// conv(3->4, 3x3, bias) -> bn -> flatten -> linear(4*4*4 -> 5).
+    fn small_net() -> Graph {
+        let (mut g, x) = with_input(Shape::nchw(3, 6, 6));
+        let c = add(&mut g, conv("features.conv", 3, 4, [3, 3], true), &[x]);
+        let b = add(
+            &mut g,
+            Op::BatchNorm(BatchNorm {
+                channels: 4,
+                eps: 1e-3,
+                key: "features.bn".into(),
+            }),
+            &[c],
+        );
+        let f = add(&mut g, Op::Flatten, &[b]);
+        let l = add(
+            &mut g,
+            Op::Linear(Linear {
+                in_features: 64,
+                out_features: 5,
+                key: "fc".into(),
+                bias: true,
+                relu: false,
+            }),
+            &[f],
+        );
+        g.outputs.push(("logits".into(), l));
+        g
+    }
+
+    fn tmp() -> tempfile::TempDir {
+        tempfile::tempdir().expect("temporary directory")
+    }
+
+    /// Writes `tensors` (name, dtype, shape, little-endian bytes) with the safetensors crate.
+    fn write_raw(path: &Path, tensors: &[(&str, Dtype, Vec<usize>, Vec<u8>)]) {
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+            .iter()
+            .map(|(n, d, s, b)| {
+                (
+                    n.to_string(),
+                    safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+                )
+            })
+            .collect();
+        std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+    }
+
+    fn f32_bytes(n: usize) -> Vec<u8> {
+        (0..n).flat_map(|i| (i as f32).to_le_bytes()).collect()
+    }
+
+    /// Every tensor of `g` as F32 bytes, except those for which `skip` is true.
+    fn tensors_of(
+        g: &Graph,
+        skip: impl Fn(&str) -> bool,
+    ) -> Vec<(String, Dtype, Vec<usize>, Vec<u8>)> {
+        g.params()
+            .into_iter()
+            .filter(|p| !skip(&p.key))
+            .map(|p| {
+                let n = p.shape.iter().product();
+                (p.key, Dtype::F32, p.shape, f32_bytes(n))
+            })
+            .collect()
+    }
+
+    fn load_error(path: &Path, g: &Graph) -> String {
+        match Weights::load_safetensors(path, g) {
+            Err(Error::Weights { path: p, message }) => {
+                assert_eq!(p, path.display().to_string());
+                message
+            }
+            other => panic!("expected a weights error, got {other:?}"),
+        }
+    }
+
+    fn as_refs(
+        v: &[(String, Dtype, Vec<usize>, Vec<u8>)],
+    ) -> Vec<(&str, Dtype, Vec<usize>, Vec<u8>)> {
+        v.iter()
+            .map(|(n, d, s, b)| (n.as_str(), *d, s.clone(), b.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn init_is_deterministic_keyed_and_has_the_right_statistics() {
+        let g = small_net();
+        let a = Weights::init(&g, 7);
+        assert_eq!(a, Weights::init(&g, 7));
+        assert_ne!(a.get("fc.weight"), Weights::init(&g, 8).get("fc.weight"));
+        assert_eq!(a.len(), 2 + 4 + 2);
+        for p in g.params() {
+            let t = a.get(&p.key).unwrap();
+            assert_eq!(t.shape, p.shape);
+            assert_eq!(t.data.len(), p.shape.iter().product::<usize>());
+        }
+        // Adding a layer leaves the others' values alone.
+        let mut g2 = g.clone();
+        let out = g2.outputs[0].1;
+        let extra = add(
+            &mut g2,
+            Op::Linear(Linear {
+                in_features: 5,
+                out_features: 2,
+                key: "head".into(),
+                bias: false,
+                relu: false,
+            }),
+            &[out],
+        );
+        g2.outputs[0].1 = extra;
+        let b = Weights::init(&g2, 7);
+        assert_eq!(b.len(), a.len() + 1);
+        for (k, t) in a.iter() {
+            assert_eq!(b.get(k), Some(t), "{k}");
+        }
+        // Bit-exact values, pinned so that a platform or refactoring change shows up.
+        let w = &a.get("features.conv.weight").unwrap().data;
+        let pinned: Vec<u32> = w[..3].iter().map(|v| v.to_bits()).collect();
+        assert_eq!(pinned, PINNED_CONV_WEIGHT_BITS);
+        // He-normal: std sqrt(2/27) for the 3x3x3 conv. 108 samples: within 25%.
+        let std = (w.iter().map(|v| v * v).sum::<f32>() / w.len() as f32).sqrt();
+        assert!(
+            (std / (2.0f32 / 27.0).sqrt() - 1.0).abs() < 0.25,
+            "std {std}"
+        );
+        let bias = &a.get("features.conv.bias").unwrap().data;
+        assert!(bias.iter().all(|b| b.abs() <= 1.0 / 27f32.sqrt()));
+        let gamma = &a.get("features.bn.weight").unwrap().data;
+        let var = &a.get("features.bn.running_var").unwrap().data;
+        let mean = &a.get("features.bn.running_mean").unwrap().data;
+        for v in gamma.iter().chain(var) {
+            assert!((0.9..=1.1).contains(v) && *v != 1.0, "{v}");
+        }
+        assert!(mean.iter().all(|m| m.abs() <= 0.1) && mean.iter().any(|m| *m != 0.0));
+    }
+
+    const PINNED_CONV_WEIGHT_BITS: [u32; 3] = [3207442058, 1045076832, 3199405769];
+
+    #[test]
+    fn the_normal_generator_has_unit_variance() {
+        let mut r = SplitMix64::for_key(1, "x");
+        let n = 20_000;
+        let v: Vec<f64> = (0..n).map(|_| r.normal()).collect();
+        let mean = v.iter().sum::<f64>() / n as f64;
+        let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n as f64;
+        assert!(
+            mean.abs() < 0.03 && (var - 1.0).abs() < 0.05,
+            "mean {mean}, var {var}"
+        );
+    }
+
+    #[test]
+    fn save_then_load_round_trips() {
+        let g = small_net();
+        let w = Weights::init(&g, 3);
+        let dir = tmp();
+        let p = dir.path().join("w.safetensors");
+        w.save_safetensors(&p).unwrap();
+        assert_eq!(Weights::load_safetensors(&p, &g).unwrap(), w);
+        // The crate reads it back too, with every tensor as F32.
+        let bytes = std::fs::read(&p).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        assert_eq!(st.len(), w.len());
+        assert!(st.iter().all(|(_, v)| v.dtype() == Dtype::F32));
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file is left"
+        );
+    }
+
+    #[test]
+    fn saving_is_atomic() {
+        let g = small_net();
+        let w = Weights::init(&g, 3);
+        let dir = tmp();
+        let p = dir.path().join("w.safetensors");
+        w.save_safetensors(&p).unwrap();
+        let before = std::fs::read(&p).unwrap();
+        let mut bad = w.clone();
+        bad.insert(
+            "broken",
+            Tensor {
+                shape: vec![2, 2],
+                data: vec![1.0],
+            },
+        );
+        let e = bad.save_safetensors(&p).unwrap_err().to_string();
+        assert!(e.contains("`broken` of shape [2, 2] has 1 values"), "{e}");
+        let e = w
+            .save_safetensors(dir.path().join("missing/dir/w.safetensors"))
+            .unwrap_err();
+        assert!(matches!(e, Error::Io { .. }), "{e:?}");
+        assert_eq!(std::fs::read(&p).unwrap(), before);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn num_batches_tracked_is_ignored_and_half_precision_converted() {
+        let g = small_net();
+        let dir = tmp();
+        let p = dir.path().join("w.safetensors");
+        let mut t = tensors_of(&g, |k| k == "features.bn.weight");
+        // f16 bit patterns: 1.0, -2.0, 65504 (largest), 2^-24 (smallest subnormal).
+        let halves: Vec<u8> = [0x3c00u16, 0xc000, 0x7bff, 0x0001]
+            .iter()
+            .flat_map(|h| h.to_le_bytes())
+            .collect();
+        t.push(("features.bn.weight".into(), Dtype::F16, vec![4], halves));
+        t.push((
+            "features.bn.num_batches_tracked".into(),
+            Dtype::I64,
+            vec![],
+            5i64.to_le_bytes().to_vec(),
+        ));
+        write_raw(&p, &as_refs(&t));
+        let w = Weights::load_safetensors(&p, &g).unwrap();
+        assert_eq!(
+            w.get("features.bn.weight").unwrap().data,
+            [1.0, -2.0, 65504.0, 2f32.powi(-24)]
+        );
+        assert_eq!(w.get("fc.bias").unwrap().data, [0.0, 1.0, 2.0, 3.0, 4.0]);
+        assert!(w.get("features.bn.num_batches_tracked").is_none());
+    }
+
+    #[test]
+    fn f16_and_bf16_convert_exactly() {
+        assert_eq!(f16_to_f32(0x3555), 0.333_251_95);
+        assert_eq!(f16_to_f32(0x03ff), 1023.0 * 2f32.powi(-24));
+        assert_eq!(f16_to_f32(0x0400), 2f32.powi(-14));
+        assert_eq!(f16_to_f32(0x8000).to_bits(), (-0.0f32).to_bits());
+        assert_eq!(f16_to_f32(0x7c00), f32::INFINITY);
+        assert_eq!(f16_to_f32(0xfc00), f32::NEG_INFINITY);
+        assert!(f16_to_f32(0x7e00).is_nan());
+        let bf = to_f32(Dtype::BF16, &[0x80, 0x3f, 0x49, 0xc0]).unwrap();
+        assert_eq!(bf, [1.0, -3.140625]);
+    }
+
+    #[test]
+    fn a_mismatch_lists_everything_at_once() {
+        let g = small_net();
+        let dir = tmp();
+        let p = dir.path().join("w.safetensors");
+        let mut t = tensors_of(&g, |k| {
+            k == "fc.bias" || k == "features.bn.running_var" || k.starts_with("features.conv")
+        });
+        t.push((
+            "features.conv.weight".into(),
+            Dtype::F32,
+            vec![4, 3, 1, 1],
+            f32_bytes(12),
+        ));
+        t.push((
+            "features.conv.bias".into(),
+            Dtype::I64,
+            vec![4],
+            vec![0; 32],
+        ));
+        t.push((
+            "classifier.weight".into(),
+            Dtype::F32,
+            vec![2, 2],
+            f32_bytes(4),
+        ));
+        t.push((
+            "bn.num_batches_tracked".into(),
+            Dtype::F32,
+            vec![],
+            f32_bytes(1),
+        ));
+        write_raw(&p, &as_refs(&t));
+        let m = load_error(&p, &g);
+        let expected = "the weights do not fit network `test`
+  2 missing tensors:
+    `features.bn.running_var` F32 [4]
+    `fc.bias` F32 [5]
+  2 unexpected tensors:
+    `bn.num_batches_tracked` F32 []
+    `classifier.weight` F32 [2, 2]
+  2 tensors with the wrong shape or dtype (F16, BF16 and F64 are converted):
+    `features.conv.weight`: expected F32 [4, 3, 3, 3], found F32 [4, 3, 1, 1]
+    `features.conv.bias`: expected F32 [4], found I64 [4]";
+        assert_eq!(m, expected);
+    }
+
+    #[test]
+    fn long_lists_are_cut_at_twenty() {
+        let (mut g, x) = with_input(Shape::nchw(1, 4, 4));
+        let mut last = x;
+        for i in 0..25 {
+            last = add(
+                &mut g,
+                conv(&format!("c{i:02}"), 1, 1, [1, 1], false),
+                &[last],
+            );
+        }
+        g.outputs.push(("y".into(), last));
+        let dir = tmp();
+        let p = dir.path().join("w.safetensors");
+        write_raw(&p, &[]);
+        let m = load_error(&p, &g);
+        assert!(m.contains("25 missing tensors"), "{m}");
+        assert!(
+            m.contains("`c19.weight` F32 [1, 1, 1, 1]\n    ... and 5 more"),
+            "{m}"
+        );
+        assert!(!m.contains("c20"), "{m}");
+    }
+
+    #[test]
+    fn corrupt_files_are_clear_errors() {
+        let g = small_net();
+        let dir = tmp();
+        let p = dir.path().join("w.safetensors");
+        Weights::init(&g, 1).save_safetensors(&p).unwrap();
+        let good = std::fs::read(&p).unwrap();
+        let header_len = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+        let header = std::str::from_utf8(&good[8..8 + header_len])
+            .unwrap()
+            .to_string();
+        let with_header = |h: &str, data_len: usize| with_raw_header(h.as_bytes(), data_len);
+        fn with_raw_header(h: &[u8], data_len: usize) -> Vec<u8> {
+            let mut v = (h.len() as u64).to_le_bytes().to_vec();
+            v.extend(h);
+            v.extend(vec![0u8; data_len]);
+            v
+        }
+        let mut huge = u64::MAX.to_le_bytes().to_vec();
+        huge.extend(b"{}");
+        let data_len = good.len() - 8 - header_len;
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (vec![], "shorter than the 8-byte header length"),
+            (
+                b"GIF89a\x01\x00\x01\x00\x00\x00\x00".to_vec(),
+                "runs past the end of the file",
+            ),
+            (huge, "runs past the end of the file"),
+            (good[..good.len() - 3].to_vec(), "truncated or extended"),
+            (
+                good[..8 + header_len / 2].to_vec(),
+                "runs past the end of the file",
+            ),
+            ([good.clone(), vec![0; 4]].concat(), "truncated or extended"),
+            (
+                with_header("this is not json", 0),
+                "not a safetensors JSON header",
+            ),
+            (with_raw_header(b"{\"\xff\xfe\": 1}", 0), "not UTF-8"),
+            (
+                with_header(
+                    r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,1000000]}}"#,
+                    8,
+                ),
+                "do not match its shape",
+            ),
+            (
+                with_header(
+                    r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#,
+                    4,
+                ),
+                "truncated or extended",
+            ),
+            (
+                with_header(
+                    r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
+                    12,
+                ),
+                "tensor `a` has data offsets",
+            ),
+            (
+                with_header(
+                    r#"{"a":{"dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,8]}}"#,
+                    8,
+                ),
+                "too large",
+            ),
+            (
+                with_header(
+                    r#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#,
+                    8,
+                ),
+                "do not match its shape",
+            ),
+            (
+                with_header(&header.replace("F32", "Q99"), data_len),
+                "not a safetensors JSON header",
+            ),
+        ];
+        for (bytes, expected) in cases {
+            std::fs::write(&p, &bytes).unwrap();
+            let m = load_error(&p, &g);
+            assert!(m.contains(expected), "{m:?} should mention {expected:?}");
+        }
+    }
+
+    #[test]
+    fn unreadable_paths_are_io_errors_naming_them() {
+        let g = small_net();
+        let e = Weights::load_safetensors("/no/such/w.safetensors", &g).unwrap_err();
+        assert!(
+            matches!(&e, Error::Io { path, .. } if path == "/no/such/w.safetensors"),
+            "{e:?}"
+        );
+        let dir = tmp();
+        let e = Weights::load_safetensors(dir.path(), &g).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+    }
+
+    #[test]
+    fn check_reports_missing_and_mis_shaped_tensors() {
+        let g = small_net();
+        let mut w = Weights::init(&g, 1);
+        assert!(w.check(&g).is_ok());
+        w.insert(
+            "unused",
+            Tensor {
+                shape: vec![1],
+                data: vec![0.0],
+            },
+        );
+        assert!(w.check(&g).is_ok(), "extra tensors are allowed");
+        w.map.remove("fc.bias");
+        w.insert(
+            "fc.weight",
+            Tensor {
+                shape: vec![5, 64],
+                data: vec![0.0; 3],
+            },
+        );
+        let e = w.check(&g).unwrap_err().to_string();
+        assert!(
+            e.contains("1 missing tensor:\n    `fc.bias` F32 [5]"),
+            "{e}"
+        );
+        assert!(
+            e.contains("`fc.weight`: shape [5, 64] holds 320 values, the tensor has 3"),
+            "{e}"
+        );
+    }
+}
