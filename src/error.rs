@@ -50,6 +50,9 @@ pub enum Error {
         /// Every violation.
         errors: Vec<String>,
     },
+    /// Code generation failed (an unsupported CPU, or a compiler bug).
+    #[error("code generation: {0}")]
+    Jit(String),
     /// An invalid option or request.
     #[error("{0}")]
     Invalid(String),

@@ -7,9 +7,12 @@ pub mod frontend;
 pub mod ir;
 pub mod lower;
 pub mod npy;
+pub mod passes;
 pub mod reference;
 pub mod weights;
 pub mod summary;
 pub mod syntax;
 
 pub use error::{Error, Result};
+pub mod jit;
+pub mod runtime;

@@ -246,36 +246,48 @@ fn conv2d(
     let [kh, kw] = c.kernel;
     let [sh, sw] = c.stride;
     let mut y = vec![0.0f32; ys.numel()];
-    for b in 0..n {
-        for o in 0..cout {
-            let g = o / out_per_group;
-            for i in 0..oh {
-                for j in 0..ow {
-                    let mut acc = bias.map_or(0.0, |b| b[o] as f64);
-                    for ic in 0..in_per_group {
-                        let ci = g * in_per_group + ic;
-                        for ky in 0..kh {
-                            let Some(iy) =
-                                (i * sh + ky).checked_sub(c.pad.top).filter(|&iy| iy < h)
-                            else {
+    // One output channel's plane per work item; the planes are independent, so they are shared
+    // out over the cores. Each sum is computed the same way whatever the thread count.
+    let plane = oh * ow;
+    let out_channel = |b: usize, o: usize, out: &mut [f32]| {
+        let g = o / out_per_group;
+        for i in 0..oh {
+            for j in 0..ow {
+                let mut acc = bias.map_or(0.0, |b| b[o] as f64);
+                for ic in 0..in_per_group {
+                    let ci = g * in_per_group + ic;
+                    for ky in 0..kh {
+                        let Some(iy) = (i * sh + ky).checked_sub(c.pad.top).filter(|&iy| iy < h) else {
+                            continue;
+                        };
+                        for kx in 0..kw {
+                            let Some(ix) = (j * sw + kx).checked_sub(c.pad.left).filter(|&ix| ix < wd) else {
                                 continue;
                             };
-                            for kx in 0..kw {
-                                let Some(ix) =
-                                    (j * sw + kx).checked_sub(c.pad.left).filter(|&ix| ix < wd)
-                                else {
-                                    continue;
-                                };
-                                let xv = x[((b * cin + ci) * h + iy) * wd + ix] as f64;
-                                let wv = w[((o * in_per_group + ic) * kh + ky) * kw + kx] as f64;
-                                acc += xv * wv;
-                            }
+                            let xv = x[((b * cin + ci) * h + iy) * wd + ix] as f64;
+                            let wv = w[((o * in_per_group + ic) * kh + ky) * kw + kx] as f64;
+                            acc += xv * wv;
                         }
                     }
-                    y[((b * cout + o) * oh + i) * ow + j] = acc as f32;
                 }
+                out[i * ow + j] = acc as f32;
             }
         }
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(cout.max(1));
+    let per = cout.div_ceil(threads.max(1)).max(1);
+    for b in 0..n {
+        let batch = &mut y[b * cout * plane..(b + 1) * cout * plane];
+        std::thread::scope(|s| {
+            for (t, chunk) in batch.chunks_mut(per * plane.max(1)).enumerate() {
+                let out_channel = &out_channel;
+                s.spawn(move || {
+                    for (k, out) in chunk.chunks_mut(plane.max(1)).enumerate() {
+                        out_channel(b, t * per + k, out);
+                    }
+                });
+            }
+        });
     }
     y
 }

@@ -1,5 +1,6 @@
 //! The IR graph: a petgraph `StableDiGraph` of [`Node`]s whose edges carry operand slots.
 
+use super::layout::Layout;
 use super::op::{Op, ParamSpec};
 use super::shape::Shape;
 use crate::diag::Span;
@@ -38,6 +39,12 @@ pub struct Node {
     pub span: Span,
     /// Hierarchical name for people (`Mixed_5b.branch5x5_1`), unique only by convention.
     pub name: String,
+    /// Memory layout of this node's output; [`Layout::Nchw`] until `select-layout` runs.
+    pub layout: Layout,
+    /// On a `Concat` only, set by `eliminate-concat`: each operand is used by this concat
+    /// alone and is written by its producer straight into its channel slice of the concat's
+    /// buffer, so the concat copies nothing. Always `false` on other ops.
+    pub in_place: bool,
 }
 
 /// A network: operations, their operands, the input and the named outputs.
@@ -61,7 +68,7 @@ impl Graph {
 
     /// Adds a node computing `op` from `operands` (in slot order).
     pub fn add(&mut self, op: Op, shape: Shape, span: Span, name: impl Into<String>, operands: &[NodeId]) -> NodeId {
-        let id = NodeId(self.g.add_node(Node { op, shape, span, name: name.into() }));
+        let id = NodeId(self.g.add_node(Node { op, shape, span, name: name.into(), layout: Layout::Nchw, in_place: false }));
         for (slot, o) in operands.iter().enumerate() {
             self.g.add_edge(o.0, id.0, slot as u32);
         }

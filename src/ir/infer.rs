@@ -20,7 +20,7 @@ pub fn infer(op: &Op, ins: &[&Shape]) -> Result<Shape, String> {
     let out = match op {
         Op::Input => return Err("an input has no operands to infer from".into()),
         Op::Conv2d(c) => {
-            arity(1)?;
+            arity(if c.epilogue.residual.is_some() { 2 } else { 1 })?;
             let x = ins[0];
             map(x)?;
             if c.groups == 0 || c.out_channels == 0 {
@@ -36,7 +36,13 @@ pub fn infer(op: &Op, ins: &[&Shape]) -> Result<Shape, String> {
                 ));
             }
             let (h, w) = window2(x, c.kernel, c.stride, &c.pad, false)?;
-            Shape::nchw(c.out_channels, h, w)
+            let out = Shape::nchw(c.out_channels, h, w);
+            if let Some(r) = ins.get(1) {
+                if **r != out {
+                    return Err(format!("residual input is {r}, the convolution gives {out}"));
+                }
+            }
+            out
         }
         Op::BatchNorm(b) => {
             arity(1)?;
@@ -120,6 +126,14 @@ pub fn infer(op: &Op, ins: &[&Shape]) -> Result<Shape, String> {
             let mut d = first.0.clone();
             d[1] = c;
             Shape(d)
+        }
+        Op::Slice { start, len } => {
+            arity(1)?;
+            map(ins[0])?;
+            if start.checked_add(*len).is_none_or(|end| end > ins[0].c()) {
+                return Err(format!("channels {start}..{} are outside the input's {}", start.saturating_add(*len), ins[0].c()));
+            }
+            Shape(vec![ins[0].0[0], *len, ins[0].h(), ins[0].w()])
         }
         Op::Add { .. } => {
             arity(2)?;

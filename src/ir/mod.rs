@@ -2,11 +2,13 @@
 
 pub mod graph;
 pub mod infer;
+pub mod layout;
 pub mod op;
 pub mod print;
 pub mod shape;
 pub mod verify;
 
 pub use graph::{Graph, Node, NodeId};
-pub use op::{BatchNorm, Conv2d, Linear, Lrn, Op, ParamRole, ParamSpec, Pool, PoolKind};
+pub use layout::Layout;
+pub use op::{BatchNorm, Conv2d, Epilogue, Linear, Lrn, Op, ParamRole, ParamSpec, Pool, PoolKind};
 pub use shape::{Pad, Shape};

@@ -43,6 +43,14 @@ pub enum Op {
         /// Scale of the second operand.
         scale: f32,
     },
+    /// Channels `start..start + len` of a feature map (made by `fuse-sibling-1x1`; a view
+    /// for `N = 1` in NCHW).
+    Slice {
+        /// First channel taken.
+        start: usize,
+        /// Channels taken.
+        len: usize,
+    },
 }
 
 /// Attributes of a 2-D convolution.
@@ -64,6 +72,26 @@ pub struct Conv2d {
     pub key: String,
     /// Whether a bias `[out]` (`<key>.bias`) is added.
     pub bias: bool,
+    /// Fused epilogue: `y = conv + bias`, then `y = operand1 + scale * y` when `Some(scale)`
+    /// (the residual input is operand 1), then `max(y, 0)` when `relu`. Lowering leaves it
+    /// empty; `fuse-activation` fills it.
+    pub epilogue: Epilogue,
+}
+
+/// What a convolution or linear layer does to its sums before storing them.
+#[derive(Clone, Copy, Debug, PartialEq, Default, serde::Serialize)]
+pub struct Epilogue {
+    /// `Some(scale)`: add `scale * y` to operand 1 (the residual input).
+    pub residual: Option<f32>,
+    /// Apply ReLU last.
+    pub relu: bool,
+}
+
+impl Epilogue {
+    /// True when nothing is fused.
+    pub fn is_empty(&self) -> bool {
+        self.residual.is_none() && !self.relu
+    }
 }
 
 /// Attributes of an inference batch norm.
@@ -129,6 +157,8 @@ pub struct Linear {
     pub key: String,
     /// Whether a bias `[out]` is added.
     pub bias: bool,
+    /// Fused ReLU (`fuse-activation`).
+    pub relu: bool,
 }
 
 /// What a parameter tensor is, for initialisation and for counting.
@@ -228,6 +258,7 @@ impl Op {
             Op::Softmax => "softmax",
             Op::Concat => "concat",
             Op::Add { .. } => "add",
+            Op::Slice { .. } => "slice",
         }
     }
 }
@@ -251,9 +282,15 @@ impl fmt::Display for Op {
                 if c.bias {
                     f.write_str(", bias")?;
                 }
+                if let Some(s) = c.epilogue.residual {
+                    write!(f, ", residual {s:?}")?;
+                }
+                if c.epilogue.relu {
+                    f.write_str(", relu")?;
+                }
                 f.write_str("]")
             }
-            Op::BatchNorm(b) => write!(f, "[eps {}]", b.eps),
+            Op::BatchNorm(b) => write!(f, "[eps {:?}]", b.eps),
             Op::Pool(p) => {
                 write!(f, "[{}x{}", p.kernel[0], p.kernel[1])?;
                 write_pair(f, "s", p.stride)?;
@@ -268,11 +305,14 @@ impl fmt::Display for Op {
                 }
                 f.write_str("]")
             }
-            Op::Lrn(l) => write!(f, "[size {}, alpha {}, beta {}, k {}]", l.size, l.alpha, l.beta, l.k),
+            Op::Lrn(l) => write!(f, "[size {}, alpha {:?}, beta {:?}, k {:?}]", l.size, l.alpha, l.beta, l.k),
             Op::Dropout { p } => write!(f, "[{p}]"),
-            Op::Linear(l) => write!(f, "[{}{}]", l.out_features, if l.bias { ", bias" } else { "" }),
-            Op::L2Norm { eps } => write!(f, "[eps {eps}]"),
-            Op::Add { scale } if *scale != 1.0 => write!(f, "[scale {scale}]"),
+            Op::Linear(l) => {
+                write!(f, "[{}{}{}]", l.out_features, if l.bias { ", bias" } else { "" }, if l.relu { ", relu" } else { "" })
+            }
+            Op::L2Norm { eps } => write!(f, "[eps {eps:?}]"),
+            Op::Add { scale } if *scale != 1.0 => write!(f, "[scale {scale:?}]"),
+            Op::Slice { start, len } => write!(f, "[{start}..{}]", start + len),
             _ => Ok(()),
         }
     }

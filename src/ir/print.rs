@@ -3,9 +3,11 @@
 //! ```text
 //! %0 = input : 1x3x299x299
 //! %1 = conv2d[32, 3x3, s2] %0 : 1x32x149x149  ; Conv2d_1a_3x3
+//! %9 = concat %5, %8 : 1x64x35x35 nchw16c in_place  ; Mixed_5b
 //! ```
 
 use super::graph::Graph;
+use super::layout::Layout;
 use std::fmt::Write;
 
 /// Prints the graph.
@@ -20,6 +22,13 @@ pub fn print(g: &Graph) -> String {
             let _ = write!(s, " {}", ops.join(", "));
         }
         let _ = write!(s, " : {}", n.shape);
+        // Annotations of the late passes, printed only when set so lowered IR is unchanged.
+        if n.layout != Layout::Nchw {
+            let _ = write!(s, " {}", n.layout);
+        }
+        if n.in_place {
+            s.push_str(" in_place");
+        }
         if !n.name.is_empty() {
             let _ = write!(s, "  ; {}", n.name);
         }

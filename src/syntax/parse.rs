@@ -343,7 +343,19 @@ fn check_nesting(file: FileId, text: &str) -> Result<(), Vec<Diagnostic>> {
 fn rule_name(r: &Rule) -> Option<&'static str> {
     Some(match r {
         Rule::EOI => "end of file",
-        Rule::stmt | Rule::layer => "a statement",
+        Rule::file
+        | Rule::stmt
+        | Rule::layer
+        | Rule::network_decl
+        | Rule::input_decl
+        | Rule::names_decl
+        | Rule::block_def
+        | Rule::default_stmt
+        | Rule::concat_stmt
+        | Rule::residual_stmt
+        | Rule::repeat_stmt
+        | Rule::output_stmt
+        | Rule::call => "a statement",
         Rule::label => "a label",
         Rule::ident | Rule::call_name => "a name",
         Rule::expr | Rule::number | Rule::term | Rule::neg => "a number or expression",

@@ -1,0 +1,289 @@
+//! Direct convolution on channel-blocked (`Nchw4c`) tensors: weight packing and the
+//! register-blocked f32x4 micro-kernel.
+//!
+//! The input is `[cb_in][hp][wp][4]` (already zero-padded by a `Pad` kernel when the layer
+//! pads), the output `[cb_out][oh][ow][4]`. A micro-tile computes `MR` consecutive output
+//! pixels of one row times `NR = 2` output-channel blocks (8 channels): `MR * NR`
+//! accumulators stay in registers across the whole reduction over input-channel blocks,
+//! kernel rows (both run-time loops) and kernel columns and lanes (unrolled). Each step
+//! loads `NR` packed weight vectors and broadcasts `MR` input scalars:
+//!
+//! ```text
+//! for icb, ky:                 (loops)
+//!   for kx, l in 0..4:         (unrolled)
+//!     w_j = W[ocp][icb][ky][kx][l][j]          j < NR, one f32x4 each
+//!     for i < MR: acc[i][j] = fma(splat(x[icb][oy*sh+ky][(ox+i)*sw+kx][l]), w_j, acc[i][j])
+//! ```
+//!
+//! A grouped convolution is packed as the dense convolution with a block-diagonal weight
+//! (zeros across groups): correct for every group count, `groups` times the work.
+
+use super::emit::*;
+use cranelift_codegen::ir::{InstBuilder, Value};
+use cranelift_frontend::{FunctionBuilder, Variable};
+
+/// Geometry of one compiled convolution, all compile-time constants. Two layers with the
+/// same `ConvSpec` share their code.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ConvSpec {
+    /// Input channel blocks of 4 (input channels rounded up to 8, divided by 4).
+    pub cb_in: usize,
+    /// Height and width of the (padded) input buffer.
+    pub hp: usize,
+    /// Width of the (padded) input buffer.
+    pub wp: usize,
+    /// Kernel `[kh, kw]`.
+    pub kernel: [usize; 2],
+    /// Stride `[sh, sw]`.
+    pub stride: [usize; 2],
+    /// Output rows.
+    pub oh: usize,
+    /// Output columns.
+    pub ow: usize,
+    /// Output-channel pairs of blocks (output channels rounded up to 8, divided by 8).
+    pub ocp: usize,
+    /// The fused epilogue: residual scale (as f32 bits) and relu.
+    pub residual: Option<u32>,
+    /// Apply `max(y, 0)` last.
+    pub relu: bool,
+}
+
+/// A provider of convolution micro-kernels: its tile shape, the weight order it reads and
+/// the code it emits. A wider-vector tier (AVX-512) would implement the same interface
+/// with its own packing.
+pub trait ConvProvider {
+    /// Output pixels per micro-tile (`MR`).
+    fn mr(&self) -> usize;
+    /// Output channels per micro-tile (`NR * lanes`).
+    fn oc_tile(&self) -> usize;
+    /// Packs a dense `[oc][ic][kh][kw]` weight (ic = all input channels) in read order.
+    fn pack(&self, s: &ConvSpec, oc: usize, ic: usize, dense: &[f32]) -> Vec<f32>;
+    /// Packs the bias (`None`: zeros) for the epilogue.
+    fn pack_bias(&self, s: &ConvSpec, oc: usize, bias: Option<&[f32]>) -> Vec<f32>;
+    /// Emits the body of the kernel for items `begin..end` (item = `ocp * oh + oy`).
+    fn emit(&self, b: &mut FunctionBuilder, s: &ConvSpec, args: Value, begin: Value, end: Value);
+}
+
+/// The portable f32x4 + FMA provider: `MR x 2` tiles of f32x4 accumulators.
+#[derive(Clone, Copy, Debug)]
+pub struct F32x4Conv {
+    /// Output pixels per tile; `MR * 2` accumulators (10 for `MR = 5`) fit xmm0-15 with
+    /// the two weight vectors and the broadcast.
+    pub mr: usize,
+}
+
+/// The default provider.
+pub const DEFAULT_CONV: F32x4Conv = F32x4Conv { mr: 5 };
+
+const NR: usize = 2;
+
+impl ConvSpec {
+    /// Floats of packed weights per output-channel pair.
+    pub fn pair_stride(&self) -> usize {
+        self.cb_in * self.kernel[0] * self.kernel[1] * 4 * NR * 4
+    }
+    /// Work items: one per (output-channel pair, output row).
+    pub fn items(&self) -> usize {
+        self.ocp * self.oh
+    }
+    /// Multiply-adds actually executed (including padded channels).
+    pub fn macs(&self) -> u64 {
+        (self.ocp * 8 * self.oh * self.ow * self.cb_in * 4 * self.kernel[0] * self.kernel[1]) as u64
+    }
+}
+
+impl ConvProvider for F32x4Conv {
+    fn mr(&self) -> usize {
+        self.mr
+    }
+    fn oc_tile(&self) -> usize {
+        NR * 4
+    }
+
+    fn pack(&self, s: &ConvSpec, oc: usize, ic: usize, dense: &[f32]) -> Vec<f32> {
+        let [kh, kw] = s.kernel;
+        let mut p = vec![0.0f32; s.ocp * s.pair_stride()];
+        let mut at = 0;
+        for ocp in 0..s.ocp {
+            for icb in 0..s.cb_in {
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        for l in 0..4 {
+                            for j in 0..NR {
+                                for lane in 0..4 {
+                                    let (o, i) = (ocp * 8 + j * 4 + lane, icb * 4 + l);
+                                    if o < oc && i < ic {
+                                        p[at] = dense[((o * ic + i) * kh + ky) * kw + kx];
+                                    }
+                                    at += 1;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        p
+    }
+
+    fn pack_bias(&self, s: &ConvSpec, oc: usize, bias: Option<&[f32]>) -> Vec<f32> {
+        let mut p = vec![0.0f32; s.ocp * 8];
+        if let Some(b) = bias {
+            p[..oc].copy_from_slice(&b[..oc]);
+        }
+        p
+    }
+
+    fn emit(&self, b: &mut FunctionBuilder, s: &ConvSpec, args: Value, begin: Value, end: Value) {
+        let out = arg(b, args, 0);
+        let inp = arg(b, args, 1);
+        let w = arg(b, args, 2);
+        let bias = arg(b, args, 3);
+        let res = if s.residual.is_some() { Some(arg(b, args, 4)) } else { None };
+        let mr = self.mr;
+        let plane = (s.oh * s.ow) as i64 * VB;
+        for_range(b, begin, end, |b, item| {
+            let ocp = b.ins().udiv_imm_u(item, s.oh as i64);
+            let oy = b.ins().urem_imm_u(item, s.oh as i64);
+            let wbase = add_scaled(b, w, ocp, (s.pair_stride() * 4) as i64);
+            let bb = add_scaled(b, bias, ocp, NR as i64 * VB);
+            let inrow = add_scaled(b, inp, oy, (s.stride[0] * s.wp) as i64 * VB);
+            let o1 = b.ins().imul_imm_s(ocp, NR as i64 * plane);
+            let o2 = b.ins().imul_imm_s(oy, s.ow as i64 * VB);
+            let ooff = b.ins().iadd(o1, o2);
+            let outrow = b.ins().iadd(out, ooff);
+            let resrow = res.map(|r| b.ins().iadd(r, ooff));
+            let full = s.ow / mr;
+            let rem = s.ow % mr;
+            let row = Row { inrow, wbase, bb, outrow, resrow, plane };
+            for_n(b, full, |b, t| {
+                let ip = add_scaled(b, row.inrow, t, (mr * s.stride[1]) as i64 * VB);
+                let op = add_scaled(b, row.outrow, t, mr as i64 * VB);
+                let rp = row.resrow.map(|r| add_scaled(b, r, t, mr as i64 * VB));
+                tile(b, s, mr, ip, row.wbase, row.bb, op, rp, row.plane);
+            });
+            if rem > 0 {
+                let ip = add(b, row.inrow, (full * mr * s.stride[1]) as i64 * VB);
+                let op = add(b, row.outrow, (full * mr) as i64 * VB);
+                let rp = row.resrow.map(|r| add(b, r, (full * mr) as i64 * VB));
+                tile(b, s, rem, ip, row.wbase, row.bb, op, rp, row.plane);
+            }
+        });
+    }
+}
+
+/// Pointers of one output row.
+#[derive(Clone, Copy)]
+struct Row {
+    inrow: Value,
+    wbase: Value,
+    bb: Value,
+    outrow: Value,
+    resrow: Option<Value>,
+    plane: i64,
+}
+
+/// One `m x NR` micro-tile: reduction loops, then the epilogue and the store.
+#[allow(clippy::too_many_arguments)]
+fn tile(
+    b: &mut FunctionBuilder,
+    s: &ConvSpec,
+    m: usize,
+    ip: Value,
+    wp: Value,
+    bias: Value,
+    op: Value,
+    rp: Option<Value>,
+    plane: i64,
+) {
+    let [kh, kw] = s.kernel;
+    let [_, sw] = s.stride;
+    let bv: Vec<Value> = (0..NR).map(|j| ldv(b, bias, j as i64 * VB)).collect();
+    let acc: Vec<Variable> = (0..m * NR)
+        .map(|t| {
+            let v = b.declare_var(V4);
+            b.def_var(v, bv[t % NR]);
+            v
+        })
+        .collect();
+    // Reduction over input-channel blocks (and kernel rows): do-while loops, counts >= 1.
+    let step = |b: &mut FunctionBuilder, ipk: Value, wpk: Value| {
+        for kx in 0..kw {
+            for l in 0..4 {
+                let wv: Vec<Value> =
+                    (0..NR).map(|j| ldv(b, wpk, (((kx * 4 + l) * NR + j) as i64) * VB)).collect();
+                for i in 0..m {
+                    let x = lds(b, ipk, (((i * sw + kx) * 4 + l) * 4) as i64);
+                    let sp = b.ins().splat(V4, x);
+                    for (j, &wj) in wv.iter().enumerate() {
+                        let a = b.use_var(acc[i * NR + j]);
+                        let r = b.ins().fma(sp, wj, a);
+                        b.def_var(acc[i * NR + j], r);
+                    }
+                }
+            }
+        }
+    };
+    let row_bytes = s.wp as i64 * VB;
+    let plane_in = (s.hp * s.wp) as i64 * VB;
+    let kstep = (kw * 4 * NR) as i64 * VB;
+    if kh == 1 {
+        counted(b, s.cb_in, ip, wp, plane_in, kstep, &mut |b, p, q| step(b, p, q));
+    } else {
+        counted(b, s.cb_in, ip, wp, plane_in, kh as i64 * kstep, &mut |b, p, q| {
+            counted(b, kh, p, q, row_bytes, kstep, &mut |b, p2, q2| step(b, p2, q2))
+        });
+    }
+    // Epilogue: residual `r + scale * y`, then relu, then the store.
+    let scale = s.residual.map(|bits| splat_const(b, f32::from_bits(bits)));
+    let zero = if s.relu { Some(splat_const(b, 0.0)) } else { None };
+    for i in 0..m {
+        for j in 0..NR {
+            let off = j as i64 * plane + i as i64 * VB;
+            let mut y = b.use_var(acc[i * NR + j]);
+            if let (Some(sc), Some(r)) = (scale, rp) {
+                let rv = ldv(b, r, off);
+                let t = b.ins().fmul(sc, y);
+                y = b.ins().fadd(rv, t);
+            }
+            if let Some(z) = zero {
+                y = b.ins().fmax(y, z);
+            }
+            stv(b, y, op, off);
+        }
+    }
+}
+
+/// A do-while loop run `n >= 1` times, advancing two pointers by `dp` and `dq` bytes.
+fn counted(
+    b: &mut FunctionBuilder,
+    n: usize,
+    p0: Value,
+    q0: Value,
+    dp: i64,
+    dq: i64,
+    body: &mut dyn FnMut(&mut FunctionBuilder, Value, Value),
+) {
+    use cranelift_codegen::ir::types::I64;
+    let (pv, qv, cv) = (b.declare_var(I64), b.declare_var(I64), b.declare_var(I64));
+    b.def_var(pv, p0);
+    b.def_var(qv, q0);
+    let n0 = ic(b, n as i64);
+    b.def_var(cv, n0);
+    let lp = b.create_block();
+    let exit = b.create_block();
+    b.ins().jump(lp, &[]);
+    b.switch_to_block(lp);
+    let p = b.use_var(pv);
+    let q = b.use_var(qv);
+    body(b, p, q);
+    let p2 = b.ins().iadd_imm_s(p, dp);
+    let q2 = b.ins().iadd_imm_s(q, dq);
+    let c = b.use_var(cv);
+    let c2 = b.ins().iadd_imm_s(c, -1);
+    b.def_var(pv, p2);
+    b.def_var(qv, q2);
+    b.def_var(cv, c2);
+    b.ins().brif(c2, lp, &[], exit, &[]);
+    b.switch_to_block(exit);
+}

@@ -1,0 +1,311 @@
+//! The optimiser: a plain list of graph passes, with the IR verifier run after each one.
+//!
+//! ```
+//! use incc::passes::{optimize, PassOptions};
+//! let src = "network tiny\ninput x 3x8x8\nc: conv 16 3x3 pad 1 nobias bn relu\ngap\nflatten\nfc: fc 4\noutput y\n";
+//! let mut g = incc::frontend::compile_str("tiny.incep", src).unwrap();
+//! let mut w = incc::weights::Weights::init(&g, 1);
+//! let report = optimize(&mut g, &mut w, &PassOptions::default()).unwrap();
+//! assert_eq!(report[1].name, "fold-batch-norm");
+//! assert_eq!(report[1].rewrites, 1);
+//! ```
+//!
+//! Every pass rewrites the graph (and the weights it changes) in place, runs to a fixpoint,
+//! and returns how many rewrites it made. [`optimize`] runs the pipeline chosen by
+//! [`PassOptions`], checks the IR after each pass when `verify` is on (always in tests), and
+//! returns a [`PassReport`] per pass for `--explain` and the JSON report.
+//!
+//! | pass | level | what it does |
+//! |---|---|---|
+//! | `eliminate-dead-outputs` | O1 | drops unrequested outputs, what only they use, and dropouts |
+//! | `fold-batch-norm` | O1 | batch norm into the preceding convolution / linear layer |
+//! | `fuse-activation` | O1 | ReLU and residual sums into the convolution's epilogue |
+//! | `fuse-sibling-1x1` | O2 | 1x1 convolutions reading one tensor into one wider convolution |
+//! | `eliminate-concat` | O2 | marks concats whose producers can write into them in place |
+//! | `select-layout` | O2 | picks a memory layout per tensor by a cost model |
+
+mod eliminate_concat;
+mod eliminate_dead_outputs;
+mod fold_batch_norm;
+mod fuse_activation;
+mod fuse_sibling_1x1;
+mod select_layout;
+
+pub use eliminate_concat::EliminateConcat;
+pub use eliminate_dead_outputs::EliminateDeadOutputs;
+pub use fold_batch_norm::FoldBatchNorm;
+pub use fuse_activation::FuseActivation;
+pub use fuse_sibling_1x1::FuseSibling1x1;
+pub use select_layout::{SelectLayout, conversions};
+
+use crate::error::{Error, Result};
+use crate::ir::{Graph, Layout, NodeId, Op};
+use crate::weights::Weights;
+use petgraph::Direction;
+
+/// A graph rewrite.
+pub trait Pass {
+    /// The name users write in `--disable-pass` (`fold-batch-norm`).
+    fn name(&self) -> &'static str;
+    /// Rewrites `g` (and the parameters in `w` it changes) to a fixpoint; returns how many
+    /// rewrites it made (0: the graph is unchanged).
+    fn run(&self, g: &mut Graph, w: &mut Weights) -> Result<usize>;
+}
+
+/// How much to optimise.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Default, serde::Serialize)]
+pub enum Level {
+    /// Nothing: the graph stays exactly as lowered.
+    O0,
+    /// The local rewrites that never cost anything: dead outputs, batch-norm folding,
+    /// activation fusion.
+    O1,
+    /// Everything (the default).
+    #[default]
+    O2,
+}
+
+/// What [`optimize`] does.
+#[derive(Clone, Debug)]
+pub struct PassOptions {
+    /// Optimisation level.
+    pub level: Level,
+    /// Passes not to run, by name; an unknown name is an error.
+    pub disabled: Vec<String>,
+    /// Run the IR verifier (and the weights check) after every pass.
+    pub verify: bool,
+    /// The outputs to keep, by name. `None`: every output whose name does not start with
+    /// `aux` (auxiliary classifiers are for training), or all of them if that leaves none.
+    pub outputs: Option<Vec<String>>,
+}
+
+impl Default for PassOptions {
+    fn default() -> Self {
+        PassOptions {
+            level: Level::O2,
+            disabled: vec![],
+            verify: true,
+            outputs: None,
+        }
+    }
+}
+
+/// What one pass did, for `--explain` and the JSON report.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct PassReport {
+    /// The pass.
+    pub name: &'static str,
+    /// Rewrites made (what one counts is documented on each pass).
+    pub rewrites: usize,
+    /// Live nodes before the pass.
+    pub nodes_before: usize,
+    /// Live nodes after the pass.
+    pub nodes_after: usize,
+    /// Bytes of activations materialised (see [`activation_bytes`]) before the pass.
+    pub activation_bytes_before: u64,
+    /// The same after the pass.
+    pub activation_bytes_after: u64,
+    /// Kernels a runtime launches (see [`kernels`]) before the pass.
+    pub kernels_before: usize,
+    /// The same after the pass.
+    pub kernels_after: usize,
+}
+
+/// Every pass in pipeline order, with the lowest level that runs it.
+///
+/// The order matters: dead code goes first so no later pass works on it; batch norms must be
+/// folded before a ReLU can be fused into the convolution; siblings are merged only once
+/// their epilogues are final; in-place concats and layouts are decided on the final graph.
+pub fn pipeline(outputs: Option<Vec<String>>) -> Vec<(Level, Box<dyn Pass>)> {
+    vec![
+        (Level::O1, Box::new(EliminateDeadOutputs { outputs })),
+        (Level::O1, Box::new(FoldBatchNorm)),
+        (Level::O1, Box::new(FuseActivation)),
+        (Level::O2, Box::new(FuseSibling1x1)),
+        (Level::O2, Box::new(EliminateConcat)),
+        (Level::O2, Box::new(SelectLayout)),
+    ]
+}
+
+/// The names of all passes, in pipeline order.
+pub fn pass_names() -> Vec<&'static str> {
+    pipeline(None).iter().map(|(_, p)| p.name()).collect()
+}
+
+/// Runs the passes `opts` selects on `g`, rewriting `w` to fit the optimised graph (folded
+/// and merged tensors are written, tensors no longer used are dropped).
+///
+/// Errors: an unknown pass name in `opts.disabled` or output name in `opts.outputs`
+/// ([`Error::Invalid`], listing the valid ones), `opts.outputs` given while
+/// `eliminate-dead-outputs` does not run, missing weights for a tensor a pass rewrites, or a
+/// verifier failure ([`Error::Verifier`] naming the pass: a compiler bug).
+pub fn optimize(g: &mut Graph, w: &mut Weights, opts: &PassOptions) -> Result<Vec<PassReport>> {
+    let names = pass_names();
+    let unknown: Vec<&str> = opts
+        .disabled
+        .iter()
+        .map(String::as_str)
+        .filter(|d| !names.contains(d))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(Error::Invalid(format!(
+            "unknown pass{} {}; the passes are: {}",
+            if unknown.len() > 1 { "es" } else { "" },
+            unknown
+                .iter()
+                .map(|u| format!("`{u}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            names.join(", ")
+        )));
+    }
+    let passes: Vec<Box<dyn Pass>> = pipeline(opts.outputs.clone())
+        .into_iter()
+        .filter(|(level, p)| *level <= opts.level && !opts.disabled.iter().any(|d| d == p.name()))
+        .map(|(_, p)| p)
+        .collect();
+    if opts.outputs.is_some() && !passes.iter().any(|p| p.name() == "eliminate-dead-outputs") {
+        return Err(Error::Invalid(
+            "choosing outputs needs the pass `eliminate-dead-outputs`, which this optimisation level or --disable-pass turned off"
+                .into(),
+        ));
+    }
+    let mut reports = Vec::with_capacity(passes.len());
+    for pass in &passes {
+        let (nodes_before, activation_bytes_before, kernels_before) =
+            (g.g.node_count(), activation_bytes(g), kernels(g));
+        let rewrites = pass.run(g, w)?;
+        if opts.verify {
+            check(g, w, pass.name())?;
+        }
+        reports.push(PassReport {
+            name: pass.name(),
+            rewrites,
+            nodes_before,
+            nodes_after: g.g.node_count(),
+            activation_bytes_before,
+            activation_bytes_after: activation_bytes(g),
+            kernels_before,
+            kernels_after: kernels(g),
+        });
+    }
+    if !passes.is_empty() {
+        prune_weights(g, w);
+    }
+    Ok(reports)
+}
+
+/// The verifier, the checks of the annotations the late passes make, and the weights check.
+fn check(g: &Graph, w: &Weights, pass: &'static str) -> Result<()> {
+    let mut errors = crate::ir::verify::verify(g);
+    for id in g.node_ids() {
+        let n = g.node(id);
+        let b = n.layout.block();
+        if n.layout != Layout::Nchw && (!n.shape.is_map() || n.shape.c() % b != 0) {
+            errors.push(format!(
+                "{id} ({}): layout {} does not fit shape {}",
+                n.name, n.layout, n.shape
+            ));
+        }
+        if n.in_place {
+            if !matches!(n.op, Op::Concat) {
+                errors.push(format!("{id} ({}): only a concat can be in place", n.name));
+            }
+            for o in g.operands(id) {
+                if uses(g, o) != 1 || is_output(g, o) || g.node(o).layout != n.layout {
+                    errors.push(format!(
+                        "{id} ({}): operand {o} cannot write into it in place",
+                        n.name
+                    ));
+                }
+            }
+        }
+    }
+    if let Err(e) = w.check(g) {
+        errors.push(e.to_string());
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Verifier {
+            pass: pass.to_string(),
+            errors,
+        })
+    }
+}
+
+/// Drops the tensors of `w` that no op of `g` uses any more (folded batch norms, merged
+/// convolutions, removed layers).
+fn prune_weights(g: &Graph, w: &mut Weights) {
+    let used: std::collections::HashSet<String> = g.params().into_iter().map(|p| p.key).collect();
+    if w.iter().all(|(k, _)| used.contains(k)) {
+        return;
+    }
+    let mut kept = Weights::new();
+    for (k, t) in w.iter().filter(|(k, _)| used.contains(*k)) {
+        kept.insert(k, t.clone());
+    }
+    *w = kept;
+}
+
+/// Bytes of activation buffers a straightforward runtime materialises: every node's output
+/// except the network inputs (the caller's buffers), views (`slice`, `flatten`) and the
+/// operands of an in-place concat (they live inside the concat's buffer).
+pub fn activation_bytes(g: &Graph) -> u64 {
+    let mut inside = std::collections::HashSet::new();
+    for id in g.node_ids() {
+        if g.node(id).in_place {
+            inside.extend(g.operands(id));
+        }
+    }
+    g.node_ids()
+        .into_iter()
+        .filter(|id| !inside.contains(id))
+        .filter(|&id| !matches!(g.node(id).op, Op::Input | Op::Flatten | Op::Slice { .. }))
+        .map(|id| 4 * g.node(id).shape.numel() as u64)
+        .sum()
+}
+
+/// Nodes that run a kernel: all but inputs, views (`slice`, `flatten`) and in-place concats.
+pub fn kernels(g: &Graph) -> usize {
+    g.node_ids()
+        .into_iter()
+        .filter(|&id| {
+            let n = g.node(id);
+            !n.in_place && !matches!(n.op, Op::Input | Op::Flatten | Op::Slice { .. })
+        })
+        .count()
+}
+
+/// How many operand edges read `id` (a node reading it twice counts twice).
+fn uses(g: &Graph, id: NodeId) -> usize {
+    g.g.edges_directed(id.0, Direction::Outgoing).count()
+}
+
+/// True when `id` is one of the network's outputs.
+fn is_output(g: &Graph, id: NodeId) -> bool {
+    g.outputs.iter().any(|(_, o)| *o == id)
+}
+
+/// The one node that reads `id`, if exactly one operand edge does and `id` is not an
+/// output: the condition for fusing `id` into that user.
+fn sole_user(g: &Graph, id: NodeId) -> Option<NodeId> {
+    if uses(g, id) != 1 || is_output(g, id) {
+        return None;
+    }
+    g.users(id).first().copied()
+}
+
+/// A parameter tensor a pass needs, or an error naming the pass and the key.
+fn tensor<'a>(w: &'a Weights, pass: &str, key: &str, len: usize) -> Result<&'a [f32]> {
+    match w.get(key) {
+        Some(t) if t.data.len() == len => Ok(&t.data),
+        Some(t) => Err(Error::Invalid(format!(
+            "{pass}: tensor `{key}` has {} values, expected {len}",
+            t.data.len()
+        ))),
+        None => Err(Error::Invalid(format!(
+            "{pass}: the weights have no tensor `{key}`"
+        ))),
+    }
+}

@@ -1,0 +1,7 @@
+//! The compiled network: execution plan, threads and the [`Model`] that runs it.
+
+pub mod model;
+pub mod plan;
+pub mod pool;
+
+pub use model::Model;

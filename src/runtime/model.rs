@@ -1,0 +1,327 @@
+//! [`Model`]: JIT code, packed weights and a pool of preallocated activation arenas.
+
+use super::plan::{self, Arg, Helper, Plan, Slot, Step};
+use super::pool::{KernelFn, ThreadPool};
+use crate::error::{Error, Result};
+use crate::ir::{Graph, Shape};
+use crate::jit::{self, JitOptions};
+use crate::weights::Weights;
+use cranelift_frontend::FunctionBuilderContext;
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{Linkage, Module, default_libcall_names};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Kernels below this many flops run on the calling thread only.
+const PARALLEL_FLOPS: u64 = 200_000;
+
+/// 64 bytes, 64-byte aligned: the unit of the arena and of the packed parameters.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([f32; 16]);
+
+fn lines(bytes: usize) -> Vec<Line> {
+    vec![Line([0.0; 16]); bytes.div_ceil(64)]
+}
+
+extern "C" fn helper_powf(x: f32, y: f32) -> f32 {
+    x.powf(y)
+}
+
+extern "C" fn helper_expf(x: f32) -> f32 {
+    x.exp()
+}
+
+/// One caller's activation memory and its resolved argument tables.
+struct Arena {
+    mem: Vec<Line>,
+    /// All steps' argument tables, concatenated (pointers as integers).
+    args: Vec<usize>,
+}
+
+/// The JIT module; its code stays mapped until the model is dropped.
+struct Code(Option<JITModule>);
+
+// SAFETY: after `finalize_definitions` the module is never touched again except to free
+// it in `Drop`; the code is immutable and the function pointers are plain values.
+unsafe impl Send for Code {}
+// SAFETY: as above: shared references never reach the module.
+unsafe impl Sync for Code {}
+
+impl Drop for Code {
+    fn drop(&mut self) {
+        if let Some(m) = self.0.take() {
+            // SAFETY: the model owning this is being dropped, so no function pointer into
+            // the module can be called any more.
+            unsafe { m.free_memory() };
+        }
+    }
+}
+
+/// Compile-time statistics.
+#[derive(Clone, Debug, Default)]
+pub struct CompileStats {
+    /// Distinct kernels compiled.
+    pub kernels: usize,
+    /// Kernel calls per run.
+    pub steps: usize,
+    /// Machine code bytes.
+    pub code_bytes: usize,
+    /// Bytes of one activation arena.
+    pub arena_bytes: usize,
+    /// Bytes of packed parameters.
+    pub param_bytes: usize,
+    /// Planning and weight packing time (ms).
+    pub plan_ms: f64,
+    /// Code generation time (ms).
+    pub codegen_ms: f64,
+}
+
+/// A network compiled to native code, ready to run. `Send + Sync`: any number of threads
+/// may call [`Model::run`] at once.
+pub struct Model {
+    plan: Plan,
+    params: Vec<Line>,
+    fns: Vec<KernelFn>,
+    /// Start of each step's argument table in [`Arena::args`].
+    arg_at: Vec<usize>,
+    arenas: Mutex<Vec<Arena>>,
+    pool: Option<Mutex<ThreadPool>>,
+    stats: CompileStats,
+    _code: Code,
+}
+
+impl Model {
+    /// Compiles `graph` with `weights` for the host CPU.
+    pub fn compile(graph: &Graph, weights: &Weights, opts: &JitOptions) -> Result<Model> {
+        let t0 = Instant::now();
+        let plan = plan::plan(graph, weights)?;
+        let t1 = Instant::now();
+        let isa = jit::host_isa(opts.verify)?;
+        let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
+        let mut fbc = FunctionBuilderContext::new();
+        let mut ids = Vec::with_capacity(plan.kernels.len());
+        let mut code_bytes = 0;
+        for (i, spec) in plan.kernels.iter().enumerate() {
+            let mut ctx = jit::function(spec, module.isa(), i as u32, &mut fbc);
+            let id = module
+                .declare_function(&format!("k{i}"), Linkage::Local, &ctx.func.signature)
+                .map_err(|e| Error::Jit(e.to_string()))?;
+            module.define_function(id, &mut ctx).map_err(|e| Error::Jit(format!("kernel {spec:?}: {e:?}")))?;
+            code_bytes += ctx.compiled_code().map_or(0, |c| c.code_buffer().len());
+            ids.push(id);
+        }
+        module.finalize_definitions().map_err(|e| Error::Jit(e.to_string()))?;
+        let fns = ids
+            .iter()
+            .map(|&id| {
+                let p = module.get_finalized_function(id);
+                // SAFETY: every kernel was declared with `kernel::signature`, which is
+                // this type in the host's default calling convention.
+                unsafe { std::mem::transmute::<*const u8, KernelFn>(p) }
+            })
+            .collect();
+        let codegen_ms = t1.elapsed().as_secs_f64() * 1e3;
+        let mut params = lines(plan.params.len() * 4);
+        // SAFETY: `Line` is 16 plain f32s with no padding; the slice covers `params` exactly.
+        let flat = unsafe { std::slice::from_raw_parts_mut(params.as_mut_ptr() as *mut f32, params.len() * 16) };
+        flat[..plan.params.len()].copy_from_slice(&plan.params);
+        let mut arg_at = Vec::new();
+        let mut n = 0;
+        for s in &plan.steps {
+            arg_at.push(n);
+            if let Step::Kernel { args, .. } = s {
+                n += args.len();
+            }
+        }
+        let threads = if opts.threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            opts.threads
+        };
+        let stats = CompileStats {
+            kernels: plan.kernels.len(),
+            steps: plan.steps.len(),
+            code_bytes,
+            arena_bytes: plan.arena_bytes,
+            param_bytes: plan.params.len() * 4,
+            plan_ms: (t1 - t0).as_secs_f64() * 1e3,
+            codegen_ms,
+        };
+        let mut m = Model {
+            plan,
+            params,
+            fns,
+            arg_at,
+            arenas: Mutex::new(Vec::new()),
+            pool: if threads > 1 { Some(Mutex::new(ThreadPool::new(threads - 1))) } else { None },
+            stats,
+            _code: Code(Some(module)),
+        };
+        let a = m.new_arena();
+        m.arenas.get_mut().map_err(|_| Error::Jit("arena lock poisoned".into()))?.push(a);
+        Ok(m)
+    }
+
+    /// What compiling produced.
+    pub fn stats(&self) -> &CompileStats {
+        &self.stats
+    }
+
+    /// The network inputs: name and shape.
+    pub fn inputs(&self) -> impl Iterator<Item = (&str, &Shape)> {
+        self.plan.inputs.iter().map(|(n, s, _)| (n.as_str(), s))
+    }
+
+    fn new_arena(&self) -> Arena {
+        let mut mem = lines(self.plan.arena_bytes);
+        let base = mem.as_mut_ptr() as usize;
+        let pbase = self.params.as_ptr() as usize;
+        let mut args = Vec::new();
+        for s in &self.plan.steps {
+            if let Step::Kernel { args: a, .. } = s {
+                args.extend(a.iter().map(|a| match *a {
+                    Arg::Arena(o) => base + o,
+                    Arg::Param(o) => pbase + o,
+                    Arg::Helper(Helper::Powf) => helper_powf as *const () as usize,
+                    Arg::Helper(Helper::Expf) => helper_expf as *const () as usize,
+                }));
+            }
+        }
+        Arena { mem, args }
+    }
+
+    /// Runs the network on its single input (NCHW, as [`crate::reference::run`] takes
+    /// it), returning each output as `(name, shape, values)`.
+    pub fn run(&self, input: &[f32]) -> Result<Vec<(String, Shape, Vec<f32>)>> {
+        self.run_inputs(&[input])
+    }
+
+    /// Runs the network on one slice per input, in [`Graph::inputs`] order.
+    pub fn run_inputs(&self, inputs: &[&[f32]]) -> Result<Vec<(String, Shape, Vec<f32>)>> {
+        if inputs.len() != self.plan.inputs.len() {
+            return Err(Error::Invalid(format!(
+                "the network has {} input(s), {} were given",
+                self.plan.inputs.len(),
+                inputs.len()
+            )));
+        }
+        for ((name, shape, _), x) in self.plan.inputs.iter().zip(inputs) {
+            if x.len() != shape.numel() {
+                return Err(Error::InputShape {
+                    name: name.clone(),
+                    expected: shape.to_string(),
+                    found: format!("{} values", x.len()),
+                });
+            }
+        }
+        let arena = self.arenas.lock().map_err(|_| Error::Jit("arena lock poisoned".into()))?.pop();
+        let mut arena = match arena {
+            Some(a) => a,
+            None => self.new_arena(),
+        };
+        for ((_, _, slot), x) in self.plan.inputs.iter().zip(inputs) {
+            write_blocked(&mut arena.mem, slot, x);
+        }
+        self.execute(&mut arena, None);
+        let out = self
+            .plan
+            .outputs
+            .iter()
+            .map(|(name, shape, slot)| (name.clone(), shape.clone(), read_blocked(&arena.mem, slot)))
+            .collect();
+        if let Ok(mut v) = self.arenas.lock() {
+            v.push(arena);
+        }
+        Ok(out)
+    }
+
+    /// Runs the network once and returns each step's kernel (by description), its
+    /// floating-point operations and its time in seconds, in execution order.
+    pub fn profile(&self, inputs: &[&[f32]]) -> Result<Vec<(String, u64, f64)>> {
+        self.run_inputs(inputs)?;
+        let mut arena = self.new_arena();
+        for ((_, _, slot), x) in self.plan.inputs.iter().zip(inputs) {
+            write_blocked(&mut arena.mem, slot, x);
+        }
+        let mut times = Vec::new();
+        self.execute(&mut arena, Some(&mut times));
+        Ok(self
+            .plan
+            .steps
+            .iter()
+            .zip(times)
+            .map(|(s, t)| match s {
+                Step::Kernel { kernel, flops, .. } => (format!("{:?}", self.plan.kernels[*kernel]), *flops, t),
+                Step::Zero { len, .. } => (format!("Zero({len})"), 0, t),
+            })
+            .collect())
+    }
+
+    fn execute(&self, arena: &mut Arena, mut times: Option<&mut Vec<f64>>) {
+        let base = arena.mem.as_mut_ptr() as *mut u8;
+        let mut pool = self.pool.as_ref().and_then(|p| p.try_lock().ok());
+        for (s, &at) in self.plan.steps.iter().zip(&self.arg_at) {
+            let t0 = times.as_ref().map(|_| Instant::now());
+            match s {
+                Step::Zero { offset, len } => {
+                    // SAFETY: the plan keeps `offset + len` within `arena_bytes`.
+                    unsafe { std::ptr::write_bytes(base.add(*offset), 0, *len) };
+                }
+                Step::Kernel { kernel, items, flops, .. } => {
+                    let f = self.fns[*kernel];
+                    let args = arena.args[at..].as_ptr();
+                    match pool.as_mut() {
+                        Some(p) if *items > 1 && *flops >= PARALLEL_FLOPS => {
+                            // SAFETY: `args` points at this step's table of live arena and
+                            // parameter pointers; kernels write disjoint memory per item.
+                            unsafe { p.run(f, args, *items) }
+                        }
+                        // SAFETY: as above, on the calling thread alone.
+                        _ => unsafe { f(args, 0, *items as u64) },
+                    }
+                }
+            }
+            if let (Some(t), Some(t0)) = (times.as_mut(), t0) {
+                t.push(t0.elapsed().as_secs_f64());
+            }
+        }
+    }
+}
+
+fn as_f32(mem: &[Line]) -> &[f32] {
+    // SAFETY: `Line` is 16 plain f32s with no padding.
+    unsafe { std::slice::from_raw_parts(mem.as_ptr() as *const f32, mem.len() * 16) }
+}
+
+fn as_f32_mut(mem: &mut [Line]) -> &mut [f32] {
+    // SAFETY: `Line` is 16 plain f32s with no padding.
+    unsafe { std::slice::from_raw_parts_mut(mem.as_mut_ptr() as *mut f32, mem.len() * 16) }
+}
+
+/// NCHW (or `[F]`) to the blocked layout, padded channels zero.
+fn write_blocked(mem: &mut [Line], slot: &Slot, x: &[f32]) {
+    let m = as_f32_mut(mem);
+    let base = slot.offset / 4;
+    let cp = plan::cpad(slot.c);
+    let dst = &mut m[base..base + cp * slot.pix];
+    dst.fill(0.0);
+    for c in 0..slot.c {
+        for p in 0..slot.pix {
+            dst[(c / 4) * slot.pix * 4 + p * 4 + c % 4] = x[c * slot.pix + p];
+        }
+    }
+}
+
+/// The blocked layout back to NCHW.
+fn read_blocked(mem: &[Line], slot: &Slot) -> Vec<f32> {
+    let m = as_f32(mem);
+    let src = &m[slot.offset / 4..];
+    let mut y = vec![0.0f32; slot.c * slot.pix];
+    for c in 0..slot.c {
+        for p in 0..slot.pix {
+            y[c * slot.pix + p] = src[(c / 4) * slot.pix * 4 + p * 4 + c % 4];
+        }
+    }
+    y
+}

@@ -1,0 +1,616 @@
+//! The execution plan: the graph lowered to a list of kernel calls over one arena, with
+//! packed parameters and a liveness-based memory plan.
+//!
+//! ```text
+//!   %3 = conv2d[64, 3x3, p1] %2        Pad   { .. }        scratch <- buf(%2)
+//!                                 =>   Conv  { .. }        buf(%3) <- scratch, W@0, b@..
+//! ```
+//!
+//! Every tensor lives in the arena as `Nchw4c` with channels rounded up to 8 (see
+//! [`crate::jit::kernel`]); the padded channels are kept zero, because every kernel either
+//! writes its whole output or runs after a [`Step::Zero`] of the channels it leaves out.
+//! Buffers are reused once their last reader has run (best fit, no splitting); network
+//! outputs are never reused.
+
+use crate::error::{Error, Result};
+use crate::ir::{Graph, NodeId, Op, PoolKind, Shape};
+use crate::jit::conv::{ConvProvider, ConvSpec, DEFAULT_CONV};
+use crate::jit::kernel::{ChannelOp, KernelSpec};
+use crate::weights::Weights;
+use std::collections::HashMap;
+
+/// Where a kernel argument points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arg {
+    /// Byte offset into the activation arena.
+    Arena(usize),
+    /// Byte offset into the packed parameters.
+    Param(usize),
+    /// A runtime helper function (`powf` or `expf`).
+    Helper(Helper),
+}
+
+/// Functions the generated code calls through a pointer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Helper {
+    /// `extern "C" fn(f32, f32) -> f32`: `x.powf(y)`.
+    Powf,
+    /// `extern "C" fn(f32) -> f32`: `x.exp()`.
+    Expf,
+}
+
+/// One step of the plan.
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// Run kernel `kernel` (an index into [`Plan::kernels`]) on all its items.
+    Kernel {
+        /// Index into [`Plan::kernels`].
+        kernel: usize,
+        /// The argument table.
+        args: Vec<Arg>,
+        /// Number of work items.
+        items: usize,
+        /// Estimated floating-point operations (decides whether to use threads).
+        flops: u64,
+    },
+    /// Zero `len` bytes of the arena at `offset`.
+    Zero {
+        /// Byte offset.
+        offset: usize,
+        /// Bytes.
+        len: usize,
+    },
+}
+
+/// How a tensor is stored in the arena.
+#[derive(Clone, Debug)]
+pub struct Slot {
+    /// Byte offset.
+    pub offset: usize,
+    /// Channels (features for vectors).
+    pub c: usize,
+    /// Pixels per channel (1 for vectors).
+    pub pix: usize,
+}
+
+/// A whole network as kernel calls.
+#[derive(Debug)]
+pub struct Plan {
+    /// Distinct kernels.
+    pub kernels: Vec<KernelSpec>,
+    /// Steps in execution order.
+    pub steps: Vec<Step>,
+    /// Packed parameters (each block 64-byte aligned).
+    pub params: Vec<f32>,
+    /// Arena size in bytes.
+    pub arena_bytes: usize,
+    /// Network inputs: name, shape, slot.
+    pub inputs: Vec<(String, Shape, Slot)>,
+    /// Network outputs: name, shape, slot.
+    pub outputs: Vec<(String, Shape, Slot)>,
+}
+
+/// Channels rounded up to the layout's multiple of 8.
+pub fn cpad(c: usize) -> usize {
+    c.div_ceil(8) * 8
+}
+
+fn bytes_of(s: &Shape) -> usize {
+    let (c, pix) = c_pix(s);
+    cpad(c) * pix * 4
+}
+
+fn c_pix(s: &Shape) -> (usize, usize) {
+    if s.is_map() { (s.c(), s.h() * s.w()) } else { (s.0[1], 1) }
+}
+
+struct Buf {
+    offset: usize,
+    size: usize,
+    refs: usize,
+}
+
+#[derive(Default)]
+struct Planner {
+    kernels: Vec<KernelSpec>,
+    kernel_ids: HashMap<KernelSpec, usize>,
+    steps: Vec<Step>,
+    params: Vec<f32>,
+    free: Vec<(usize, usize)>,
+    top: usize,
+    bufs: Vec<Buf>,
+}
+
+impl Planner {
+    fn alloc(&mut self, size: usize) -> usize {
+        let size = size.max(64).div_ceil(64) * 64;
+        let best = self
+            .free
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.1 >= size)
+            .min_by_key(|(_, f)| f.1)
+            .map(|(i, _)| i);
+        if let Some(i) = best {
+            return self.free.swap_remove(i).0;
+        }
+        let off = self.top;
+        self.top += size;
+        off
+    }
+
+    fn release(&mut self, offset: usize, size: usize) {
+        self.free.push((offset, size.max(64).div_ceil(64) * 64));
+    }
+
+    fn new_buf(&mut self, size: usize, refs: usize) -> usize {
+        let offset = self.alloc(size);
+        self.bufs.push(Buf { offset, size, refs });
+        self.bufs.len() - 1
+    }
+
+    fn unref(&mut self, buf: usize) {
+        let b = &mut self.bufs[buf];
+        b.refs = b.refs.saturating_sub(1);
+        if b.refs == 0 {
+            let (o, s) = (b.offset, b.size);
+            self.release(o, s);
+        }
+    }
+
+    fn param(&mut self, data: &[f32]) -> Arg {
+        let at = self.params.len();
+        self.params.extend_from_slice(data);
+        self.params.resize(self.params.len().div_ceil(16) * 16, 0.0);
+        Arg::Param(at * 4)
+    }
+
+    fn kernel(&mut self, spec: KernelSpec, args: Vec<Arg>, flops: u64) {
+        let items = spec.items();
+        let kernel = match self.kernel_ids.get(&spec) {
+            Some(&k) => k,
+            None => {
+                self.kernels.push(spec.clone());
+                self.kernel_ids.insert(spec, self.kernels.len() - 1);
+                self.kernels.len() - 1
+            }
+        };
+        if items > 0 {
+            self.steps.push(Step::Kernel { kernel, args, items, flops });
+        }
+    }
+}
+
+/// Fetches `<key>.<suffix>`.
+fn param<'a>(w: &'a Weights, key: &str, suffix: &str) -> Result<&'a [f32]> {
+    let full = format!("{key}.{suffix}");
+    w.get(&full).map(|t| t.data.as_slice()).ok_or_else(|| Error::Invalid(format!("no weight tensor `{full}`")))
+}
+
+/// Lowers `graph` with `weights` to a [`Plan`].
+pub fn plan(graph: &Graph, weights: &Weights) -> Result<Plan> {
+    weights.check(graph)?;
+    let mut p = Planner::default();
+    let mut uses: HashMap<NodeId, usize> = HashMap::new();
+    for id in graph.node_ids() {
+        for o in graph.operands(id) {
+            *uses.entry(o).or_default() += 1;
+        }
+    }
+    for (_, id) in &graph.outputs {
+        // Outputs are never freed.
+        *uses.entry(*id).or_default() += 1 << 40;
+    }
+    let mut buf_of: HashMap<NodeId, usize> = HashMap::new();
+    let mut inputs = Vec::new();
+    for id in graph.topo_order() {
+        let node = graph.node(id);
+        let ops = graph.operands(id);
+        let nuses = uses.get(&id).copied().unwrap_or(0);
+        let in_buf = |i: usize| -> Result<usize> {
+            ops.get(i)
+                .and_then(|o| buf_of.get(o).copied())
+                .ok_or_else(|| Error::Invalid(format!("operand {i} of {id} `{}` was not planned", node.name)))
+        };
+        let in_shape = |i: usize| -> Result<&Shape> {
+            ops.get(i)
+                .map(|&o| &graph.node(o).shape)
+                .ok_or_else(|| Error::Invalid(format!("{id} `{}` lacks operand {i}", node.name)))
+        };
+        let out_shape = &node.shape;
+        // Aliases share their operand's buffer.
+        let alias = match &node.op {
+            Op::Dropout { .. } => true,
+            Op::Flatten => {
+                let s = in_shape(0)?;
+                !s.is_map() || s.h() * s.w() == 1
+            }
+            _ => false,
+        };
+        if alias {
+            let b = in_buf(0)?;
+            p.bufs[b].refs += nuses;
+            buf_of.insert(id, b);
+        } else if let Op::Input = node.op {
+            let b = p.new_buf(bytes_of(out_shape), nuses);
+            let (c, pix) = c_pix(out_shape);
+            inputs.push((id, node.name.clone(), out_shape.clone(), Slot { offset: p.bufs[b].offset, c, pix }));
+            buf_of.insert(id, b);
+        } else {
+            let ob = p.new_buf(bytes_of(out_shape), nuses);
+            let out = p.bufs[ob].offset;
+            let (oc, opix) = c_pix(out_shape);
+            let in0 = |p: &Planner| -> Result<usize> { Ok(p.bufs[in_buf(0)?].offset) };
+            match &node.op {
+                Op::Input | Op::Dropout { .. } => {}
+                Op::Conv2d(c) => {
+                    let xs = in_shape(0)?;
+                    let dense = dense_conv_weight(c, param(weights, &c.key, "weight")?);
+                    let bias = if c.bias { Some(param(weights, &c.key, "bias")?) } else { None };
+                    let res = match c.epilogue.residual {
+                        Some(_) => Some(Arg::Arena(p.bufs[in_buf(1)?].offset)),
+                        None => None,
+                    };
+                    let src = in0(&p)?;
+                    conv(
+                        &mut p,
+                        ConvIn {
+                            src,
+                            c: c.in_channels,
+                            h: xs.h(),
+                            w: xs.w(),
+                            kernel: c.kernel,
+                            stride: c.stride,
+                            pad: [c.pad.top, c.pad.bottom, c.pad.left, c.pad.right],
+                            oc: c.out_channels,
+                            oh: out_shape.h(),
+                            ow: out_shape.w(),
+                            dense: &dense,
+                            bias,
+                            residual: c.epilogue.residual.zip(res),
+                            relu: c.epilogue.relu,
+                            out,
+                        },
+                    );
+                }
+                Op::Linear(l) => {
+                    let bias = if l.bias { Some(param(weights, &l.key, "bias")?) } else { None };
+                    let src = in0(&p)?;
+                    conv(
+                        &mut p,
+                        ConvIn {
+                            src,
+                            c: l.in_features,
+                            h: 1,
+                            w: 1,
+                            kernel: [1, 1],
+                            stride: [1, 1],
+                            pad: [0; 4],
+                            oc: l.out_features,
+                            oh: 1,
+                            ow: 1,
+                            dense: param(weights, &l.key, "weight")?,
+                            bias,
+                            residual: None,
+                            relu: l.relu,
+                            out,
+                        },
+                    );
+                }
+                Op::BatchNorm(bn) => {
+                    let g = param(weights, &bn.key, "weight")?;
+                    let be = param(weights, &bn.key, "bias")?;
+                    let m = param(weights, &bn.key, "running_mean")?;
+                    let v = param(weights, &bn.key, "running_var")?;
+                    let mut s = vec![0.0f32; cpad(oc)];
+                    let mut t = vec![0.0f32; cpad(oc)];
+                    for ch in 0..oc {
+                        let inv = g[ch] / (v[ch] + bn.eps).sqrt();
+                        s[ch] = inv;
+                        t[ch] = be[ch] - m[ch] * inv;
+                    }
+                    let (sa, ta) = (p.param(&s), p.param(&t));
+                    let src = in0(&p)?;
+                    p.kernel(
+                        KernelSpec::Affine { cb: cpad(oc) / 4, pix: opix },
+                        vec![Arg::Arena(out), Arg::Arena(src), sa, ta],
+                        (2 * cpad(oc) * opix) as u64,
+                    );
+                }
+                Op::Relu => {
+                    let src = in0(&p)?;
+                    let n = cpad(oc) * opix / 4;
+                    p.kernel(KernelSpec::Relu { n }, vec![Arg::Arena(out), Arg::Arena(src)], 4 * n as u64);
+                }
+                Op::Add { scale } => {
+                    let a = in0(&p)?;
+                    let b = p.bufs[in_buf(1)?].offset;
+                    let n = cpad(oc) * opix / 4;
+                    p.kernel(
+                        KernelSpec::Add { n, scale: scale.to_bits() },
+                        vec![Arg::Arena(out), Arg::Arena(a), Arg::Arena(b)],
+                        8 * n as u64,
+                    );
+                }
+                Op::Pool(pl) => {
+                    let xs = in_shape(0)?;
+                    let (h, w, oh, ow) = (xs.h(), xs.w(), out_shape.h(), out_shape.w());
+                    let [kh, kw] = pl.kernel;
+                    let [sh, sw] = pl.stride;
+                    let hp = ((oh - 1) * sh + kh).max(h + pl.pad.top);
+                    let wp = ((ow - 1) * sw + kw).max(w + pl.pad.left);
+                    let max = pl.kind == PoolKind::Max;
+                    let cb = cpad(oc) / 4;
+                    let src = in0(&p)?;
+                    let (input, scratch) = if hp != h || wp != w || pl.pad.top > 0 || pl.pad.left > 0 {
+                        let sb = p.new_buf(cb * hp * wp * 16, 1);
+                        let so = p.bufs[sb].offset;
+                        let fill = if max { f32::NEG_INFINITY } else { 0.0 };
+                        p.kernel(
+                            KernelSpec::Pad { cb, h, w, top: pl.pad.top, left: pl.pad.left, hp, wp, fill: fill.to_bits() },
+                            vec![Arg::Arena(so), Arg::Arena(src)],
+                            (cb * hp * wp * 4) as u64,
+                        );
+                        (so, Some(sb))
+                    } else {
+                        (src, None)
+                    };
+                    let mut args = vec![Arg::Arena(out), Arg::Arena(input)];
+                    if !max {
+                        let mut div = vec![0.0f32; oh * ow];
+                        for i in 0..oh {
+                            for j in 0..ow {
+                                let y0 = (i * sh) as isize - pl.pad.top as isize;
+                                let x0 = (j * sw) as isize - pl.pad.left as isize;
+                                let (y1, x1) = (y0 + kh as isize, x0 + kw as isize);
+                                let rows = y1.min(h as isize) - y0.max(0);
+                                let cols = x1.min(w as isize) - x0.max(0);
+                                let count = rows.max(0) * cols.max(0);
+                                let d = if pl.count_include_pad {
+                                    (y1.min((h + pl.pad.bottom) as isize) - y0)
+                                        * (x1.min((w + pl.pad.right) as isize) - x0)
+                                } else {
+                                    count
+                                };
+                                div[i * ow + j] = if d <= 0 || count == 0 { 1.0 } else { d as f32 };
+                            }
+                        }
+                        args.push(p.param(&div));
+                    }
+                    p.kernel(
+                        KernelSpec::Pool { cb, hp, wp, kernel: pl.kernel, stride: pl.stride, oh, ow, max },
+                        args,
+                        (cb * 4 * oh * ow * kh * kw) as u64,
+                    );
+                    if let Some(sb) = scratch {
+                        p.unref(sb);
+                    }
+                }
+                Op::GlobalAvgPool => {
+                    let xs = in_shape(0)?;
+                    let src = in0(&p)?;
+                    let cb = cpad(oc) / 4;
+                    p.kernel(
+                        KernelSpec::GlobalAvg { cb, pix: xs.h() * xs.w() },
+                        vec![Arg::Arena(out), Arg::Arena(src)],
+                        (cb * 4 * xs.h() * xs.w()) as u64,
+                    );
+                }
+                Op::Lrn(l) => {
+                    let src = in0(&p)?;
+                    zero_tail(&mut p, out, oc, opix);
+                    p.kernel(
+                        KernelSpec::Lrn {
+                            c: oc,
+                            pix: opix,
+                            size: l.size,
+                            alpha: l.alpha.to_bits(),
+                            beta: l.beta.to_bits(),
+                            k: l.k.to_bits(),
+                        },
+                        vec![Arg::Arena(out), Arg::Arena(src), Arg::Helper(Helper::Powf)],
+                        (oc * opix * (2 * l.size + 8)) as u64,
+                    );
+                }
+                Op::L2Norm { .. } | Op::Softmax => {
+                    let src = in0(&p)?;
+                    let op = match node.op {
+                        Op::L2Norm { eps } => ChannelOp::L2Norm(eps.to_bits()),
+                        _ => ChannelOp::Softmax,
+                    };
+                    zero_tail(&mut p, out, oc, opix);
+                    p.kernel(
+                        KernelSpec::AlongChannels { op, c: oc, pix: opix },
+                        vec![Arg::Arena(out), Arg::Arena(src), Arg::Helper(Helper::Expf)],
+                        (oc * opix * 8) as u64,
+                    );
+                }
+                Op::Flatten => {
+                    let xs = in_shape(0)?;
+                    let src = in0(&p)?;
+                    let (c, pix) = c_pix(xs);
+                    zero_tail(&mut p, out, oc, 1);
+                    p.kernel(
+                        KernelSpec::Flatten { c, pix },
+                        vec![Arg::Arena(out), Arg::Arena(src)],
+                        (c * pix) as u64,
+                    );
+                }
+                Op::Slice { start, len } => {
+                    let src = in0(&p)?;
+                    zero_tail(&mut p, out, oc, opix);
+                    if start % 4 == 0 && len % 4 == 0 {
+                        let n = len / 4 * opix;
+                        p.kernel(
+                            KernelSpec::Copy { n },
+                            vec![Arg::Arena(out), Arg::Arena(src + start / 4 * opix * 16)],
+                            n as u64,
+                        );
+                    } else {
+                        p.kernel(
+                            KernelSpec::CopyChannels { c: *len, pix: opix, off: 0, src_off: *start },
+                            vec![Arg::Arena(out), Arg::Arena(src)],
+                            (len * opix) as u64,
+                        );
+                    }
+                }
+                Op::Concat => {
+                    zero_tail(&mut p, out, oc, opix);
+                    let mut off = 0;
+                    for i in 0..ops.len() {
+                        let (ci, _) = c_pix(in_shape(i)?);
+                        let src = p.bufs[in_buf(i)?].offset;
+                        if off % 4 == 0 {
+                            let n = ci.div_ceil(4) * opix;
+                            p.kernel(
+                                KernelSpec::Copy { n },
+                                vec![Arg::Arena(out + off / 4 * opix * 16), Arg::Arena(src)],
+                                n as u64,
+                            );
+                        } else {
+                            p.kernel(
+                                KernelSpec::CopyChannels { c: ci, pix: opix, off, src_off: 0 },
+                                vec![Arg::Arena(out), Arg::Arena(src)],
+                                (ci * opix) as u64,
+                            );
+                        }
+                        off += ci;
+                    }
+                }
+            }
+            buf_of.insert(id, ob);
+            if nuses == 0 {
+                p.unref(ob);
+            }
+        }
+        for o in &ops {
+            if let Some(&b) = buf_of.get(o) {
+                p.unref(b);
+            }
+        }
+    }
+    let slot_of = |id: NodeId, s: &Shape| -> Result<Slot> {
+        let b = buf_of.get(&id).ok_or_else(|| Error::Invalid(format!("output {id} was not planned")))?;
+        let (c, pix) = c_pix(s);
+        Ok(Slot { offset: p.bufs[*b].offset, c, pix })
+    };
+    let mut outputs = Vec::new();
+    for (name, id) in &graph.outputs {
+        let s = graph.node(*id).shape.clone();
+        outputs.push((name.clone(), s.clone(), slot_of(*id, &s)?));
+    }
+    let mut ins = Vec::new();
+    for &want in &graph.inputs {
+        let found = inputs.iter().find(|i| i.0 == want).ok_or_else(|| {
+            Error::Invalid(format!("network input {want} is not an `input` node reachable in the graph"))
+        })?;
+        ins.push((found.1.clone(), found.2.clone(), found.3.clone()));
+    }
+    Ok(Plan { kernels: p.kernels, steps: p.steps, params: p.params, arena_bytes: p.top.max(64), inputs: ins, outputs })
+}
+
+/// Zeroes the padded channels `c..cpad(c)` (and the partial block holding channel `c`) of
+/// a map with `pix` pixels at `out`, for kernels that only write the real channels.
+fn zero_tail(p: &mut Planner, out: usize, c: usize, pix: usize) {
+    if c % 8 != 0 {
+        let from = c / 4 * pix * 16;
+        let to = cpad(c) * pix * 4;
+        p.steps.push(Step::Zero { offset: out + from, len: to - from });
+    }
+}
+
+/// A grouped weight `[oc][ic/g][kh][kw]` as the dense block-diagonal `[oc][ic][kh][kw]`.
+fn dense_conv_weight(c: &crate::ir::Conv2d, w: &[f32]) -> Vec<f32> {
+    if c.groups <= 1 {
+        return w.to_vec();
+    }
+    let [kh, kw] = c.kernel;
+    let (ipg, opg) = (c.in_channels / c.groups, c.out_channels / c.groups);
+    let k = kh * kw;
+    let mut d = vec![0.0f32; c.out_channels * c.in_channels * k];
+    for o in 0..c.out_channels {
+        let g = o / opg;
+        for i in 0..ipg {
+            let src = &w[(o * ipg + i) * k..(o * ipg + i + 1) * k];
+            let ci = g * ipg + i;
+            d[(o * c.in_channels + ci) * k..(o * c.in_channels + ci + 1) * k].copy_from_slice(src);
+        }
+    }
+    d
+}
+
+struct ConvIn<'a> {
+    src: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    /// top, bottom, left, right
+    pad: [usize; 4],
+    oc: usize,
+    oh: usize,
+    ow: usize,
+    dense: &'a [f32],
+    bias: Option<&'a [f32]>,
+    residual: Option<(f32, Arg)>,
+    relu: bool,
+    out: usize,
+}
+
+/// Pad step (if the layer pads), packed weights and the conv step.
+fn conv(p: &mut Planner, c: ConvIn) {
+    let cb_in = cpad(c.c) / 4;
+    let [top, bottom, left, right] = c.pad;
+    let [kh, kw] = c.kernel;
+    let [sh, sw] = c.stride;
+    let hp = (c.h + top + bottom).max((c.oh - 1) * sh + kh);
+    let wp = (c.w + left + right).max((c.ow - 1) * sw + kw);
+    let padded = hp != c.h || wp != c.w;
+    let (input, scratch) = if padded {
+        let sb = p.new_buf(cb_in * hp * wp * 16, 1);
+        let so = p.bufs[sb].offset;
+        p.kernel(
+            KernelSpec::Pad { cb: cb_in, h: c.h, w: c.w, top, left, hp, wp, fill: 0 },
+            vec![Arg::Arena(so), Arg::Arena(c.src)],
+            (cb_in * hp * wp * 4) as u64,
+        );
+        (so, Some(sb))
+    } else {
+        (c.src, None)
+    };
+    // 1x1, stride 1 on an unpadded input: pixels are independent, so whole groups of rows
+    // form one long row (fewer remainder tiles).
+    let (mut oh, mut ow, mut ihp, mut iwp) = (c.oh, c.ow, hp, wp);
+    if kh == 1 && kw == 1 && sh == 1 && sw == 1 && !padded {
+        let r = (1..=c.oh).rev().find(|r| c.oh % r == 0 && r * c.ow <= 512).unwrap_or(1);
+        oh = c.oh / r;
+        ow = c.ow * r;
+        ihp = oh;
+        iwp = ow;
+    }
+    let spec = ConvSpec {
+        cb_in,
+        hp: ihp,
+        wp: iwp,
+        kernel: c.kernel,
+        stride: c.stride,
+        oh,
+        ow,
+        ocp: cpad(c.oc) / 8,
+        residual: c.residual.map(|r| r.0.to_bits()),
+        relu: c.relu,
+    };
+    let packed = DEFAULT_CONV.pack(&spec, c.oc, c.c, c.dense);
+    let bias = DEFAULT_CONV.pack_bias(&spec, c.oc, c.bias);
+    let (wa, ba) = (p.param(&packed), p.param(&bias));
+    let mut args = vec![Arg::Arena(c.out), Arg::Arena(input), wa, ba];
+    if let Some((_, r)) = c.residual {
+        args.push(r);
+    }
+    let flops = 2 * spec.macs();
+    p.kernel(KernelSpec::Conv(spec), args, flops);
+    if let Some(sb) = scratch {
+        p.unref(sb);
+    }
+}
