@@ -1,10 +1,11 @@
-//! The `incc` command line.
+//! The `incc` command line: argument parsing and printing only.
 
-use clap::{Parser, Subcommand, ValueEnum};
-use incc::Error;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use incc::{Compiler, Error};
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
 #[derive(Parser)]
 #[command(name = "incc", version, about = "Compile Inception-family network descriptions (.incep) to native code")]
@@ -20,16 +21,65 @@ enum SummaryFormat {
     Yaml,
 }
 
+#[derive(Copy, Clone, ValueEnum)]
+enum ReportFormat {
+    Text,
+    Json,
+}
+
 #[derive(Copy, Clone, ValueEnum, PartialEq, Eq)]
 enum Engine {
+    /// Native code from the JIT (the default).
+    Jit,
     /// The plain interpreter: the oracle.
     Reference,
 }
 
-#[derive(Copy, Clone, ValueEnum)]
+#[derive(Copy, Clone, ValueEnum, PartialEq, Eq)]
 enum Emit {
     /// The IR after lowering.
     Ir,
+    /// The IR after the optimiser.
+    OptIr,
+}
+
+/// Options shared by every command that compiles.
+#[derive(Args, Clone)]
+struct CompileArgs {
+    /// Weights (a PyTorch state_dict saved with safetensors); default: seeded initialisation.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Seed of the default weights and input.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Optimisation level: 0 (none), 1, 2 (all).
+    #[arg(short = 'O', default_value = "2", value_parser = ["0", "1", "2"])]
+    opt: String,
+    /// A pass not to run (repeatable).
+    #[arg(long = "disable-pass", value_name = "NAME")]
+    disable_pass: Vec<String>,
+    /// The outputs to keep, comma-separated (default: all but auxiliary classifiers `aux*`).
+    #[arg(long, value_delimiter = ',')]
+    outputs: Option<Vec<String>>,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    threads: Option<u32>,
+}
+
+impl CompileArgs {
+    fn compiler(&self) -> incc::Result<Compiler> {
+        let level = incc::driver::parse_level(&self.opt)?;
+        let mut c = Compiler::new()
+            .opt_level(level)
+            .disable_passes(self.disable_pass.clone())
+            .outputs(self.outputs.clone())
+            .threads(self.threads.unwrap_or(0) as usize)
+            .seed(self.seed);
+        if let Some(w) = &self.weights {
+            c = c.weights_file(w);
+        }
+        Ok(c)
+    }
 }
 
 #[derive(Subcommand)]
@@ -47,13 +97,28 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "table")]
         format: SummaryFormat,
     },
+    /// Compile to native code and report each stage's time and what it produced.
+    Compile {
+        /// The .incep file.
+        file: PathBuf,
+        #[command(flatten)]
+        args: CompileArgs,
+        /// Report format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: ReportFormat,
+        /// Say what each optimisation pass did.
+        #[arg(long)]
+        explain: bool,
+        /// Print the IR before (`ir`) or after (`opt-ir`) the optimiser instead.
+        #[arg(long, value_enum)]
+        emit: Option<Emit>,
+    },
     /// Run a network on one input and print or save its outputs.
     Run {
         /// The .incep file.
         file: PathBuf,
-        /// Weights (a PyTorch state_dict saved with safetensors); default: seeded initialisation.
-        #[arg(long)]
-        weights: Option<PathBuf>,
+        #[command(flatten)]
+        args: CompileArgs,
         /// Input tensor (.npy, f32, shape CxHxW or 1xCxHxW); default: seeded random input.
         #[arg(long)]
         input: Option<PathBuf>,
@@ -61,14 +126,27 @@ enum Cmd {
         #[arg(long)]
         output: Option<PathBuf>,
         /// Which engine computes.
-        #[arg(long, value_enum, default_value = "reference")]
+        #[arg(long, value_enum, default_value = "jit")]
         engine: Engine,
-        /// Worker threads (default: all cores).
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
-        threads: Option<u32>,
-        /// Seed of the default weights and input.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+    },
+    /// Time the compiled network: median, min and max latency and GFLOP/s.
+    Bench {
+        /// The .incep file.
+        file: PathBuf,
+        #[command(flatten)]
+        args: CompileArgs,
+        /// Timed runs.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100000))]
+        iters: u32,
+        /// Untimed runs first.
+        #[arg(long, default_value_t = 3)]
+        warmup: u32,
+        /// Report format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: ReportFormat,
+        /// Time every kernel of one run.
+        #[arg(long)]
+        profile: bool,
     },
     /// List the weight tensors the network expects (state-dict key and shape).
     Keys {
@@ -82,6 +160,8 @@ enum Cmd {
         /// What to print.
         #[arg(long, value_enum, default_value = "ir")]
         what: Emit,
+        #[command(flatten)]
+        args: CompileArgs,
     },
 }
 
@@ -101,9 +181,91 @@ fn main() -> ExitCode {
 }
 
 /// `out.npy` + `aux1` -> `out_aux1.npy`.
-fn sibling(path: &std::path::Path, name: &str) -> PathBuf {
+fn sibling(path: &Path, name: &str) -> PathBuf {
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("output");
     path.with_file_name(format!("{stem}_{name}.npy"))
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> incc::Result<String> {
+    serde_json::to_string_pretty(v).map_err(|e| Error::Invalid(e.to_string()))
+}
+
+fn emit(file: &Path, what: Emit, args: &CompileArgs) -> incc::Result<()> {
+    let g = incc::frontend::compile_file(file)?;
+    let g = match what {
+        Emit::Ir => g,
+        Emit::OptIr => args.compiler()?.optimize(g)?.0,
+    };
+    print!("{}", incc::ir::print::print(&g));
+    Ok(())
+}
+
+/// The network's input: a .npy file checked against the declared shape, or seeded random values.
+fn load_input(g: &incc::ir::Graph, input: Option<&Path>, seed: u64) -> incc::Result<Vec<f32>> {
+    let in_id = g.inputs.first().copied().ok_or_else(|| Error::Invalid("the network has no input".into()))?;
+    let in_shape = &g.node(in_id).shape;
+    let Some(p) = input else { return Ok(incc::weights::random_input(in_shape.numel(), seed)) };
+    let (shape, data) = incc::npy::read_npy(p)?;
+    if shape != in_shape.0 && shape[..] != in_shape.0[1..] {
+        let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+        return Err(Error::Npy {
+            path: p.display().to_string(),
+            message: format!("has shape {}, but the network's input is {in_shape}", dims.join("x")),
+        });
+    }
+    Ok(data)
+}
+
+fn print_report(r: &incc::CompileReport, explain: bool) {
+    println!(
+        "compiled {} in {:.1} ms (parse {:.1}, lower {:.1}, weights {:.1}, passes {:.1}, codegen {:.1})",
+        r.network, r.total_ms, r.parse_ms, r.lower_ms, r.weights_ms, r.passes_ms, r.codegen_ms
+    );
+    println!(
+        "{} kernels, {} steps, {} bytes of code, {} bytes of arena, {} bytes of packed weights",
+        r.kernels,
+        r.steps,
+        incc::summary::group(r.code_bytes as u64),
+        incc::summary::group(r.arena_bytes as u64),
+        incc::summary::group(r.param_bytes as u64)
+    );
+    if explain {
+        for p in &r.passes {
+            println!(
+                "  {:<24} {:>4} rewrites  nodes {:>4} -> {:<4} kernels {:>4} -> {:<4} activation bytes {} -> {}",
+                p.name,
+                p.rewrites,
+                p.nodes_before,
+                p.nodes_after,
+                p.kernels_before,
+                p.kernels_after,
+                incc::summary::group(p.activation_bytes_before),
+                incc::summary::group(p.activation_bytes_after)
+            );
+        }
+    }
+}
+
+fn print_outputs(outs: &[(String, incc::ir::Shape, Vec<f32>)]) {
+    for (name, shape, data) in outs {
+        println!("output {name}: {shape}");
+        if shape.rank() == 2 && data.len() >= 2 {
+            let mut idx: Vec<usize> = (0..data.len()).collect();
+            idx.sort_by(|&a, &b| data[b].total_cmp(&data[a]));
+            for (rank, &i) in idx.iter().take(5).enumerate() {
+                println!("  top-{}: index {i:>5}  score {:.6}", rank + 1, data[i]);
+            }
+        } else {
+            let head: Vec<String> = data.iter().take(8).map(|v| format!("{v:.6}")).collect();
+            println!("  first values: {}", head.join(" "));
+        }
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
 }
 
 fn run(cli: Cli) -> incc::Result<()> {
@@ -119,56 +281,101 @@ fn run(cli: Cli) -> incc::Result<()> {
             let s = incc::summary::Summary::of(&g);
             let text = match format {
                 SummaryFormat::Table => s.table(),
-                SummaryFormat::Json => serde_json::to_string_pretty(&s).map_err(|e| Error::Invalid(e.to_string()))? + "\n",
+                SummaryFormat::Json => to_json(&s)? + "\n",
                 SummaryFormat::Yaml => serde_yaml_ng::to_string(&s).map_err(|e| Error::Invalid(e.to_string()))?,
             };
             print!("{text}");
             Ok(())
         }
-        Cmd::Run { file, weights, input, output, engine, threads: _, seed } => {
-            let g = incc::frontend::compile_file(&file)?;
-            let w = match &weights {
-                Some(p) => incc::weights::Weights::load_safetensors(p, &g)?,
-                None => incc::weights::Weights::init(&g, seed),
-            };
-            let in_id = g.inputs.first().copied().ok_or_else(|| Error::Invalid("the network has no input".into()))?;
-            let in_shape = &g.node(in_id).shape;
-            let x = match &input {
-                Some(p) => {
-                    let (shape, data) = incc::npy::read_npy(p)?;
-                    let ok = shape == in_shape.0 || shape[..] == in_shape.0[1..];
-                    if !ok {
-                        let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-                        return Err(Error::Npy {
-                            path: p.display().to_string(),
-                            message: format!("has shape {}, but the network's input is {in_shape}", dims.join("x")),
-                        });
-                    }
-                    data
-                }
-                None => incc::weights::random_input(in_shape.numel(), seed),
-            };
+        Cmd::Compile { file, args, format, explain, emit: what } => {
+            if let Some(what) = what {
+                return emit(&file, what, &args);
+            }
+            let c = args.compiler()?.compile_file(&file)?;
+            match format {
+                ReportFormat::Text => print_report(&c.report, explain),
+                ReportFormat::Json => println!("{}", to_json(&c.report)?),
+            }
+            Ok(())
+        }
+        Cmd::Run { file, args, input, output, engine } => {
             let outs = match engine {
-                Engine::Reference => incc::reference::run(&g, &w, &[&x])?,
-            };
-            if let Some(path) = &output {
-                for (i, (name, shape, data)) in outs.iter().enumerate() {
-                    let p = if i == 0 { path.clone() } else { sibling(path, name) };
-                    incc::npy::write_npy(&p, &shape.0, data)?;
-                    eprintln!("wrote output `{name}` ({shape}) to {}", p.display());
+                Engine::Reference => {
+                    let g = incc::frontend::compile_file(&file)?;
+                    let w = match &args.weights {
+                        Some(p) => incc::weights::Weights::load_safetensors(p, &g)?,
+                        None => incc::weights::Weights::init(&g, args.seed),
+                    };
+                    let x = load_input(&g, input.as_deref(), args.seed)?;
+                    incc::reference::run(&g, &w, &[&x])?
                 }
-            } else {
-                for (name, shape, data) in &outs {
-                    println!("output {name}: {shape}");
-                    if shape.rank() == 2 && data.len() >= 2 {
-                        let mut idx: Vec<usize> = (0..data.len()).collect();
-                        idx.sort_by(|&a, &b| data[b].total_cmp(&data[a]));
-                        for (rank, &i) in idx.iter().take(5).enumerate() {
-                            println!("  top-{}: index {i:>5}  score {:.6}", rank + 1, data[i]);
+                Engine::Jit => {
+                    let c = args.compiler()?.compile_file(&file)?;
+                    if output.is_none() {
+                        print_report(&c.report, false);
+                    }
+                    let x = load_input(&c.graph, input.as_deref(), args.seed)?;
+                    let t = Instant::now();
+                    let outs = c.model.run(&x)?;
+                    if output.is_none() {
+                        println!("ran in {:.2} ms", t.elapsed().as_secs_f64() * 1e3);
+                    }
+                    outs
+                }
+            };
+            match &output {
+                Some(path) => {
+                    for (i, (name, shape, data)) in outs.iter().enumerate() {
+                        let p = if i == 0 { path.clone() } else { sibling(path, name) };
+                        incc::npy::write_npy(&p, &shape.0, data)?;
+                        eprintln!("wrote output `{name}` ({shape}) to {}", p.display());
+                    }
+                }
+                None => print_outputs(&outs),
+            }
+            Ok(())
+        }
+        Cmd::Bench { file, args, iters, warmup, format, profile } => {
+            let c = args.compiler()?.compile_file(&file)?;
+            let x = load_input(&c.graph, None, args.seed)?;
+            for _ in 0..warmup {
+                c.model.run(&x)?;
+            }
+            let mut times: Vec<f64> = Vec::with_capacity(iters as usize);
+            for _ in 0..iters {
+                let t = Instant::now();
+                c.model.run(&x)?;
+                times.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            let (min, max) = times.iter().fold((f64::MAX, 0f64), |(a, b), &t| (a.min(t), b.max(t)));
+            let med = median(&mut times);
+            let macs = c.graph.total_macs();
+            let gflops = 2.0 * macs as f64 / (med * 1e-3) / 1e9;
+            let threads = args.threads.map(|t| t as usize).unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, |n| n.get())
+            });
+            let layers = if profile { c.model.profile(&[&x])? } else { vec![] };
+            match format {
+                ReportFormat::Json => {
+                    let v = serde_json::json!({
+                        "network": c.report.network, "threads": threads, "iters": iters,
+                        "median_ms": med, "min_ms": min, "max_ms": max, "gflops": gflops, "macs": macs,
+                        "compile_ms": c.report.total_ms,
+                        "profile": layers.iter().map(|(k, f, t)| serde_json::json!({"kernel": k, "flops": f, "ms": t * 1e3})).collect::<Vec<_>>(),
+                    });
+                    println!("{}", to_json(&v)?);
+                }
+                ReportFormat::Text => {
+                    println!(
+                        "{}: median {med:.2} ms, min {min:.2} ms, max {max:.2} ms over {iters} runs, {threads} thread(s); {gflops:.1} GFLOP/s",
+                        c.report.network
+                    );
+                    if profile {
+                        let total: f64 = layers.iter().map(|l| l.2).sum();
+                        for (k, f, t) in &layers {
+                            let g = if *t > 0.0 { *f as f64 / t / 1e9 } else { 0.0 };
+                            println!("  {:>8.3} ms {:>5.1}% {:>7.1} GFLOP/s  {k}", t * 1e3, 100.0 * t / total.max(1e-12), g);
                         }
-                    } else {
-                        let head: Vec<String> = data.iter().take(8).map(|v| format!("{v:.6}")).collect();
-                        println!("  first values: {}", head.join(" "));
                     }
                 }
             }
@@ -182,10 +389,6 @@ fn run(cli: Cli) -> incc::Result<()> {
             }
             Ok(())
         }
-        Cmd::Emit { file, what: Emit::Ir } => {
-            let g = incc::frontend::compile_file(&file)?;
-            print!("{}", incc::ir::print::print(&g));
-            Ok(())
-        }
+        Cmd::Emit { file, what, args } => emit(&file, what, &args),
     }
 }

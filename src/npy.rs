@@ -40,11 +40,7 @@ pub fn write_npy(path: impl AsRef<Path>, shape: &[usize], data: &[f32]) -> Resul
     if numel != Some(data.len()) {
         return Err(npy_error(
             path,
-            format!(
-                "shape {} does not hold the {} values given",
-                shape_text(shape),
-                data.len()
-            ),
+            format!("shape {} does not hold the {} values given", shape_text(shape), data.len()),
         ));
     }
     let mut dims: String = shape.iter().map(|d| format!("{d}, ")).collect();
@@ -102,10 +98,7 @@ pub(crate) fn write_atomic(
 }
 
 fn npy_error(path: &Path, message: String) -> Error {
-    Error::Npy {
-        path: path.display().to_string(),
-        message,
-    }
+    Error::Npy { path: path.display().to_string(), message }
 }
 
 fn shape_text(shape: &[usize]) -> String {
@@ -121,26 +114,16 @@ fn parse(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>), String> {
     let (major, minor) = (bytes[6], bytes[7]);
     let (header_len, start) = match major {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
+        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
         2 | 3 => return Err("file ends inside the header length".into()),
         _ => {
-            return Err(format!(
-                "unsupported .npy format version {major}.{minor} (1.0, 2.0 and 3.0 are read)"
-            ));
+            return Err(format!("unsupported .npy format version {major}.{minor} (1.0, 2.0 and 3.0 are read)"));
         }
     };
     let header = bytes
         .get(start..)
         .and_then(|rest| rest.get(..header_len))
-        .ok_or_else(|| {
-            format!(
-                "header of {header_len} bytes runs past the end of the file ({} bytes)",
-                bytes.len()
-            )
-        })?;
+        .ok_or_else(|| format!("header of {header_len} bytes runs past the end of the file ({} bytes)", bytes.len()))?;
     let header = std::str::from_utf8(header).map_err(|_| "header is not text".to_string())?;
     let (descr, fortran, shape) = parse_header(header)?;
     if fortran {
@@ -150,9 +133,7 @@ fn parse(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>), String> {
         "<f4" => 4,
         "<f8" => 8,
         other => {
-            return Err(format!(
-                "dtype '{other}' is not supported; expected '<f4' (float32) or '<f8' (float64)"
-            ));
+            return Err(format!("dtype '{other}' is not supported; expected '<f4' (float32) or '<f8' (float64)"));
         }
     };
     let body = &bytes[start + header_len..];
@@ -169,9 +150,7 @@ fn parse(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>), String> {
         ));
     }
     let data: Vec<f32> = if item == 4 {
-        body.chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect()
+        body.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
     } else {
         body.chunks_exact(8)
             .map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32)
@@ -193,16 +172,8 @@ enum Literal {
 
 /// Extracts `descr`, `fortran_order` and `shape` from the header dictionary.
 fn parse_header(text: &str) -> Result<(String, bool, Vec<usize>), String> {
-    let mut p = LiteralParser {
-        s: text.as_bytes(),
-        i: 0,
-    };
-    let bad = |what: &str| {
-        format!(
-            "header is not a valid .npy header ({what}): {:?}",
-            text.trim_end()
-        )
-    };
+    let mut p = LiteralParser { s: text.as_bytes(), i: 0 };
+    let bad = |what: &str| format!("header is not a valid .npy header ({what}): {:?}", text.trim_end());
     let Literal::Dict(entries) = p.value(0).map_err(|e| bad(&e))? else {
         return Err(bad("not a dictionary"));
     };
@@ -228,9 +199,7 @@ fn parse_header(text: &str) -> Result<(String, bool, Vec<usize>), String> {
     }
     match (descr, fortran, shape) {
         (Some(d), Some(f), Some(s)) => Ok((d, f, s)),
-        _ => Err(bad(
-            "it needs the keys 'descr', 'fortran_order' and 'shape'",
-        )),
+        _ => Err(bad("it needs the keys 'descr', 'fortran_order' and 'shape'")),
     }
 }
 
@@ -292,25 +261,17 @@ impl LiteralParser<'_> {
             }
             Some(q @ (b'\'' | b'"')) => {
                 let start = self.i + 1;
-                let len = self.s[start..]
-                    .iter()
-                    .position(|&c| c == q)
-                    .ok_or("unterminated string")?;
+                let len = self.s[start..].iter().position(|&c| c == q).ok_or("unterminated string")?;
                 self.i = start + len + 1;
-                Ok(Literal::Str(
-                    String::from_utf8_lossy(&self.s[start..start + len]).into_owned(),
-                ))
+                Ok(Literal::Str(String::from_utf8_lossy(&self.s[start..start + len]).into_owned()))
             }
             Some(c) if c.is_ascii_digit() => {
                 let start = self.i;
                 while self.s.get(self.i).is_some_and(u8::is_ascii_digit) {
                     self.i += 1;
                 }
-                let digits =
-                    std::str::from_utf8(&self.s[start..self.i]).map_err(|e| e.to_string())?;
-                let n = digits
-                    .parse::<usize>()
-                    .map_err(|_| format!("dimension {digits} is too large"))?;
+                let digits = std::str::from_utf8(&self.s[start..self.i]).map_err(|e| e.to_string())?;
+                let n = digits.parse::<usize>().map_err(|_| format!("dimension {digits} is too large"))?;
                 self.i += (self.s.get(self.i) == Some(&b'L')) as usize; // Python 2 long suffix
                 Ok(Literal::Int(n))
             }
@@ -362,11 +323,7 @@ mod tests {
             let data: Vec<f32> = (0..n).map(|i| i as f32 * 0.5 - 1.0).collect();
             write_npy(&p, &shape, &data).unwrap();
             let bytes = std::fs::read(&p).unwrap();
-            assert_eq!(
-                (bytes.len() - 4 * n) % 64,
-                0,
-                "the data starts at a multiple of 64"
-            );
+            assert_eq!((bytes.len() - 4 * n) % 64, 0, "the data starts at a multiple of 64");
             assert_eq!(read_npy(&p).unwrap(), (shape, data));
         }
     }
@@ -416,73 +373,25 @@ mod tests {
         let cases: Vec<(Vec<u8>, &str)> = vec![
             (b"PK\x03\x04 this is a zip file".to_vec(), "not a .npy file"),
             (b"\x93NUM".to_vec(), "not a .npy file"),
-            (
-                raw(ok, &[0; 8])[..30].to_vec(),
-                "runs past the end of the file",
-            ),
+            (raw(ok, &[0; 8])[..30].to_vec(), "runs past the end of the file"),
             (huge_len, "runs past the end of the file"),
             (raw(ok, &[0; 4]), "needs 8 bytes of data, the file holds 4"),
+            (raw(ok, &[0; 12]), "needs 8 bytes of data, the file holds 12"),
+            (raw("{'descr': '<f4', 'fortran_order': True, 'shape': (2,), }", &[0; 8]), "Fortran order"),
+            (raw("{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }", &[0; 8]), "'<i8' is not supported"),
+            (raw("{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", &[0; 8]), "'>f4' is not supported"),
             (
-                raw(ok, &[0; 12]),
-                "needs 8 bytes of data, the file holds 12",
-            ),
-            (
-                raw(
-                    "{'descr': '<f4', 'fortran_order': True, 'shape': (2,), }",
-                    &[0; 8],
-                ),
-                "Fortran order",
-            ),
-            (
-                raw(
-                    "{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }",
-                    &[0; 8],
-                ),
-                "'<i8' is not supported",
-            ),
-            (
-                raw(
-                    "{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }",
-                    &[0; 8],
-                ),
-                "'>f4' is not supported",
-            ),
-            (
-                raw(
-                    "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4), }",
-                    &[],
-                ),
+                raw("{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4), }", &[]),
                 "is too large",
             ),
             (
-                raw(
-                    "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999999,), }",
-                    &[],
-                ),
+                raw("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999999,), }", &[]),
                 "is too large",
             ),
-            (
-                raw("{'descr': '<f4', 'shape': (2,), }", &[0; 8]),
-                "needs the keys",
-            ),
-            (
-                raw(
-                    "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x': 1}",
-                    &[0; 8],
-                ),
-                "'x'",
-            ),
-            (
-                raw(
-                    "{'descr': '<f4', 'fortran_order': False, 'shape': ('a',), }",
-                    &[0; 8],
-                ),
-                "integers",
-            ),
-            (
-                raw("{'descr': '<f4', 'fortran_order': False", &[]),
-                "not a valid .npy header",
-            ),
+            (raw("{'descr': '<f4', 'shape': (2,), }", &[0; 8]), "needs the keys"),
+            (raw("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x': 1}", &[0; 8]), "'x'"),
+            (raw("{'descr': '<f4', 'fortran_order': False, 'shape': ('a',), }", &[0; 8]), "integers"),
+            (raw("{'descr': '<f4', 'fortran_order': False", &[]), "not a valid .npy header"),
             (raw(&nested, &[]), "nested too deeply"),
             (raw("[1, 2]", &[]), "not a dictionary"),
             (raw(b"{'descr': '<f4\xff", &[]), "header is not text"),
@@ -501,19 +410,13 @@ mod tests {
             assert!(m.contains(expected), "{m:?} should mention {expected:?}");
         }
         let e = read_npy(&p).unwrap_err().to_string();
-        assert!(
-            e.starts_with(&p.display().to_string()),
-            "{e} names the file"
-        );
+        assert!(e.starts_with(&p.display().to_string()), "{e} names the file");
     }
 
     #[test]
     fn a_missing_file_is_an_io_error_naming_it() {
         let e = read_npy("/nonexistent/dir/x.npy").unwrap_err();
-        assert!(
-            matches!(&e, Error::Io { path, .. } if path == "/nonexistent/dir/x.npy"),
-            "{e:?}"
-        );
+        assert!(matches!(&e, Error::Io { path, .. } if path == "/nonexistent/dir/x.npy"), "{e:?}");
     }
 
     #[test]
@@ -522,11 +425,7 @@ mod tests {
         let p = dir.path().join("x.npy");
         write_npy(&p, &[2], &[1.0, 2.0]).unwrap();
         let e = write_npy(&p, &[3], &[1.0, 2.0]).unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("shape (3) does not hold the 2 values"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("shape (3) does not hold the 2 values"), "{e}");
         let e = write_npy(&p, &[usize::MAX, 2], &[]).unwrap_err();
         assert!(matches!(e, Error::Npy { .. }));
         let e = write_npy(dir.path().join("no/such/dir/x.npy"), &[1], &[1.0]).unwrap_err();

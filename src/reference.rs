@@ -23,11 +23,7 @@ use std::collections::HashMap;
 /// ([`Error::InputShape`]), weights that are missing or mis-shaped ([`Error::Invalid`],
 /// listing all of them), or a graph whose recorded shapes disagree with shape inference
 /// ([`Error::Invalid`], a compiler bug).
-pub fn run(
-    graph: &Graph,
-    weights: &Weights,
-    inputs: &[&[f32]],
-) -> Result<Vec<(String, Shape, Vec<f32>)>> {
+pub fn run(graph: &Graph, weights: &Weights, inputs: &[&[f32]]) -> Result<Vec<(String, Shape, Vec<f32>)>> {
     if inputs.len() != graph.inputs.len() {
         return Err(Error::Invalid(format!(
             "network `{}` has {} input(s), {} were given",
@@ -65,12 +61,9 @@ pub fn run(
         let node = graph.node(id);
         let operands = graph.operands(id);
         let value = if let Op::Input = node.op {
-            let data = given.get(&id).ok_or_else(|| {
-                Error::Invalid(format!(
-                    "input node {id} `{}` is not a network input",
-                    node.name
-                ))
-            })?;
+            let data = given
+                .get(&id)
+                .ok_or_else(|| Error::Invalid(format!("input node {id} `{}` is not a network input", node.name)))?;
             data.to_vec()
         } else {
             let shapes: Vec<&Shape> = operands.iter().map(|&o| &graph.node(o).shape).collect();
@@ -85,9 +78,8 @@ pub fn run(
             }
             let mut ins = Vec::with_capacity(operands.len());
             for (&o, s) in operands.iter().zip(&shapes) {
-                let v = values.get(&o).ok_or_else(|| {
-                    Error::Invalid(format!("operand {o} of {id} was not computed"))
-                })?;
+                let v =
+                    values.get(&o).ok_or_else(|| Error::Invalid(format!("operand {o} of {id} was not computed")))?;
                 ins.push((*s, v.as_slice()));
             }
             eval(&node.op, &ins, &node.shape, weights)?
@@ -106,9 +98,7 @@ pub fn run(
         .outputs
         .iter()
         .map(|(name, id)| {
-            let v = values.get(id).ok_or_else(|| {
-                Error::Invalid(format!("output `{name}` ({id}) was not computed"))
-            })?;
+            let v = values.get(id).ok_or_else(|| Error::Invalid(format!("output `{name}` ({id}) was not computed")))?;
             Ok((name.clone(), graph.node(*id).shape.clone(), v.clone()))
         })
         .collect()
@@ -122,22 +112,14 @@ fn eval(op: &Op, ins: &[(&Shape, &[f32])], out: &Shape, w: &Weights) -> Result<V
     Ok(match op {
         Op::Input => x.to_vec(),
         Op::Conv2d(c) => {
-            let bias = if c.bias {
-                Some(param(w, &c.key, "bias")?)
-            } else {
-                None
-            };
+            let bias = if c.bias { Some(param(w, &c.key, "bias")?) } else { None };
             let mut y = conv2d(c, x, xs, out, param(w, &c.key, "weight")?, bias);
             // The fused epilogue, in f32 and in the order of the unfused ops
             // (`add[scale](residual, conv)`, then `relu`), so fusing never changes a bit.
             if let Some(scale) = c.epilogue.residual {
-                let residual = ins
-                    .get(1)
-                    .map(|r| r.1)
-                    .ok_or_else(|| Error::Invalid(format!("{op} has no residual operand")))?;
-                y.iter_mut()
-                    .zip(residual)
-                    .for_each(|(v, &r)| *v = r + scale * *v);
+                let residual =
+                    ins.get(1).map(|r| r.1).ok_or_else(|| Error::Invalid(format!("{op} has no residual operand")))?;
+                y.iter_mut().zip(residual).for_each(|(v, &r)| *v = r + scale * *v);
             }
             if c.epilogue.relu {
                 relu(&mut y);
@@ -153,18 +135,12 @@ fn eval(op: &Op, ins: &[(&Shape, &[f32])], out: &Shape, w: &Weights) -> Result<V
         Op::Pool(p) => pool(p, x, xs, out),
         Op::GlobalAvgPool => {
             let plane = xs.h() * xs.w();
-            x.chunks(plane)
-                .map(|p| (p.iter().map(|&v| v as f64).sum::<f64>() / plane as f64) as f32)
-                .collect()
+            x.chunks(plane).map(|p| (p.iter().map(|&v| v as f64).sum::<f64>() / plane as f64) as f32).collect()
         }
         Op::Lrn(l) => lrn(l, x, xs),
         Op::Dropout { .. } | Op::Flatten => x.to_vec(),
         Op::Linear(l) => {
-            let bias = if l.bias {
-                Some(param(w, &l.key, "bias")?)
-            } else {
-                None
-            };
+            let bias = if l.bias { Some(param(w, &l.key, "bias")?) } else { None };
             let mut y = linear(l, x, param(w, &l.key, "weight")?, bias);
             if l.relu {
                 relu(&mut y);
@@ -204,11 +180,7 @@ fn eval(op: &Op, ins: &[(&Shape, &[f32])], out: &Shape, w: &Weights) -> Result<V
             }
             y
         }
-        Op::Add { scale } => x
-            .iter()
-            .zip(ins[1].1)
-            .map(|(&a, &b)| a + scale * b)
-            .collect(),
+        Op::Add { scale } => x.iter().zip(ins[1].1).map(|(&a, &b)| a + scale * b).collect(),
     })
 }
 
@@ -220,9 +192,7 @@ fn relu(v: &mut [f32]) {
 /// The parameter `<key>.<suffix>`; [`Weights::check`] has verified its shape.
 fn param<'a>(w: &'a Weights, key: &str, suffix: &str) -> Result<&'a [f32]> {
     let full = format!("{key}.{suffix}");
-    w.get(&full)
-        .map(|t| t.data.as_slice())
-        .ok_or_else(|| Error::Invalid(format!("no weight tensor `{full}`")))
+    w.get(&full).map(|t| t.data.as_slice()).ok_or_else(|| Error::Invalid(format!("no weight tensor `{full}`")))
 }
 
 /// `[N, C, H, W]` of a feature map.
@@ -232,14 +202,7 @@ fn nchw(s: &Shape) -> (usize, usize, usize, usize) {
 
 /// Cross-correlation with zero padding per side, grouped:
 /// `y[o, i, j] = bias[o] + sum_{c in group(o), ky, kx} x[c, i*sh + ky - top, j*sw + kx - left] * w[o, c % (C/g), ky, kx]`.
-fn conv2d(
-    c: &Conv2d,
-    x: &[f32],
-    xs: &Shape,
-    ys: &Shape,
-    w: &[f32],
-    bias: Option<&[f32]>,
-) -> Vec<f32> {
+fn conv2d(c: &Conv2d, x: &[f32], xs: &Shape, ys: &Shape, w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     let (n, cin, h, wd) = nchw(xs);
     let (_, cout, oh, ow) = nchw(ys);
     let (in_per_group, out_per_group) = (cin / c.groups, cout / c.groups);
@@ -332,19 +295,9 @@ fn pool(p: &Pool, x: &[f32], xs: &Shape, ys: &Shape) -> Vec<f32> {
                 // Real input rows and columns covered by the window.
                 let rows = y0.max(0)..y1.min(h_i);
                 let cols = x0.max(0)..x1.min(w_i);
-                let real = || {
-                    rows.clone().flat_map(|r| {
-                        cols.clone()
-                            .map(move |c| plane[r as usize * wd + c as usize])
-                    })
-                };
+                let real = || rows.clone().flat_map(|r| cols.clone().map(move |c| plane[r as usize * wd + c as usize]));
                 let v = match p.kind {
-                    PoolKind::Max => {
-                        real().fold(
-                            f32::NEG_INFINITY,
-                            |m, v| if v > m || v.is_nan() { v } else { m },
-                        )
-                    }
+                    PoolKind::Max => real().fold(f32::NEG_INFINITY, |m, v| if v > m || v.is_nan() { v } else { m }),
                     PoolKind::Avg => {
                         let count = rows.len() * cols.len();
                         let divisor = if p.count_include_pad {
@@ -354,11 +307,7 @@ fn pool(p: &Pool, x: &[f32], xs: &Shape, ys: &Shape) -> Vec<f32> {
                         } else {
                             count
                         };
-                        if count == 0 {
-                            0.0
-                        } else {
-                            (real().map(|v| v as f64).sum::<f64>() / divisor as f64) as f32
-                        }
+                        if count == 0 { 0.0 } else { (real().map(|v| v as f64).sum::<f64>() / divisor as f64) as f32 }
                     }
                 };
                 y.push(v);
@@ -395,11 +344,7 @@ fn linear(l: &Linear, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     for row in x.chunks(l.in_features) {
         for o in 0..l.out_features {
             let wrow = &w[o * l.in_features..(o + 1) * l.in_features];
-            let dot: f64 = row
-                .iter()
-                .zip(wrow)
-                .map(|(&a, &b)| a as f64 * b as f64)
-                .sum();
+            let dot: f64 = row.iter().zip(wrow).map(|(&a, &b)| a as f64 * b as f64).sum();
             y.push((bias.map_or(0.0, |b| b[o] as f64) + dot) as f32);
         }
     }
@@ -443,37 +388,17 @@ mod tests {
     fn close(found: &[f32], expected: &[f32], tol: f32) {
         assert_eq!(found.len(), expected.len(), "{found:?} vs {expected:?}");
         for (i, (a, b)) in found.iter().zip(expected).enumerate() {
-            assert!(
-                (a - b).abs() <= tol * b.abs().max(1.0),
-                "[{i}]: found {a}, expected {b}\n{found:?}"
-            );
+            assert!((a - b).abs() <= tol * b.abs().max(1.0), "[{i}]: found {a}, expected {b}\n{found:?}");
         }
     }
 
     fn t(shape: &[usize], data: Vec<f32>) -> Tensor {
         assert_eq!(shape.iter().product::<usize>(), data.len());
-        Tensor {
-            shape: shape.to_vec(),
-            data,
-        }
+        Tensor { shape: shape.to_vec(), data }
     }
 
-    fn pool_op(
-        kind: PoolKind,
-        k: usize,
-        s: usize,
-        pad: Pad,
-        ceil: bool,
-        count_include_pad: bool,
-    ) -> Op {
-        Op::Pool(Pool {
-            kind,
-            kernel: [k, k],
-            stride: [s, s],
-            pad,
-            ceil,
-            count_include_pad,
-        })
+    fn pool_op(kind: PoolKind, k: usize, s: usize, pad: Pad, ceil: bool, count_include_pad: bool) -> Op {
+        Op::Pool(Pool { kind, kernel: [k, k], stride: [s, s], pad, ceil, count_include_pad })
     }
 
     /// A graph `x -> op -> y` with input `shape`.
@@ -488,18 +413,8 @@ mod tests {
         (0..n).map(f).collect()
     }
 
-    fn conv_op(
-        cin: usize,
-        cout: usize,
-        k: [usize; 2],
-        stride: usize,
-        pad: Pad,
-        groups: usize,
-        bias: bool,
-    ) -> Op {
-        let Op::Conv2d(mut c) = conv("conv", cin, cout, k, bias) else {
-            unreachable!()
-        };
+    fn conv_op(cin: usize, cout: usize, k: [usize; 2], stride: usize, pad: Pad, groups: usize, bias: bool) -> Op {
+        let Op::Conv2d(mut c) = conv("conv", cin, cout, k, bias) else { unreachable!() };
         c.stride = [stride, stride];
         c.pad = pad;
         c.groups = groups;
@@ -513,18 +428,9 @@ mod tests {
         // b = torch.tensor([0.5, -1.0, 0.25, 2.0])
         // F.conv2d(x, w, b, stride=2, padding=1, groups=2)
         // (all values are small multiples of 1/4, so every sum is exact in f32 and f64)
-        let g = single(
-            conv_op(4, 4, [3, 3], 2, Pad::all(1), 2, true),
-            Shape::nchw(4, 5, 5),
-        );
+        let g = single(conv_op(4, 4, [3, 3], 2, Pad::all(1), 2, true), Shape::nchw(4, 5, 5));
         let mut w = Weights::new();
-        w.insert(
-            "conv.weight",
-            t(
-                &[4, 2, 3, 3],
-                ramp(72, |i| ((i * 3) % 5) as f32 * 0.5 - 1.0),
-            ),
-        );
+        w.insert("conv.weight", t(&[4, 2, 3, 3], ramp(72, |i| ((i * 3) % 5) as f32 * 0.5 - 1.0)));
         w.insert("conv.bias", t(&[4], vec![0.5, -1.0, 0.25, 2.0]));
         let out = run(&g, &w, &[&ramp(100, |i| (i % 7) as f32 - 3.0)]).unwrap();
         assert_eq!(out[0].1, Shape::nchw(4, 3, 3));
@@ -542,15 +448,9 @@ mod tests {
     fn conv_with_a_1x3_kernel_and_width_padding() {
         // x = torch.arange(12.).reshape(1,1,3,4); w = torch.tensor([1., -1., 2., 0.5, 0., -2.]).reshape(2,1,1,3)
         // F.conv2d(x, w, padding=(0,1))
-        let g = single(
-            conv_op(1, 2, [1, 3], 1, Pad::hw(0, 1), 1, false),
-            Shape::nchw(1, 3, 4),
-        );
+        let g = single(conv_op(1, 2, [1, 3], 1, Pad::hw(0, 1), 1, false), Shape::nchw(1, 3, 4));
         let mut w = Weights::new();
-        w.insert(
-            "conv.weight",
-            t(&[2, 1, 1, 3], vec![1.0, -1.0, 2.0, 0.5, 0.0, -2.0]),
-        );
+        w.insert("conv.weight", t(&[2, 1, 1, 3], vec![1.0, -1.0, 2.0, 0.5, 0.0, -2.0]));
         #[rustfmt::skip]
         let expected = [
             2.0, 3.0, 5.0, -1.0, 6.0, 11.0, 13.0, -1.0, 10.0, 19.0, 21.0, -1.0,
@@ -563,32 +463,18 @@ mod tests {
     fn conv_with_padding_that_differs_per_side() {
         // x = torch.arange(12.).reshape(1,1,3,4); w = torch.tensor([1., 2., 3., 4.]).reshape(1,1,2,2)
         // F.conv2d(F.pad(x, (1, 0, 0, 1)), w, stride=2)     # left 1, right 0, top 0, bottom 1
-        let pad = Pad {
-            top: 0,
-            bottom: 1,
-            left: 1,
-            right: 0,
-        };
-        let g = single(
-            conv_op(1, 1, [2, 2], 2, pad, 1, false),
-            Shape::nchw(1, 3, 4),
-        );
+        let pad = Pad { top: 0, bottom: 1, left: 1, right: 0 };
+        let g = single(conv_op(1, 1, [2, 2], 2, pad, 1, false), Shape::nchw(1, 3, 4));
         let mut w = Weights::new();
         w.insert("conv.weight", t(&[1, 1, 2, 2], vec![1.0, 2.0, 3.0, 4.0]));
-        assert_eq!(
-            run1(&g, &w, &ramp(12, |i| i as f32)),
-            [16.0, 44.0, 16.0, 29.0]
-        );
+        assert_eq!(run1(&g, &w, &ramp(12, |i| i as f32)), [16.0, 44.0, 16.0, 29.0]);
     }
 
     #[test]
     fn max_pool_in_ceil_mode_clips_the_last_window() {
         // x = torch.tensor([float((i * 7) % 11) for i in range(36)]).reshape(1,1,6,6)
         // F.max_pool2d(x, 3, 2, ceil_mode=True)             # 3x3 (floor mode: 2x2)
-        let g = single(
-            pool_op(PoolKind::Max, 3, 2, Pad::default(), true, true),
-            Shape::nchw(1, 6, 6),
-        );
+        let g = single(pool_op(PoolKind::Max, 3, 2, Pad::default(), true, true), Shape::nchw(1, 6, 6));
         let y = run(&g, &Weights::new(), &[&ramp(36, |i| ((i * 7) % 11) as f32)]).unwrap();
         assert_eq!(y[0].1, Shape::nchw(1, 3, 3));
         assert_eq!(y[0].2, [10.0, 10.0, 9.0, 10.0, 10.0, 9.0, 10.0, 9.0, 9.0]);
@@ -597,23 +483,14 @@ mod tests {
     #[test]
     fn max_pool_padding_never_wins() {
         // F.max_pool2d(-1.0 - torch.arange(16.).reshape(1,1,4,4), 3, 2, padding=1)
-        let g = single(
-            pool_op(PoolKind::Max, 3, 2, Pad::all(1), false, true),
-            Shape::nchw(1, 4, 4),
-        );
-        assert_eq!(
-            run1(&g, &Weights::new(), &ramp(16, |i| -1.0 - i as f32)),
-            [-1.0, -2.0, -5.0, -6.0]
-        );
+        let g = single(pool_op(PoolKind::Max, 3, 2, Pad::all(1), false, true), Shape::nchw(1, 4, 4));
+        assert_eq!(run1(&g, &Weights::new(), &ramp(16, |i| -1.0 - i as f32)), [-1.0, -2.0, -5.0, -6.0]);
     }
 
     #[test]
     fn nan_propagates_through_max_pool_and_relu() {
         // torch.relu(torch.tensor(float('nan'))) and F.max_pool2d over a NaN are NaN.
-        let g = single(
-            pool_op(PoolKind::Max, 2, 2, Pad::default(), false, true),
-            Shape::nchw(1, 2, 2),
-        );
+        let g = single(pool_op(PoolKind::Max, 2, 2, Pad::default(), false, true), Shape::nchw(1, 2, 2));
         assert!(run1(&g, &Weights::new(), &[1.0, f32::NAN, 3.0, 2.0])[0].is_nan());
         let g = single(Op::Relu, Shape::flat(3));
         let y = run1(&g, &Weights::new(), &[-1.0, f32::NAN, 2.0]);
@@ -625,24 +502,13 @@ mod tests {
         // x = torch.arange(16.).reshape(1,1,4,4)
         // F.avg_pool2d(x, 3, 2, padding=1, count_include_pad=True / False)
         let x = ramp(16, |i| i as f32);
-        let incl = single(
-            pool_op(PoolKind::Avg, 3, 2, Pad::all(1), false, true),
-            Shape::nchw(1, 4, 4),
-        );
+        let incl = single(pool_op(PoolKind::Avg, 3, 2, Pad::all(1), false, true), Shape::nchw(1, 4, 4));
         close(
             &run1(&incl, &Weights::new(), &x),
-            &[
-                1.1111111640930176,
-                2.6666667461395264,
-                5.666666507720947,
-                10.0,
-            ],
+            &[1.1111111640930176, 2.6666667461395264, 5.666666507720947, 10.0],
             1e-7,
         );
-        let excl = single(
-            pool_op(PoolKind::Avg, 3, 2, Pad::all(1), false, false),
-            Shape::nchw(1, 4, 4),
-        );
+        let excl = single(pool_op(PoolKind::Avg, 3, 2, Pad::all(1), false, false), Shape::nchw(1, 4, 4));
         assert_eq!(run1(&excl, &Weights::new(), &x), [2.5, 4.0, 8.5, 10.0]);
     }
 
@@ -652,10 +518,7 @@ mod tests {
         //              count_include_pad=True)
         // The last window (rows 5..8 of the input) is clipped to row 7 = 6 + padding: it
         // divides 35 by 2x2, not by 3x3 (the full window) nor 1x1 (the real elements).
-        let g = single(
-            pool_op(PoolKind::Avg, 3, 2, Pad::all(1), true, true),
-            Shape::nchw(1, 6, 6),
-        );
+        let g = single(pool_op(PoolKind::Avg, 3, 2, Pad::all(1), true, true), Shape::nchw(1, 6, 6));
         #[rustfmt::skip]
         let expected = [
             1.5555555820465088, 3.3333332538604736, 4.666666507720947, 2.6666667461395264,
@@ -663,17 +526,10 @@ mod tests {
             16.33333396911621, 26.0, 28.0, 14.5,
             10.166666984558105, 16.0, 17.0, 8.75,
         ];
-        close(
-            &run1(&g, &Weights::new(), &ramp(36, |i| i as f32)),
-            &expected,
-            1e-7,
-        );
+        close(&run1(&g, &Weights::new(), &ramp(36, |i| i as f32)), &expected, 1e-7);
         // F.avg_pool2d(torch.arange(25.).reshape(1,1,5,5), 2, 2, ceil_mode=True,
         //              count_include_pad=True) == the same with False: no padding to count.
-        let g = single(
-            pool_op(PoolKind::Avg, 2, 2, Pad::default(), true, true),
-            Shape::nchw(1, 5, 5),
-        );
+        let g = single(pool_op(PoolKind::Avg, 2, 2, Pad::default(), true, true), Shape::nchw(1, 5, 5));
         let expected = [3.0, 5.0, 6.5, 13.0, 15.0, 16.5, 20.5, 22.5, 24.0];
         assert_eq!(run1(&g, &Weights::new(), &ramp(25, |i| i as f32)), expected);
     }
@@ -685,22 +541,11 @@ mod tests {
         //   window (0,0): 0+1+3+4 = 8 over 4 real elements
         //   window (0,1): 2+5 = 7, 2 real elements, the window is 2x2 within the padded input
         //   window (1,0): 6+7 = 13; window (1,1): 8, 1 real element
-        let pad = Pad {
-            top: 0,
-            bottom: 1,
-            left: 0,
-            right: 1,
-        };
+        let pad = Pad { top: 0, bottom: 1, left: 0, right: 1 };
         let x = ramp(9, |i| i as f32);
-        let incl = single(
-            pool_op(PoolKind::Avg, 2, 2, pad, false, true),
-            Shape::nchw(1, 3, 3),
-        );
+        let incl = single(pool_op(PoolKind::Avg, 2, 2, pad, false, true), Shape::nchw(1, 3, 3));
         assert_eq!(run1(&incl, &Weights::new(), &x), [2.0, 1.75, 3.25, 2.0]);
-        let excl = single(
-            pool_op(PoolKind::Avg, 2, 2, pad, false, false),
-            Shape::nchw(1, 3, 3),
-        );
+        let excl = single(pool_op(PoolKind::Avg, 2, 2, pad, false, false), Shape::nchw(1, 3, 3));
         assert_eq!(run1(&excl, &Weights::new(), &x), [2.0, 3.5, 6.5, 8.0]);
     }
 
@@ -709,14 +554,7 @@ mod tests {
         // x = torch.tensor([float(i % 5 - 2) * 0.75 + 0.1 * i for i in range(10)]).reshape(1,5,1,2)
         // torch.nn.LocalResponseNorm(size, alpha=0.3, beta=0.75, k=2.0)(x) for size 3 and 4
         let x = ramp(10, |i| ((i % 5) as f32 - 2.0) * 0.75 + 0.1 * i as f32);
-        let lrn = |size| {
-            Op::Lrn(Lrn {
-                size,
-                alpha: 0.3,
-                beta: 0.75,
-                k: 2.0,
-            })
-        };
+        let lrn = |size| Op::Lrn(Lrn { size, alpha: 0.3, beta: 0.75, k: 2.0 });
         #[rustfmt::skip]
         let size3 = [
             -0.8222591280937195, -0.3657682538032532, 0.09796144813299179, 0.5710717439651489, 0.9955670237541199,
@@ -727,16 +565,8 @@ mod tests {
             -0.8384629487991333, -0.3707036077976227, 0.10236560553312302, 0.5833768248558044, 0.9719696640968323,
             -0.5487036108970642, -0.07646623998880386, 0.3392913043498993, 0.7908758521080017, 1.1915313005447388,
         ];
-        close(
-            &run1(&single(lrn(3), Shape::nchw(5, 1, 2)), &Weights::new(), &x),
-            &size3,
-            1e-6,
-        );
-        close(
-            &run1(&single(lrn(4), Shape::nchw(5, 1, 2)), &Weights::new(), &x),
-            &size4,
-            1e-6,
-        );
+        close(&run1(&single(lrn(3), Shape::nchw(5, 1, 2)), &Weights::new(), &x), &size3, 1e-6);
+        close(&run1(&single(lrn(4), Shape::nchw(5, 1, 2)), &Weights::new(), &x), &size4, 1e-6);
     }
 
     #[test]
@@ -749,13 +579,7 @@ mod tests {
         w.insert("bn.bias", t(&[2], vec![-0.05, 0.05]));
         w.insert("bn.running_mean", t(&[2], vec![0.1, -0.2]));
         w.insert("bn.running_var", t(&[2], vec![0.001, 0.5]));
-        let bn = || {
-            Op::BatchNorm(BatchNorm {
-                channels: 2,
-                eps: 1e-3,
-                key: "bn".into(),
-            })
-        };
+        let bn = || Op::BatchNorm(BatchNorm { channels: 2, eps: 1e-3, key: "bn".into() });
         let x = ramp(12, |i| i as f32 * 0.25 - 1.0);
         #[rustfmt::skip]
         let expected = [
@@ -763,89 +587,37 @@ mod tests {
             -2.5096747875213623, 3.639512300491333, 0.9400649070739746, 1.2579452991485596,
             1.575825572013855, 1.89370596408844, 2.2115862369537354, 2.5294666290283203,
         ];
-        close(
-            &run1(&single(bn(), Shape::nchw(2, 2, 3)), &w, &x),
-            &expected,
-            1e-6,
-        );
-        close(
-            &run1(&single(bn(), Shape::flat(2)), &w, &[x[0], x[6]]),
-            &[expected[0], expected[6]],
-            1e-6,
-        );
+        close(&run1(&single(bn(), Shape::nchw(2, 2, 3)), &w, &x), &expected, 1e-6);
+        close(&run1(&single(bn(), Shape::flat(2)), &w, &[x[0], x[6]]), &[expected[0], expected[6]], 1e-6);
     }
 
     #[test]
     fn l2_norm_divides_by_the_norm_or_eps() {
         // F.normalize(torch.tensor([[3., -4., 0., 12.]]), dim=1, eps=1e-12)
         let g = single(Op::L2Norm { eps: 1e-12 }, Shape::flat(4));
-        let expected = [
-            0.23076923191547394,
-            -0.3076923191547394,
-            0.0,
-            0.9230769276618958,
-        ];
-        close(
-            &run1(&g, &Weights::new(), &[3.0, -4.0, 0.0, 12.0]),
-            &expected,
-            1e-7,
-        );
+        let expected = [0.23076923191547394, -0.3076923191547394, 0.0, 0.9230769276618958];
+        close(&run1(&g, &Weights::new(), &[3.0, -4.0, 0.0, 12.0]), &expected, 1e-7);
         // F.normalize(torch.tensor([[3e-13, -4e-13]]), dim=1, eps=1e-12): the norm 5e-13 < eps
         let g = single(Op::L2Norm { eps: 1e-12 }, Shape::flat(2));
-        close(
-            &run1(&g, &Weights::new(), &[3e-13, -4e-13]),
-            &[0.29999998211860657, -0.4000000059604645],
-            1e-6,
-        );
+        close(&run1(&g, &Weights::new(), &[3e-13, -4e-13]), &[0.29999998211860657, -0.4000000059604645], 1e-6);
     }
 
     #[test]
     fn softmax_is_stable_for_large_logits() {
         // F.softmax(torch.tensor([[1., 2., 3., -1.]]), dim=1), and the same plus 1000
         let g = single(Op::Softmax, Shape::flat(4));
-        let expected = [
-            0.08894681185483932,
-            0.2417825162410736,
-            0.6572329998016357,
-            0.012037642300128937,
-        ];
-        close(
-            &run1(&g, &Weights::new(), &[1.0, 2.0, 3.0, -1.0]),
-            &expected,
-            1e-6,
-        );
-        close(
-            &run1(&g, &Weights::new(), &[1001.0, 1002.0, 1003.0, 999.0]),
-            &expected,
-            1e-6,
-        );
+        let expected = [0.08894681185483932, 0.2417825162410736, 0.6572329998016357, 0.012037642300128937];
+        close(&run1(&g, &Weights::new(), &[1.0, 2.0, 3.0, -1.0]), &expected, 1e-6);
+        close(&run1(&g, &Weights::new(), &[1001.0, 1002.0, 1003.0, 999.0]), &expected, 1e-6);
     }
 
     /// Three inputs `a`, `b`, `c`; outputs `sum = a + 0.5 * c`, `cat = concat(b, a)` and `a`.
     #[test]
     fn concat_in_operand_order_add_with_scale_and_several_outputs() {
         let mut g = Graph::new("two");
-        let a = g.add(
-            Op::Input,
-            Shape::nchw(1, 2, 2),
-            Default::default(),
-            "a",
-            &[],
-        );
-        let b = g.add(
-            Op::Input,
-            Shape::nchw(2, 2, 2),
-            Default::default(),
-            "b",
-            &[],
-        );
-        let c = g.add(
-            Op::Input,
-            Shape::nchw(1, 2, 2),
-            Default::default(),
-            "c",
-            &[],
-        );
+        let a = g.add(Op::Input, Shape::nchw(1, 2, 2), Default::default(), "a", &[]);
+        let b = g.add(Op::Input, Shape::nchw(2, 2, 2), Default::default(), "b", &[]);
+        let c = g.add(Op::Input, Shape::nchw(1, 2, 2), Default::default(), "c", &[]);
         g.inputs = vec![a, b, c];
         let cat = add(&mut g, Op::Concat, &[b, a]);
         let sum = add(&mut g, Op::Add { scale: 0.5 }, &[a, c]);
@@ -858,12 +630,7 @@ mod tests {
         assert_eq!(names, ["sum", "cat", "a"]);
         assert_eq!(out[0].2, [6.0, 1.0, 3.25, 4.0]);
         assert_eq!(out[1].1, Shape::nchw(3, 2, 2));
-        assert_eq!(
-            out[1].2,
-            [
-                5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 1.0, 2.0, 3.0, 4.0
-            ]
-        );
+        assert_eq!(out[1].2, [5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 1.0, 2.0, 3.0, 4.0]);
         assert_eq!(out[2].2, xa);
     }
 
@@ -876,13 +643,7 @@ mod tests {
         let f = add(&mut g, Op::Flatten, &[p]);
         let l = add(
             &mut g,
-            Op::Linear(Linear {
-                in_features: 2,
-                out_features: 3,
-                key: "fc".into(),
-                bias: true,
-                relu: false,
-            }),
+            Op::Linear(Linear { in_features: 2, out_features: 3, key: "fc".into(), bias: true, relu: false }),
             &[f],
         );
         let r = add(&mut g, Op::Relu, &[l]);
@@ -901,54 +662,31 @@ mod tests {
     fn wrong_inputs_are_errors() {
         let g = single(Op::Relu, Shape::nchw(1, 2, 2));
         let e = run(&g, &Weights::new(), &[]).unwrap_err();
-        assert!(
-            e.to_string().contains("has 1 input(s), 0 were given"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("has 1 input(s), 0 were given"), "{e}");
         let e = run(&g, &Weights::new(), &[&[1.0, 2.0, 3.0]]).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "input `x` must have shape 1x1x2x2, found 3 values"
-        );
+        assert_eq!(e.to_string(), "input `x` must have shape 1x1x2x2, found 3 values");
         assert!(matches!(e, Error::InputShape { .. }));
     }
 
     #[test]
     fn missing_or_mis_shaped_weights_are_errors() {
-        let g = single(
-            conv_op(1, 2, [3, 3], 1, Pad::all(1), 1, true),
-            Shape::nchw(1, 4, 4),
-        );
+        let g = single(conv_op(1, 2, [3, 3], 1, Pad::all(1), 1, true), Shape::nchw(1, 4, 4));
         let x = [0.0; 16];
         let e = run(&g, &Weights::new(), &[&x]).unwrap_err().to_string();
-        assert!(
-            e.contains("`conv.weight` F32 [2, 1, 3, 3]") && e.contains("`conv.bias` F32 [2]"),
-            "{e}"
-        );
+        assert!(e.contains("`conv.weight` F32 [2, 1, 3, 3]") && e.contains("`conv.bias` F32 [2]"), "{e}");
         let mut w = Weights::new();
         w.insert("conv.weight", t(&[2, 1, 3, 3], vec![0.0; 18]));
         w.insert("conv.bias", t(&[1, 2], vec![0.0; 2]));
         let e = run(&g, &w, &[&x]).unwrap_err().to_string();
-        assert!(
-            e.contains("`conv.bias`: expected F32 [2], found F32 [1, 2]"),
-            "{e}"
-        );
+        assert!(e.contains("`conv.bias`: expected F32 [2], found F32 [1, 2]"), "{e}");
     }
 
     #[test]
     fn a_node_whose_shape_disagrees_with_inference_is_an_error() {
         let (mut g, x) = with_input(Shape::nchw(1, 4, 4));
-        let y = g.add(
-            Op::Relu,
-            Shape::nchw(1, 4, 5),
-            Default::default(),
-            "bad",
-            &[x],
-        );
+        let y = g.add(Op::Relu, Shape::nchw(1, 4, 5), Default::default(), "bad", &[x]);
         g.outputs.push(("y".into(), y));
-        let e = run(&g, &Weights::new(), &[&[0.0; 16]])
-            .unwrap_err()
-            .to_string();
+        let e = run(&g, &Weights::new(), &[&[0.0; 16]]).unwrap_err().to_string();
         assert!(e.contains("`bad` (relu) records shape 1x1x4x5"), "{e}");
     }
 
@@ -956,26 +694,10 @@ mod tests {
     fn the_reference_agrees_with_itself_on_random_weights() {
         // conv(3x3, p1) -> bn -> relu -> maxpool, run twice: deterministic, and finite.
         let (mut g, x) = with_input(Shape::nchw(3, 8, 8));
-        let c = add(
-            &mut g,
-            conv_op(3, 4, [3, 3], 1, Pad::all(1), 1, false),
-            &[x],
-        );
-        let b = add(
-            &mut g,
-            Op::BatchNorm(BatchNorm {
-                channels: 4,
-                eps: 1e-5,
-                key: "bn".into(),
-            }),
-            &[c],
-        );
+        let c = add(&mut g, conv_op(3, 4, [3, 3], 1, Pad::all(1), 1, false), &[x]);
+        let b = add(&mut g, Op::BatchNorm(BatchNorm { channels: 4, eps: 1e-5, key: "bn".into() }), &[c]);
         let r = add(&mut g, Op::Relu, &[b]);
-        let p = add(
-            &mut g,
-            pool_op(PoolKind::Max, 3, 2, Pad::default(), true, true),
-            &[r],
-        );
+        let p = add(&mut g, pool_op(PoolKind::Max, 3, 2, Pad::default(), true, true), &[r]);
         g.outputs.push(("y".into(), p));
         let w = Weights::init(&g, 42);
         let x = ramp(192, |i| ((i * 37) % 17) as f32 / 8.0 - 1.0);
@@ -991,36 +713,13 @@ mod tests {
         // fused:   conv[residual 0.2, relu](x, r)  and   linear[relu](flatten(..))
         let build = |fused: bool| {
             let mut g = Graph::new("fuse");
-            let x = g.add(
-                Op::Input,
-                Shape::nchw(2, 5, 5),
-                Default::default(),
-                "x",
-                &[],
-            );
-            let r = g.add(
-                Op::Input,
-                Shape::nchw(3, 5, 5),
-                Default::default(),
-                "r",
-                &[],
-            );
+            let x = g.add(Op::Input, Shape::nchw(2, 5, 5), Default::default(), "x", &[]);
+            let r = g.add(Op::Input, Shape::nchw(3, 5, 5), Default::default(), "r", &[]);
             g.inputs = vec![x, r];
-            let Op::Conv2d(mut c) = conv_op(2, 3, [3, 3], 1, Pad::all(1), 1, true) else {
-                unreachable!()
-            };
-            let mut l = Linear {
-                in_features: 75,
-                out_features: 4,
-                key: "fc".into(),
-                bias: true,
-                relu: false,
-            };
+            let Op::Conv2d(mut c) = conv_op(2, 3, [3, 3], 1, Pad::all(1), 1, true) else { unreachable!() };
+            let mut l = Linear { in_features: 75, out_features: 4, key: "fc".into(), bias: true, relu: false };
             let (y, z) = if fused {
-                c.epilogue = Epilogue {
-                    residual: Some(0.2),
-                    relu: true,
-                };
+                c.epilogue = Epilogue { residual: Some(0.2), relu: true };
                 let y = add(&mut g, Op::Conv2d(c), &[x, r]);
                 let f = add(&mut g, Op::Flatten, &[y]);
                 l.relu = true;
@@ -1043,14 +742,9 @@ mod tests {
         let a = run(&unfused, &w, &[&x, &r]).unwrap();
         let b = run(&fused, &w, &[&x, &r]).unwrap();
         let bits = |o: &[(String, Shape, Vec<f32>)]| -> Vec<Vec<u32>> {
-            o.iter()
-                .map(|(_, _, v)| v.iter().map(|f| f.to_bits()).collect())
-                .collect()
+            o.iter().map(|(_, _, v)| v.iter().map(|f| f.to_bits()).collect()).collect()
         };
         assert_eq!(bits(&a), bits(&b));
-        assert!(
-            a[0].2.contains(&0.0) && a[0].2.iter().any(|v| *v > 0.0),
-            "relu is exercised"
-        );
+        assert!(a[0].2.contains(&0.0) && a[0].2.iter().any(|v| *v > 0.0), "relu is exercised");
     }
 }

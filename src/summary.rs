@@ -108,7 +108,13 @@ impl Summary {
         for o in &self.outputs {
             let _ = writeln!(s, "output {} {}", o.name, dims(&o.shape));
         }
-        let _ = writeln!(s, "total: {} parameters, {} MACs ({} layers)", group(self.params), group(self.macs), self.layers.len());
+        let _ = writeln!(
+            s,
+            "total: {} parameters, {} MACs ({} layers)",
+            group(self.params),
+            group(self.macs),
+            self.layers.len()
+        );
         s
     }
 }

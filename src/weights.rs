@@ -94,13 +94,7 @@ impl Weights {
                     v as f32
                 })
                 .collect();
-            w.insert(
-                spec.key.clone(),
-                Tensor {
-                    shape: spec.shape.clone(),
-                    data,
-                },
-            );
+            w.insert(spec.key.clone(), Tensor { shape: spec.shape.clone(), data });
         }
         w
     }
@@ -141,10 +135,7 @@ impl Weights {
     /// all the differences; a corrupt file is an [`Error::Weights`] saying what is wrong.
     pub fn load_safetensors(path: impl AsRef<Path>, graph: &Graph) -> Result<Weights> {
         let path = path.as_ref();
-        let fail = |message: String| Error::Weights {
-            path: path.display().to_string(),
-            message,
-        };
+        let fail = |message: String| Error::Weights { path: path.display().to_string(), message };
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let meta = file.metadata().map_err(|e| Error::io(path, e))?;
         if !meta.is_file() {
@@ -177,14 +168,7 @@ impl Weights {
         for (name, view) in st.iter() {
             let integer = matches!(
                 view.dtype(),
-                Dtype::I8
-                    | Dtype::I16
-                    | Dtype::I32
-                    | Dtype::I64
-                    | Dtype::U8
-                    | Dtype::U16
-                    | Dtype::U32
-                    | Dtype::U64
+                Dtype::I8 | Dtype::I16 | Dtype::I32 | Dtype::I64 | Dtype::U8 | Dtype::U16 | Dtype::U32 | Dtype::U64
             );
             if !(integer && name.ends_with("num_batches_tracked")) {
                 found.insert(name, view);
@@ -202,19 +186,14 @@ impl Weights {
             }
             match to_f32(view.dtype(), view.data()) {
                 Some(data) => {
-                    let tensor = Tensor {
-                        shape: spec.shape.clone(),
-                        data,
-                    };
+                    let tensor = Tensor { shape: spec.shape.clone(), data };
                     weights.insert(spec.key.clone(), tensor);
                 }
                 None => report.wrong(&spec, &view.dtype().to_string(), view.shape()),
             }
         }
         for (name, view) in found {
-            report
-                .unexpected
-                .push(format!("`{name}` {} {}", view.dtype(), dims(view.shape())));
+            report.unexpected.push(format!("`{name}` {} {}", view.dtype(), dims(view.shape())));
         }
         match report.render(&graph.name) {
             None => Ok(weights),
@@ -229,29 +208,18 @@ impl Weights {
     /// so `path` is either the complete new file or untouched.
     pub fn save_safetensors(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        let fail = |message: String| Error::Weights {
-            path: path.display().to_string(),
-            message,
-        };
+        let fail = |message: String| Error::Weights { path: path.display().to_string(), message };
         let mut infos = Vec::with_capacity(self.map.len());
         let mut offset = 0usize;
         for (key, t) in &self.map {
             let n = t.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
             if n != Some(t.data.len()) {
-                return Err(fail(format!(
-                    "tensor `{key}` of shape {} has {} values",
-                    dims(&t.shape),
-                    t.data.len()
-                )));
+                return Err(fail(format!("tensor `{key}` of shape {} has {} values", dims(&t.shape), t.data.len())));
             }
             let end = offset + 4 * t.data.len();
             infos.push((
                 key.clone(),
-                TensorInfo {
-                    dtype: Dtype::F32,
-                    shape: t.shape.clone(),
-                    data_offsets: (offset, end),
-                },
+                TensorInfo { dtype: Dtype::F32, shape: t.shape.clone(), data_offsets: (offset, end) },
             ));
             offset = end;
         }
@@ -275,32 +243,21 @@ impl Weights {
 /// The parameters of `graph`, each key once (in topological order).
 fn unique_params(graph: &Graph) -> Vec<ParamSpec> {
     let mut seen = std::collections::HashSet::new();
-    graph
-        .params()
-        .into_iter()
-        .filter(|p| seen.insert(p.key.clone()))
-        .collect()
+    graph.params().into_iter().filter(|p| seen.insert(p.key.clone())).collect()
 }
 
 /// Little-endian `bytes` of `dtype` as f32, or `None` for a non-float dtype.
 fn to_f32(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
     let v = match dtype {
-        Dtype::F32 => bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
+        Dtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
         Dtype::F64 => bytes
             .chunks_exact(8)
             .map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32)
             .collect(),
-        Dtype::F16 => bytes
-            .chunks_exact(2)
-            .map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]])))
-            .collect(),
-        Dtype::BF16 => bytes
-            .chunks_exact(2)
-            .map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16))
-            .collect(),
+        Dtype::F16 => bytes.chunks_exact(2).map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]]))).collect(),
+        Dtype::BF16 => {
+            bytes.chunks_exact(2).map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16)).collect()
+        }
         _ => return None,
     };
     Some(v)
@@ -325,9 +282,7 @@ fn f16_to_f32(h: u16) -> f32 {
 /// Words for what the `safetensors` crate found wrong with a file.
 fn describe(e: SafeTensorError) -> String {
     let what = match e {
-        SafeTensorError::HeaderTooLarge => {
-            "its header is larger than the 100 MB the format allows".into()
-        }
+        SafeTensorError::HeaderTooLarge => "its header is larger than the 100 MB the format allows".into(),
         SafeTensorError::HeaderTooSmall | SafeTensorError::InvalidHeaderLength => {
             "its header length does not fit the file".into()
         }
@@ -338,16 +293,11 @@ fn describe(e: SafeTensorError) -> String {
         SafeTensorError::InvalidOffset(name) => {
             format!("tensor `{name}` has data offsets that overlap, leave gaps or run out of order")
         }
-        SafeTensorError::TensorInvalidInfo => {
-            "a tensor's data offsets do not match its shape and dtype".into()
-        }
+        SafeTensorError::TensorInvalidInfo => "a tensor's data offsets do not match its shape and dtype".into(),
         SafeTensorError::MetadataIncompleteBuffer => {
-            "the file's size does not match the tensors its header lists (truncated or extended?)"
-                .into()
+            "the file's size does not match the tensors its header lists (truncated or extended?)".into()
         }
-        SafeTensorError::ValidationOverflow => {
-            "a tensor's shape is too large (its size overflows)".into()
-        }
+        SafeTensorError::ValidationOverflow => "a tensor's shape is too large (its size overflows)".into(),
         other => other.to_string(),
     };
     format!("not a valid safetensors file: {what}")
@@ -368,17 +318,11 @@ struct Report {
 
 impl Report {
     fn missing(&mut self, spec: &ParamSpec) {
-        self.missing
-            .push(format!("`{}` F32 {}", spec.key, dims(&spec.shape)));
+        self.missing.push(format!("`{}` F32 {}", spec.key, dims(&spec.shape)));
     }
 
     fn wrong(&mut self, spec: &ParamSpec, dtype: &str, shape: &[usize]) {
-        self.wrong.push(format!(
-            "`{}`: expected F32 {}, found {dtype} {}",
-            spec.key,
-            dims(&spec.shape),
-            dims(shape)
-        ));
+        self.wrong.push(format!("`{}`: expected F32 {}, found {dtype} {}", spec.key, dims(&spec.shape), dims(shape)));
     }
 
     /// The error message, or `None` when the tensors fit.
@@ -390,11 +334,7 @@ impl Report {
         let lists = [
             (&self.missing, "missing tensor", ""),
             (&self.unexpected, "unexpected tensor", ""),
-            (
-                &self.wrong,
-                "tensor",
-                " with the wrong shape or dtype (F16, BF16 and F64 are converted)",
-            ),
+            (&self.wrong, "tensor", " with the wrong shape or dtype (F16, BF16 and F64 are converted)"),
         ];
         for (list, noun, rest) in lists {
             if list.is_empty() {
@@ -419,9 +359,7 @@ struct SplitMix64(u64);
 impl SplitMix64 {
     /// The stream of tensor `key` under `seed` (FNV-1a hash of the key, mixed with the seed).
     fn for_key(seed: u64, key: &str) -> SplitMix64 {
-        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-        });
+        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
         let mut s = SplitMix64(seed);
         SplitMix64(s.next() ^ hash)
     }
@@ -497,25 +435,11 @@ pub(crate) mod tests {
     fn small_net() -> Graph {
         let (mut g, x) = with_input(Shape::nchw(3, 6, 6));
         let c = add(&mut g, conv("features.conv", 3, 4, [3, 3], true), &[x]);
-        let b = add(
-            &mut g,
-            Op::BatchNorm(BatchNorm {
-                channels: 4,
-                eps: 1e-3,
-                key: "features.bn".into(),
-            }),
-            &[c],
-        );
+        let b = add(&mut g, Op::BatchNorm(BatchNorm { channels: 4, eps: 1e-3, key: "features.bn".into() }), &[c]);
         let f = add(&mut g, Op::Flatten, &[b]);
         let l = add(
             &mut g,
-            Op::Linear(Linear {
-                in_features: 64,
-                out_features: 5,
-                key: "fc".into(),
-                bias: true,
-                relu: false,
-            }),
+            Op::Linear(Linear { in_features: 64, out_features: 5, key: "fc".into(), bias: true, relu: false }),
             &[f],
         );
         g.outputs.push(("logits".into(), l));
@@ -530,12 +454,7 @@ pub(crate) mod tests {
     fn write_raw(path: &Path, tensors: &[(&str, Dtype, Vec<usize>, Vec<u8>)]) {
         let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
             .iter()
-            .map(|(n, d, s, b)| {
-                (
-                    n.to_string(),
-                    safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
-                )
-            })
+            .map(|(n, d, s, b)| (n.to_string(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap()))
             .collect();
         std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
     }
@@ -545,10 +464,7 @@ pub(crate) mod tests {
     }
 
     /// Every tensor of `g` as F32 bytes, except those for which `skip` is true.
-    fn tensors_of(
-        g: &Graph,
-        skip: impl Fn(&str) -> bool,
-    ) -> Vec<(String, Dtype, Vec<usize>, Vec<u8>)> {
+    fn tensors_of(g: &Graph, skip: impl Fn(&str) -> bool) -> Vec<(String, Dtype, Vec<usize>, Vec<u8>)> {
         g.params()
             .into_iter()
             .filter(|p| !skip(&p.key))
@@ -569,12 +485,8 @@ pub(crate) mod tests {
         }
     }
 
-    fn as_refs(
-        v: &[(String, Dtype, Vec<usize>, Vec<u8>)],
-    ) -> Vec<(&str, Dtype, Vec<usize>, Vec<u8>)> {
-        v.iter()
-            .map(|(n, d, s, b)| (n.as_str(), *d, s.clone(), b.clone()))
-            .collect()
+    fn as_refs(v: &[(String, Dtype, Vec<usize>, Vec<u8>)]) -> Vec<(&str, Dtype, Vec<usize>, Vec<u8>)> {
+        v.iter().map(|(n, d, s, b)| (n.as_str(), *d, s.clone(), b.clone())).collect()
     }
 
     #[test]
@@ -594,13 +506,7 @@ pub(crate) mod tests {
         let out = g2.outputs[0].1;
         let extra = add(
             &mut g2,
-            Op::Linear(Linear {
-                in_features: 5,
-                out_features: 2,
-                key: "head".into(),
-                bias: false,
-                relu: false,
-            }),
+            Op::Linear(Linear { in_features: 5, out_features: 2, key: "head".into(), bias: false, relu: false }),
             &[out],
         );
         g2.outputs[0].1 = extra;
@@ -615,10 +521,7 @@ pub(crate) mod tests {
         assert_eq!(pinned, PINNED_CONV_WEIGHT_BITS);
         // He-normal: std sqrt(2/27) for the 3x3x3 conv. 108 samples: within 25%.
         let std = (w.iter().map(|v| v * v).sum::<f32>() / w.len() as f32).sqrt();
-        assert!(
-            (std / (2.0f32 / 27.0).sqrt() - 1.0).abs() < 0.25,
-            "std {std}"
-        );
+        assert!((std / (2.0f32 / 27.0).sqrt() - 1.0).abs() < 0.25, "std {std}");
         let bias = &a.get("features.conv.bias").unwrap().data;
         assert!(bias.iter().all(|b| b.abs() <= 1.0 / 27f32.sqrt()));
         let gamma = &a.get("features.bn.weight").unwrap().data;
@@ -639,10 +542,7 @@ pub(crate) mod tests {
         let v: Vec<f64> = (0..n).map(|_| r.normal()).collect();
         let mean = v.iter().sum::<f64>() / n as f64;
         let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n as f64;
-        assert!(
-            mean.abs() < 0.03 && (var - 1.0).abs() < 0.05,
-            "mean {mean}, var {var}"
-        );
+        assert!(mean.abs() < 0.03 && (var - 1.0).abs() < 0.05, "mean {mean}, var {var}");
     }
 
     #[test]
@@ -658,11 +558,7 @@ pub(crate) mod tests {
         let st = SafeTensors::deserialize(&bytes).unwrap();
         assert_eq!(st.len(), w.len());
         assert!(st.iter().all(|(_, v)| v.dtype() == Dtype::F32));
-        assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "no temporary file is left"
-        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file is left");
     }
 
     #[test]
@@ -674,18 +570,10 @@ pub(crate) mod tests {
         w.save_safetensors(&p).unwrap();
         let before = std::fs::read(&p).unwrap();
         let mut bad = w.clone();
-        bad.insert(
-            "broken",
-            Tensor {
-                shape: vec![2, 2],
-                data: vec![1.0],
-            },
-        );
+        bad.insert("broken", Tensor { shape: vec![2, 2], data: vec![1.0] });
         let e = bad.save_safetensors(&p).unwrap_err().to_string();
         assert!(e.contains("`broken` of shape [2, 2] has 1 values"), "{e}");
-        let e = w
-            .save_safetensors(dir.path().join("missing/dir/w.safetensors"))
-            .unwrap_err();
+        let e = w.save_safetensors(dir.path().join("missing/dir/w.safetensors")).unwrap_err();
         assert!(matches!(e, Error::Io { .. }), "{e:?}");
         assert_eq!(std::fs::read(&p).unwrap(), before);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
@@ -698,23 +586,12 @@ pub(crate) mod tests {
         let p = dir.path().join("w.safetensors");
         let mut t = tensors_of(&g, |k| k == "features.bn.weight");
         // f16 bit patterns: 1.0, -2.0, 65504 (largest), 2^-24 (smallest subnormal).
-        let halves: Vec<u8> = [0x3c00u16, 0xc000, 0x7bff, 0x0001]
-            .iter()
-            .flat_map(|h| h.to_le_bytes())
-            .collect();
+        let halves: Vec<u8> = [0x3c00u16, 0xc000, 0x7bff, 0x0001].iter().flat_map(|h| h.to_le_bytes()).collect();
         t.push(("features.bn.weight".into(), Dtype::F16, vec![4], halves));
-        t.push((
-            "features.bn.num_batches_tracked".into(),
-            Dtype::I64,
-            vec![],
-            5i64.to_le_bytes().to_vec(),
-        ));
+        t.push(("features.bn.num_batches_tracked".into(), Dtype::I64, vec![], 5i64.to_le_bytes().to_vec()));
         write_raw(&p, &as_refs(&t));
         let w = Weights::load_safetensors(&p, &g).unwrap();
-        assert_eq!(
-            w.get("features.bn.weight").unwrap().data,
-            [1.0, -2.0, 65504.0, 2f32.powi(-24)]
-        );
+        assert_eq!(w.get("features.bn.weight").unwrap().data, [1.0, -2.0, 65504.0, 2f32.powi(-24)]);
         assert_eq!(w.get("fc.bias").unwrap().data, [0.0, 1.0, 2.0, 3.0, 4.0]);
         assert!(w.get("features.bn.num_batches_tracked").is_none());
     }
@@ -737,33 +614,12 @@ pub(crate) mod tests {
         let g = small_net();
         let dir = tmp();
         let p = dir.path().join("w.safetensors");
-        let mut t = tensors_of(&g, |k| {
-            k == "fc.bias" || k == "features.bn.running_var" || k.starts_with("features.conv")
-        });
-        t.push((
-            "features.conv.weight".into(),
-            Dtype::F32,
-            vec![4, 3, 1, 1],
-            f32_bytes(12),
-        ));
-        t.push((
-            "features.conv.bias".into(),
-            Dtype::I64,
-            vec![4],
-            vec![0; 32],
-        ));
-        t.push((
-            "classifier.weight".into(),
-            Dtype::F32,
-            vec![2, 2],
-            f32_bytes(4),
-        ));
-        t.push((
-            "bn.num_batches_tracked".into(),
-            Dtype::F32,
-            vec![],
-            f32_bytes(1),
-        ));
+        let mut t =
+            tensors_of(&g, |k| k == "fc.bias" || k == "features.bn.running_var" || k.starts_with("features.conv"));
+        t.push(("features.conv.weight".into(), Dtype::F32, vec![4, 3, 1, 1], f32_bytes(12)));
+        t.push(("features.conv.bias".into(), Dtype::I64, vec![4], vec![0; 32]));
+        t.push(("classifier.weight".into(), Dtype::F32, vec![2, 2], f32_bytes(4)));
+        t.push(("bn.num_batches_tracked".into(), Dtype::F32, vec![], f32_bytes(1)));
         write_raw(&p, &as_refs(&t));
         let m = load_error(&p, &g);
         let expected = "the weights do not fit network `test`
@@ -784,11 +640,7 @@ pub(crate) mod tests {
         let (mut g, x) = with_input(Shape::nchw(1, 4, 4));
         let mut last = x;
         for i in 0..25 {
-            last = add(
-                &mut g,
-                conv(&format!("c{i:02}"), 1, 1, [1, 1], false),
-                &[last],
-            );
+            last = add(&mut g, conv(&format!("c{i:02}"), 1, 1, [1, 1], false), &[last]);
         }
         g.outputs.push(("y".into(), last));
         let dir = tmp();
@@ -796,10 +648,7 @@ pub(crate) mod tests {
         write_raw(&p, &[]);
         let m = load_error(&p, &g);
         assert!(m.contains("25 missing tensors"), "{m}");
-        assert!(
-            m.contains("`c19.weight` F32 [1, 1, 1, 1]\n    ... and 5 more"),
-            "{m}"
-        );
+        assert!(m.contains("`c19.weight` F32 [1, 1, 1, 1]\n    ... and 5 more"), "{m}");
         assert!(!m.contains("c20"), "{m}");
     }
 
@@ -811,9 +660,7 @@ pub(crate) mod tests {
         Weights::init(&g, 1).save_safetensors(&p).unwrap();
         let good = std::fs::read(&p).unwrap();
         let header_len = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
-        let header = std::str::from_utf8(&good[8..8 + header_len])
-            .unwrap()
-            .to_string();
+        let header = std::str::from_utf8(&good[8..8 + header_len]).unwrap().to_string();
         let with_header = |h: &str, data_len: usize| with_raw_header(h.as_bytes(), data_len);
         fn with_raw_header(h: &[u8], data_len: usize) -> Vec<u8> {
             let mut v = (h.len() as u64).to_le_bytes().to_vec();
@@ -826,41 +673,20 @@ pub(crate) mod tests {
         let data_len = good.len() - 8 - header_len;
         let cases: Vec<(Vec<u8>, &str)> = vec![
             (vec![], "shorter than the 8-byte header length"),
-            (
-                b"GIF89a\x01\x00\x01\x00\x00\x00\x00".to_vec(),
-                "runs past the end of the file",
-            ),
+            (b"GIF89a\x01\x00\x01\x00\x00\x00\x00".to_vec(), "runs past the end of the file"),
             (huge, "runs past the end of the file"),
             (good[..good.len() - 3].to_vec(), "truncated or extended"),
-            (
-                good[..8 + header_len / 2].to_vec(),
-                "runs past the end of the file",
-            ),
+            (good[..8 + header_len / 2].to_vec(), "runs past the end of the file"),
             ([good.clone(), vec![0; 4]].concat(), "truncated or extended"),
-            (
-                with_header("this is not json", 0),
-                "not a safetensors JSON header",
-            ),
+            (with_header("this is not json", 0), "not a safetensors JSON header"),
             (with_raw_header(b"{\"\xff\xfe\": 1}", 0), "not UTF-8"),
             (
-                with_header(
-                    r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,1000000]}}"#,
-                    8,
-                ),
+                with_header(r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,1000000]}}"#, 8),
                 "do not match its shape",
             ),
+            (with_header(r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, 4), "truncated or extended"),
             (
-                with_header(
-                    r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#,
-                    4,
-                ),
-                "truncated or extended",
-            ),
-            (
-                with_header(
-                    r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
-                    12,
-                ),
+                with_header(r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#, 12),
                 "tensor `a` has data offsets",
             ),
             (
@@ -870,17 +696,8 @@ pub(crate) mod tests {
                 ),
                 "too large",
             ),
-            (
-                with_header(
-                    r#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#,
-                    8,
-                ),
-                "do not match its shape",
-            ),
-            (
-                with_header(&header.replace("F32", "Q99"), data_len),
-                "not a safetensors JSON header",
-            ),
+            (with_header(r#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, 8), "do not match its shape"),
+            (with_header(&header.replace("F32", "Q99"), data_len), "not a safetensors JSON header"),
         ];
         for (bytes, expected) in cases {
             std::fs::write(&p, &bytes).unwrap();
@@ -893,10 +710,7 @@ pub(crate) mod tests {
     fn unreadable_paths_are_io_errors_naming_them() {
         let g = small_net();
         let e = Weights::load_safetensors("/no/such/w.safetensors", &g).unwrap_err();
-        assert!(
-            matches!(&e, Error::Io { path, .. } if path == "/no/such/w.safetensors"),
-            "{e:?}"
-        );
+        assert!(matches!(&e, Error::Io { path, .. } if path == "/no/such/w.safetensors"), "{e:?}");
         let dir = tmp();
         let e = Weights::load_safetensors(dir.path(), &g).unwrap_err();
         assert!(e.to_string().contains("not a regular file"), "{e}");
@@ -907,31 +721,13 @@ pub(crate) mod tests {
         let g = small_net();
         let mut w = Weights::init(&g, 1);
         assert!(w.check(&g).is_ok());
-        w.insert(
-            "unused",
-            Tensor {
-                shape: vec![1],
-                data: vec![0.0],
-            },
-        );
+        w.insert("unused", Tensor { shape: vec![1], data: vec![0.0] });
         assert!(w.check(&g).is_ok(), "extra tensors are allowed");
         w.map.remove("fc.bias");
-        w.insert(
-            "fc.weight",
-            Tensor {
-                shape: vec![5, 64],
-                data: vec![0.0; 3],
-            },
-        );
+        w.insert("fc.weight", Tensor { shape: vec![5, 64], data: vec![0.0; 3] });
         let e = w.check(&g).unwrap_err().to_string();
-        assert!(
-            e.contains("1 missing tensor:\n    `fc.bias` F32 [5]"),
-            "{e}"
-        );
-        assert!(
-            e.contains("`fc.weight`: shape [5, 64] holds 320 values, the tensor has 3"),
-            "{e}"
-        );
+        assert!(e.contains("1 missing tensor:\n    `fc.bias` F32 [5]"), "{e}");
+        assert!(e.contains("`fc.weight`: shape [5, 64] holds 320 values, the tensor has 3"), "{e}");
     }
 }
 

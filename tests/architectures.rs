@@ -107,7 +107,13 @@ fn mangled_architectures_never_panic() {
                 0 => text[..rng.below(text.len())].to_vec(),
                 1 => {
                     let drop = rng.below(lines.len());
-                    lines.iter().enumerate().filter(|(i, _)| *i != drop).map(|(_, l)| l.to_vec()).collect::<Vec<_>>().join(&b'\n')
+                    lines
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| *i != drop)
+                        .map(|(_, l)| l.to_vec())
+                        .collect::<Vec<_>>()
+                        .join(&b'\n')
                 }
                 2 => {
                     let dup = rng.below(lines.len());
@@ -134,7 +140,10 @@ fn mangled_architectures_never_panic() {
                 Err(incc::Error::Source(d)) => {
                     errors += 1;
                     let rendered = d.render(false);
-                    assert!(rendered.contains("mangled.incep:"), "{name} variant {k}: error without a location:\n{rendered}");
+                    assert!(
+                        rendered.contains("mangled.incep:"),
+                        "{name} variant {k}: error without a location:\n{rendered}"
+                    );
                 }
                 Err(e) => panic!("{name} variant {k}: unexpected error kind: {e}"),
             }

@@ -45,20 +45,15 @@ impl Diff {
 /// Runs one case; `Err` is a failure that prevents comparing (compile error, missing file,
 /// shape mismatch, ...).
 fn run_case(dir: &Path) -> Result<Vec<Diff>, String> {
-    let graph =
-        incc::frontend::compile_file(dir.join("net.incep")).map_err(|e| format!("compile: {e}"))?;
+    let graph = incc::frontend::compile_file(dir.join("net.incep")).map_err(|e| format!("compile: {e}"))?;
     let weights = incc::weights::Weights::load_safetensors(dir.join("weights.safetensors"), &graph)
         .map_err(|e| format!("weights: {e}"))?;
-    let (in_shape, input) =
-        incc::npy::read_npy(dir.join("input.npy")).map_err(|e| format!("input: {e}"))?;
+    let (in_shape, input) = incc::npy::read_npy(dir.join("input.npy")).map_err(|e| format!("input: {e}"))?;
     let expected_in = &graph.node(graph.inputs[0]).shape;
     if in_shape != expected_in.0 {
-        return Err(format!(
-            "input.npy has shape {in_shape:?}, the network's input is {expected_in}"
-        ));
+        return Err(format!("input.npy has shape {in_shape:?}, the network's input is {expected_in}"));
     }
-    let outputs =
-        incc::reference::run(&graph, &weights, &[&input]).map_err(|e| format!("run: {e}"))?;
+    let outputs = incc::reference::run(&graph, &weights, &[&input]).map_err(|e| format!("run: {e}"))?;
 
     // Every expectation file must be used: a stale or misnamed one is an error, not skipped.
     let mut unused: Vec<String> = fs::read_dir(dir)
@@ -69,46 +64,27 @@ fn run_case(dir: &Path) -> Result<Vec<Diff>, String> {
     let mut diffs = vec![];
     for (name, shape, got) in &outputs {
         let named = format!("output_{name}.npy");
-        let file = if dir.join(&named).exists() || outputs.len() > 1 {
-            named
-        } else {
-            "output.npy".to_string()
-        };
+        let file = if dir.join(&named).exists() || outputs.len() > 1 { named } else { "output.npy".to_string() };
         unused.retain(|n| *n != file);
-        let (ref_shape, want) =
-            incc::npy::read_npy(dir.join(&file)).map_err(|e| format!("output `{name}`: {e}"))?;
+        let (ref_shape, want) = incc::npy::read_npy(dir.join(&file)).map_err(|e| format!("output `{name}`: {e}"))?;
         if ref_shape != shape.0 {
-            return Err(format!(
-                "output `{name}`: incc gives shape {shape}, {file} has {ref_shape:?}"
-            ));
+            return Err(format!("output `{name}`: incc gives shape {shape}, {file} has {ref_shape:?}"));
         }
         let mut max_diff = 0f64;
         for (&a, &b) in got.iter().zip(&want) {
             let d = (a as f64 - b as f64).abs();
             // NaN anywhere is a failure.
-            max_diff = if d.is_nan() {
-                f64::INFINITY
-            } else {
-                max_diff.max(d)
-            };
+            max_diff = if d.is_nan() { f64::INFINITY } else { max_diff.max(d) };
         }
         let max_ref = want.iter().fold(0f64, |m, &v| m.max((v as f64).abs()));
-        diffs.push(Diff {
-            output: name.clone(),
-            max_diff,
-            max_ref,
-        });
+        diffs.push(Diff { output: name.clone(), max_diff, max_ref });
     }
     if !unused.is_empty() {
         unused.sort();
         return Err(format!(
             "{} not matched by any output of the network (outputs: {})",
             unused.join(", "),
-            outputs
-                .iter()
-                .map(|o| o.0.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            outputs.iter().map(|o| o.0.as_str()).collect::<Vec<_>>().join(", ")
         ));
     }
     Ok(diffs)
@@ -117,10 +93,7 @@ fn run_case(dir: &Path) -> Result<Vec<Diff>, String> {
 #[test]
 fn pytorch_fixtures() {
     let dirs = case_dirs();
-    assert!(
-        !dirs.is_empty(),
-        "no fixtures in tests/fixtures (run conformance/make_fixtures.py)"
-    );
+    assert!(!dirs.is_empty(), "no fixtures in tests/fixtures (run conformance/make_fixtures.py)");
     let mut report = vec![];
     let mut failures = 0;
     for dir in &dirs {

@@ -21,9 +21,7 @@ fn input(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..n)
         .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             ((s >> 40) as f64 / (1u64 << 24) as f64 * 2.0 - 1.0) as f32
         })
         .collect()
@@ -31,18 +29,10 @@ fn input(n: usize, seed: u64) -> Vec<f32> {
 
 /// Runs the reference interpreter on `g`, with one deterministic input per graph input.
 fn run(g: &Graph, w: &Weights) -> Vec<(String, Vec<f32>)> {
-    let ins: Vec<Vec<f32>> = g
-        .inputs
-        .iter()
-        .enumerate()
-        .map(|(i, &id)| input(g.node(id).shape.numel(), 7 + i as u64))
-        .collect();
+    let ins: Vec<Vec<f32>> =
+        g.inputs.iter().enumerate().map(|(i, &id)| input(g.node(id).shape.numel(), 7 + i as u64)).collect();
     let refs: Vec<&[f32]> = ins.iter().map(Vec::as_slice).collect();
-    incc::reference::run(g, w, &refs)
-        .expect("reference run")
-        .into_iter()
-        .map(|(n, _, v)| (n, v))
-        .collect()
+    incc::reference::run(g, w, &refs).expect("reference run").into_iter().map(|(n, _, v)| (n, v)).collect()
 }
 
 /// Optimises a copy of `g` and checks every kept output against the unoptimised graph.
@@ -54,20 +44,10 @@ fn check_numerics(g: &Graph, opts: &PassOptions) -> (Graph, Vec<PassReport>) {
     let after = run(&h, &w2);
     assert!(!after.is_empty(), "{}: no outputs left", g.name);
     for (name, y) in &after {
-        let (_, x) = before
-            .iter()
-            .find(|(n, _)| n == name)
-            .expect("output kept by name");
+        let (_, x) = before.iter().find(|(n, _)| n == name).expect("output kept by name");
         let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let worst = x
-            .iter()
-            .zip(y)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
-        println!(
-            "{}: `{name}` worst |difference| {worst:e}, largest |value| {max:e}",
-            g.name
-        );
+        let worst = x.iter().zip(y).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        println!("{}: `{name}` worst |difference| {worst:e}, largest |value| {max:e}", g.name);
         assert!(
             worst <= 1e-4 * max.max(1e-30),
             "{}: output `{name}` differs by {worst} (largest |value| {max})",
@@ -80,11 +60,7 @@ fn check_numerics(g: &Graph, opts: &PassOptions) -> (Graph, Vec<PassReport>) {
 fn only(pass: &str) -> PassOptions {
     PassOptions {
         level: Level::O2,
-        disabled: pass_names()
-            .into_iter()
-            .filter(|p| *p != pass)
-            .map(String::from)
-            .collect(),
+        disabled: pass_names().into_iter().filter(|p| *p != pass).map(String::from).collect(),
         verify: true,
         outputs: None,
     }
@@ -103,19 +79,11 @@ fn golden_cases() {
     let mut failures = vec![];
     for path in cases {
         let text = fs::read_to_string(&path).expect("read case");
-        let header = |tag: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(tag).map(str::trim))
-        };
+        let header = |tag: &str| text.lines().find_map(|l| l.strip_prefix(tag).map(str::trim));
         let pass = header("# test passes ").expect("a `# test passes NAME` line");
         let mut opts = only(pass);
-        opts.outputs =
-            header("# outputs ").map(|o| o.split(',').map(|s| s.trim().to_string()).collect());
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("?")
-            .to_string();
+        opts.outputs = header("# outputs ").map(|o| o.split(',').map(|s| s.trim().to_string()).collect());
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("?").to_string();
         let g = incc::frontend::compile_str(&name, &text).expect("case compiles");
         let (h, report) = check_numerics(&g, &opts);
         let found = format!(
@@ -128,21 +96,15 @@ fn golden_cases() {
         if std::env::var_os("INCC_BLESS").is_some() {
             fs::write(&expect, &found).expect("bless");
         } else if fs::read_to_string(&expect).unwrap_or_default() != found {
-            failures.push(format!(
-                "{name}: IR differs (INCC_BLESS=1 to update)\n--- found\n{found}"
-            ));
+            failures.push(format!("{name}: IR differs (INCC_BLESS=1 to update)\n--- found\n{found}"));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
 fn architecture(name: &str) -> Graph {
-    incc::frontend::compile_file(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("architectures")
-            .join(name),
-    )
-    .expect("architecture compiles")
+    incc::frontend::compile_file(Path::new(env!("CARGO_MANIFEST_DIR")).join("architectures").join(name))
+        .expect("architecture compiles")
 }
 
 macro_rules! o2_matches_reference {
@@ -173,10 +135,7 @@ fn every_architecture_optimises_and_verifies_at_every_level() {
         let w = Weights::init(&g, 1);
         for level in [Level::O0, Level::O1, Level::O2] {
             let (mut h, mut w2) = (g.clone(), w.clone());
-            let opts = PassOptions {
-                level,
-                ..PassOptions::default()
-            };
+            let opts = PassOptions { level, ..PassOptions::default() };
             let r = optimize(&mut h, &mut w2, &opts).expect("optimize");
             assert_eq!(r.len(), [0, 3, 6][level as usize]);
             w2.check(&h).expect("weights fit the optimised graph");
@@ -188,16 +147,9 @@ fn every_architecture_optimises_and_verifies_at_every_level() {
 fn unknown_pass_is_an_error_listing_the_passes() {
     let mut g = architecture("googlenet.incep");
     let mut w = Weights::init(&g, 1);
-    let opts = PassOptions {
-        disabled: vec!["fold-batchnorm".into()],
-        ..PassOptions::default()
-    };
+    let opts = PassOptions { disabled: vec!["fold-batchnorm".into()], ..PassOptions::default() };
     let e = optimize(&mut g, &mut w, &opts).unwrap_err().to_string();
-    assert!(
-        e.contains("unknown pass `fold-batchnorm`")
-            && e.contains("fold-batch-norm, fuse-activation"),
-        "{e}"
-    );
+    assert!(e.contains("unknown pass `fold-batchnorm`") && e.contains("fold-batch-norm, fuse-activation"), "{e}");
 }
 
 #[test]
@@ -206,39 +158,25 @@ fn outputs_are_chosen_by_name() {
     let w = Weights::init(&g, 1);
     let kept = |outputs: Option<Vec<&str>>| {
         let (mut h, mut w2) = (g.clone(), w.clone());
-        let opts = PassOptions {
-            outputs: outputs.map(|o| o.into_iter().map(String::from).collect()),
-            ..Default::default()
-        };
-        optimize(&mut h, &mut w2, &opts)
-            .map(|_| h.outputs.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>())
+        let opts =
+            PassOptions { outputs: outputs.map(|o| o.into_iter().map(String::from).collect()), ..Default::default() };
+        optimize(&mut h, &mut w2, &opts).map(|_| h.outputs.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>())
     };
     assert_eq!(kept(None).unwrap(), ["logits"]);
-    assert_eq!(
-        kept(Some(vec!["aux2", "logits"])).unwrap(),
-        ["aux2", "logits"]
-    );
+    assert_eq!(kept(Some(vec!["aux2", "logits"])).unwrap(), ["aux2", "logits"]);
     let e = kept(Some(vec!["loss3"])).unwrap_err().to_string();
-    assert!(
-        e.contains("no output named `loss3`") && e.contains("aux1, aux2, logits"),
-        "{e}"
-    );
+    assert!(e.contains("no output named `loss3`") && e.contains("aux1, aux2, logits"), "{e}");
     let (mut h, mut w2) = (g.clone(), w.clone());
-    let opts = PassOptions {
-        level: Level::O0,
-        outputs: Some(vec!["logits".into()]),
-        ..Default::default()
-    };
+    let opts = PassOptions { level: Level::O0, outputs: Some(vec!["logits".into()]), ..Default::default() };
     assert!(optimize(&mut h, &mut w2, &opts).is_err());
 }
 
 #[test]
 fn pass_statistics() {
-    let mut files: Vec<_> =
-        fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("architectures"))
-            .expect("architectures")
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
+    let mut files: Vec<_> = fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("architectures"))
+        .expect("architectures")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
     files.sort();
     println!("| network | pass | rewrites | nodes | kernels | activation KiB |");
     println!("|---|---|---:|---|---|---|");
@@ -260,9 +198,6 @@ fn pass_statistics() {
             );
         }
         let conv = incc::passes::conversions(&g).len();
-        println!(
-            "| {} | (NCHW copies needed by the layouts) | {conv} | | | |",
-            g.name
-        );
+        println!("| {} | (NCHW copies needed by the layouts) | {conv} | | | |", g.name);
     }
 }

@@ -68,7 +68,8 @@ impl Graph {
 
     /// Adds a node computing `op` from `operands` (in slot order).
     pub fn add(&mut self, op: Op, shape: Shape, span: Span, name: impl Into<String>, operands: &[NodeId]) -> NodeId {
-        let id = NodeId(self.g.add_node(Node { op, shape, span, name: name.into(), layout: Layout::Nchw, in_place: false }));
+        let id =
+            NodeId(self.g.add_node(Node { op, shape, span, name: name.into(), layout: Layout::Nchw, in_place: false }));
         for (slot, o) in operands.iter().enumerate() {
             self.g.add_edge(o.0, id.0, slot as u32);
         }
@@ -112,8 +113,7 @@ impl Graph {
         let ids = self.node_ids();
         let mut indeg: std::collections::HashMap<NodeId, usize> =
             ids.iter().map(|&i| (i, self.g.edges_directed(i.0, Direction::Incoming).count())).collect();
-        let mut ready: std::collections::BTreeSet<NodeId> =
-            ids.iter().copied().filter(|i| indeg[i] == 0).collect();
+        let mut ready: std::collections::BTreeSet<NodeId> = ids.iter().copied().filter(|i| indeg[i] == 0).collect();
         let mut order = Vec::with_capacity(ids.len());
         while let Some(n) = ready.pop_first() {
             order.push(n);

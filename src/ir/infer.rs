@@ -69,7 +69,9 @@ pub fn infer(op: &Op, ins: &[&Shape]) -> Result<Shape, String> {
         Op::Pool(p) => {
             arity(1)?;
             map(ins[0])?;
-            if p.kind == PoolKind::Max && (p.pad.top.max(p.pad.bottom) * 2 > p.kernel[0] || p.pad.left.max(p.pad.right) * 2 > p.kernel[1]) {
+            if p.kind == PoolKind::Max
+                && (p.pad.top.max(p.pad.bottom) * 2 > p.kernel[0] || p.pad.left.max(p.pad.right) * 2 > p.kernel[1])
+            {
                 return Err(format!(
                     "padding {} is more than half the window {}x{} (PyTorch refuses it)",
                     p.pad, p.kernel[0], p.kernel[1]
@@ -114,12 +116,7 @@ pub fn infer(op: &Op, ins: &[&Shape]) -> Result<Shape, String> {
             let mut c = 0usize;
             for (i, s) in ins.iter().enumerate() {
                 if s.rank() != first.rank() || s.0[0] != first.0[0] || s.0[2..] != first.0[2..] {
-                    return Err(format!(
-                        "branch {} is {}, branch 1 is {}: only channels may differ",
-                        i + 1,
-                        s,
-                        first
-                    ));
+                    return Err(format!("branch {} is {}, branch 1 is {}: only channels may differ", i + 1, s, first));
                 }
                 c = c.checked_add(s.c()).ok_or("channel count overflows")?;
             }
@@ -131,7 +128,11 @@ pub fn infer(op: &Op, ins: &[&Shape]) -> Result<Shape, String> {
             arity(1)?;
             map(ins[0])?;
             if start.checked_add(*len).is_none_or(|end| end > ins[0].c()) {
-                return Err(format!("channels {start}..{} are outside the input's {}", start.saturating_add(*len), ins[0].c()));
+                return Err(format!(
+                    "channels {start}..{} are outside the input's {}",
+                    start.saturating_add(*len),
+                    ins[0].c()
+                ));
             }
             Shape(vec![ins[0].0[0], *len, ins[0].h(), ins[0].w()])
         }

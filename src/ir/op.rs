@@ -308,7 +308,13 @@ impl fmt::Display for Op {
             Op::Lrn(l) => write!(f, "[size {}, alpha {:?}, beta {:?}, k {:?}]", l.size, l.alpha, l.beta, l.k),
             Op::Dropout { p } => write!(f, "[{p}]"),
             Op::Linear(l) => {
-                write!(f, "[{}{}{}]", l.out_features, if l.bias { ", bias" } else { "" }, if l.relu { ", relu" } else { "" })
+                write!(
+                    f,
+                    "[{}{}{}]",
+                    l.out_features,
+                    if l.bias { ", bias" } else { "" },
+                    if l.relu { ", relu" } else { "" }
+                )
             }
             Op::L2Norm { eps } => write!(f, "[eps {eps:?}]"),
             Op::Add { scale } if *scale != 1.0 => write!(f, "[scale {scale:?}]"),

@@ -86,11 +86,7 @@ impl Pad {
 impl fmt::Display for Pad {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.top == self.bottom && self.left == self.right {
-            if self.top == self.left {
-                write!(f, "{}", self.top)
-            } else {
-                write!(f, "{}x{}", self.top, self.left)
-            }
+            if self.top == self.left { write!(f, "{}", self.top) } else { write!(f, "{}x{}", self.top, self.left) }
         } else {
             write!(f, "({},{},{},{})", self.top, self.bottom, self.left, self.right)
         }

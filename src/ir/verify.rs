@@ -22,11 +22,8 @@ pub fn verify(g: &Graph) -> Vec<String> {
     for id in order {
         let node = g.node(id);
         let ops = g.operands(id);
-        let mut slots: Vec<u32> = g
-            .g
-            .edges_directed(id.0, petgraph::Direction::Incoming)
-            .map(|e| *e.weight())
-            .collect();
+        let mut slots: Vec<u32> =
+            g.g.edges_directed(id.0, petgraph::Direction::Incoming).map(|e| *e.weight()).collect();
         slots.sort();
         if slots.iter().enumerate().any(|(i, &s)| s as usize != i) {
             errs.push(format!("{id} ({}): operand slots {slots:?} are not 0..{}", node.name, slots.len()));
@@ -39,7 +36,9 @@ pub fn verify(g: &Graph) -> Vec<String> {
             let shapes: Vec<_> = ops.iter().map(|&o| &g.node(o).shape).collect();
             match infer(&node.op, &shapes) {
                 Ok(s) if s == node.shape => {}
-                Ok(s) => errs.push(format!("{id} ({}): recorded shape {} but operands give {s}", node.name, node.shape)),
+                Ok(s) => {
+                    errs.push(format!("{id} ({}): recorded shape {} but operands give {s}", node.name, node.shape))
+                }
                 Err(e) => errs.push(format!("{id} ({}): {e}", node.name)),
             }
         }

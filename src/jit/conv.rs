@@ -102,23 +102,18 @@ impl ConvProvider for F32x4Conv {
 
     fn pack(&self, s: &ConvSpec, oc: usize, ic: usize, dense: &[f32]) -> Vec<f32> {
         let [kh, kw] = s.kernel;
-        let mut p = vec![0.0f32; s.ocp * s.pair_stride()];
-        let mut at = 0;
-        for ocp in 0..s.ocp {
-            for icb in 0..s.cb_in {
+        let ps = s.pair_stride();
+        let mut p = vec![0.0f32; s.ocp * ps];
+        // Read in source order, scatter to
+        // [ocp][icb][ky][kx][l = ic % 4][j = (oc % 8) / 4][lane = oc % 4].
+        let mut src = dense.iter();
+        for o in 0..oc {
+            let obase = (o / 8) * ps + (o % 8 / 4) * 4 + o % 4;
+            for i in 0..ic {
                 for ky in 0..kh {
                     for kx in 0..kw {
-                        for l in 0..4 {
-                            for j in 0..NR {
-                                for lane in 0..4 {
-                                    let (o, i) = (ocp * 8 + j * 4 + lane, icb * 4 + l);
-                                    if o < oc && i < ic {
-                                        p[at] = dense[((o * ic + i) * kh + ky) * kw + kx];
-                                    }
-                                    at += 1;
-                                }
-                            }
-                        }
+                        let at = obase + ((((i / 4) * kh + ky) * kw + kx) * 4 + i % 4) * NR * 4;
+                        p[at] = src.next().copied().unwrap_or(0.0);
                     }
                 }
             }
@@ -210,8 +205,7 @@ fn tile(
     let step = |b: &mut FunctionBuilder, ipk: Value, wpk: Value| {
         for kx in 0..kw {
             for l in 0..4 {
-                let wv: Vec<Value> =
-                    (0..NR).map(|j| ldv(b, wpk, (((kx * 4 + l) * NR + j) as i64) * VB)).collect();
+                let wv: Vec<Value> = (0..NR).map(|j| ldv(b, wpk, (((kx * 4 + l) * NR + j) as i64) * VB)).collect();
                 for i in 0..m {
                     let x = lds(b, ipk, (((i * sw + kx) * 4 + l) * 4) as i64);
                     let sp = b.ins().splat(V4, x);

@@ -65,12 +65,7 @@ pub fn ic(b: &mut FunctionBuilder, x: i64) -> Value {
 }
 
 /// Emits `for i in start..end { body(i) }` (signed i64 bounds, evaluated at run time).
-pub fn for_range(
-    b: &mut FunctionBuilder,
-    start: Value,
-    end: Value,
-    mut body: impl FnMut(&mut FunctionBuilder, Value),
-) {
+pub fn for_range(b: &mut FunctionBuilder, start: Value, end: Value, mut body: impl FnMut(&mut FunctionBuilder, Value)) {
     let var = b.declare_var(types::I64);
     b.def_var(var, start);
     let header = b.create_block();
@@ -104,4 +99,3 @@ pub fn smin_c(b: &mut FunctionBuilder, x: Value, c: i64) -> Value {
     let cv = ic(b, c);
     b.ins().smin(x, cv)
 }
-

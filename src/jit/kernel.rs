@@ -199,8 +199,16 @@ pub fn build(
                 let dst = add_scaled(b, out, cbi, (hp * wp) as i64 * VB);
                 for_n(b, hp, |b, y| {
                     let row = add_scaled(b, dst, y, wp as i64 * VB);
-                    let inside_lo = b.ins().icmp_imm_s(cranelift_codegen::ir::condcodes::IntCC::SignedGreaterThanOrEqual, y, top as i64);
-                    let inside_hi = b.ins().icmp_imm_s(cranelift_codegen::ir::condcodes::IntCC::SignedLessThan, y, (top + h) as i64);
+                    let inside_lo = b.ins().icmp_imm_s(
+                        cranelift_codegen::ir::condcodes::IntCC::SignedGreaterThanOrEqual,
+                        y,
+                        top as i64,
+                    );
+                    let inside_hi = b.ins().icmp_imm_s(
+                        cranelift_codegen::ir::condcodes::IntCC::SignedLessThan,
+                        y,
+                        (top + h) as i64,
+                    );
                     let inside = b.ins().band(inside_lo, inside_hi);
                     let (yes, no, join) = (b.create_block(), b.create_block(), b.create_block());
                     b.ins().brif(inside, yes, &[], no, &[]);

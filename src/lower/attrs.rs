@@ -284,11 +284,7 @@ fn set(a: &mut Attrs, kind: &str, key: &str, v: ValueWord, errs: &mut Vec<Diagno
                 _ => None,
             };
             let Some(n) = n else { return errs.push(bad("a positive integer")) };
-            if key == "groups" {
-                a.groups = Some(n)
-            } else {
-                a.size = Some(n)
-            }
+            if key == "groups" { a.groups = Some(n) } else { a.size = Some(n) }
         }
         _ => {
             let x = match &v {

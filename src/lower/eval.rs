@@ -132,7 +132,11 @@ impl Env {
                             BinOp::Div => p / q,
                             BinOp::Rem => p % q,
                         };
-                        if r.is_finite() { Some(Value::Float(r)) } else { fail(errs, "the result is not a finite number") }
+                        if r.is_finite() {
+                            Some(Value::Float(r))
+                        } else {
+                            fail(errs, "the result is not a finite number")
+                        }
                     }
                 }
             }

@@ -264,12 +264,9 @@ impl<'a> Lowering<'a> {
         self.steps += 1;
         if self.steps > MAX_STEPS || self.g.g.node_count() > MAX_NODES {
             self.aborted = true;
-            self.error(
-                Diagnostic::error(span, "the network is too large to elaborate")
-                    .with_label(format!(
-                        "stopped here after {MAX_STEPS} statements or {MAX_NODES} operations; is a repeat count too large?"
-                    )),
-            );
+            self.error(Diagnostic::error(span, "the network is too large to elaborate").with_label(format!(
+                "stopped here after {MAX_STEPS} statements or {MAX_NODES} operations; is a repeat count too large?"
+            )));
             return false;
         }
         true
@@ -426,9 +423,12 @@ impl<'a> Lowering<'a> {
                 let scale = a.scale.unwrap_or(1.0) as f32;
                 let (xs, fs) = (self.g.node(x).shape.clone(), self.g.node(f).shape.clone());
                 if xs != fs {
-                    let d = Diagnostic::error(s.span, format!("residual in {}: the body gives {fs}, but its input is {xs}", display_path(path)))
-                        .with_label(format!("body output {fs} cannot be added to the input {xs}"))
-                        .with_note("`residual { f }` computes x + scale * f(x): f must keep the shape of x");
+                    let d = Diagnostic::error(
+                        s.span,
+                        format!("residual in {}: the body gives {fs}, but its input is {xs}", display_path(path)),
+                    )
+                    .with_label(format!("body output {fs} cannot be added to the input {xs}"))
+                    .with_note("`residual { f }` computes x + scale * f(x): f must keep the shape of x");
                     self.error(d);
                     return None;
                 }
@@ -453,7 +453,9 @@ impl<'a> Lowering<'a> {
                 x
             }
             StmtKind::Call { name, args, args_span } => self.call(name, args, *args_span, x, path, s.span, env),
-            StmtKind::Default { .. } | StmtKind::Repeat { .. } => self.seq(std::slice::from_ref(s), x, path, None, env, defaults),
+            StmtKind::Default { .. } | StmtKind::Repeat { .. } => {
+                self.seq(std::slice::from_ref(s), x, path, None, env, defaults)
+            }
         }
     }
 
@@ -469,9 +471,11 @@ impl<'a> Lowering<'a> {
         env: &Env,
     ) -> Option<NodeId> {
         let Some(&block) = self.blocks.get(name.name.as_str()) else {
-            let mut d = Diagnostic::error(name.span, format!("unknown block `{}`", name.name)).with_label("no such block");
+            let mut d =
+                Diagnostic::error(name.span, format!("unknown block `{}`", name.name)).with_label("no such block");
             if keywords(&name.name).is_some() {
-                d = d.with_note(format!("`{}` is a layer: write it without parentheses, e.g. `conv 64 3x3`", name.name));
+                d = d
+                    .with_note(format!("`{}` is a layer: write it without parentheses, e.g. `conv 64 3x3`", name.name));
             } else if let Some(s) = suggest(&name.name, self.blocks.keys().copied()) {
                 d = d.with_note(format!("did you mean `{s}`?"));
             }
@@ -500,13 +504,16 @@ impl<'a> Lowering<'a> {
         let positional = args.iter().take_while(|a| a.name.is_none()).count();
         if positional > params.len() {
             errs.push(
-                Diagnostic::error(args_span, format!(
-                    "block `{}` takes {} argument{}, found {}",
-                    block.name.name,
-                    params.len(),
-                    if params.len() == 1 { "" } else { "s" },
-                    positional
-                ))
+                Diagnostic::error(
+                    args_span,
+                    format!(
+                        "block `{}` takes {} argument{}, found {}",
+                        block.name.name,
+                        params.len(),
+                        if params.len() == 1 { "" } else { "s" },
+                        positional
+                    ),
+                )
                 .with_label("too many arguments")
                 .with_secondary(block.name.span, "defined here"),
             );
@@ -531,9 +538,12 @@ impl<'a> Lowering<'a> {
                 Some(n) => match params.iter().position(|p| p.name.name == n.name) {
                     Some(j) => j,
                     None => {
-                        let mut d = Diagnostic::error(n.span, format!("block `{}` has no parameter `{}`", block.name.name, n.name))
-                            .with_label("unknown parameter")
-                            .with_secondary(block.name.span, "defined here");
+                        let mut d = Diagnostic::error(
+                            n.span,
+                            format!("block `{}` has no parameter `{}`", block.name.name, n.name),
+                        )
+                        .with_label("unknown parameter")
+                        .with_secondary(block.name.span, "defined here");
                         if let Some(s) = suggest(&n.name, params.iter().map(|p| p.name.name.as_str())) {
                             d = d.with_note(format!("did you mean `{s}`?"));
                         }
@@ -567,9 +577,12 @@ impl<'a> Lowering<'a> {
                 (None, false, Some(d)) => inner.eval(d, &mut errs),
                 (None, false, None) => {
                     errs.push(
-                        Diagnostic::error(args_span, format!("missing argument `{}` of block `{}`", p.name.name, block.name.name))
-                            .with_label(format!("block `{}` takes {} argument(s)", block.name.name, params.len()))
-                            .with_secondary(p.name.span, "parameter declared here"),
+                        Diagnostic::error(
+                            args_span,
+                            format!("missing argument `{}` of block `{}`", p.name.name, block.name.name),
+                        )
+                        .with_label(format!("block `{}` takes {} argument(s)", block.name.name, params.len()))
+                        .with_secondary(p.name.span, "parameter declared here"),
                     );
                     None
                 }
@@ -643,9 +656,10 @@ impl<'a> Lowering<'a> {
             }
             let n = p.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).filter(|&n| n <= MAX_TENSOR_ELEMENTS);
             let Some(n) = n else {
-                self.error(Diagnostic::error(span, format!("weight `{}` is too large", p.key)).with_label(format!(
-                    "more than {MAX_TENSOR_ELEMENTS} elements"
-                )));
+                self.error(
+                    Diagnostic::error(span, format!("weight `{}` is too large", p.key))
+                        .with_label(format!("more than {MAX_TENSOR_ELEMENTS} elements")),
+                );
                 return None;
             };
             self.params_total += n as u64;
@@ -696,7 +710,8 @@ impl<'a> Lowering<'a> {
         };
         if pos.len() < arity.0 {
             errs.push(
-                Diagnostic::error(span, format!("`{k}` needs {}", arity.2)).with_label(format!("found {} value(s)", pos.len())),
+                Diagnostic::error(span, format!("`{k}` needs {}", arity.2))
+                    .with_label(format!("found {} value(s)", pos.len())),
             );
         } else if pos.len() > arity.1 {
             errs.push(
@@ -723,25 +738,26 @@ impl<'a> Lowering<'a> {
                     }
                 },
                 PosValue::Dims(_) => {
-                    errs.push(Diagnostic::error(p.span, format!("invalid {what}")).with_label("expected a single number"));
+                    errs.push(
+                        Diagnostic::error(p.span, format!("invalid {what}")).with_label("expected a single number"),
+                    );
                     None
                 }
             }
         };
         let window = |p: &Positional, errs: &mut Vec<Diagnostic>| -> Option<[usize; 2]> {
             let r = match &p.value {
-                PosValue::Dims(d) if d.len() == 2 => {
-                    match (usize::try_from(d[0]).ok(), usize::try_from(d[1]).ok()) {
-                        (Some(h), Some(w)) if h >= 1 && w >= 1 => Some([h, w]),
-                        _ => None,
-                    }
-                }
+                PosValue::Dims(d) if d.len() == 2 => match (usize::try_from(d[0]).ok(), usize::try_from(d[1]).ok()) {
+                    (Some(h), Some(w)) if h >= 1 && w >= 1 => Some([h, w]),
+                    _ => None,
+                },
                 PosValue::Scalar(v) => v.as_size().filter(|&n| n >= 1).map(|n| [n, n]),
                 _ => None,
             };
             if r.is_none() {
                 errs.push(
-                    Diagnostic::error(p.span, "invalid window").with_label("expected `KHxKW` with both at least 1, e.g. `3x3`"),
+                    Diagnostic::error(p.span, "invalid window")
+                        .with_label("expected `KHxKW` with both at least 1, e.g. `3x3`"),
                 );
             }
             r
@@ -770,8 +786,11 @@ impl<'a> Lowering<'a> {
                 if !ok || !xs.is_map() {
                     if !xs.is_map() {
                         self.error(
-                            Diagnostic::error(span, format!("conv in {}: needs a feature map, found {xs}", display_path(path)))
-                                .with_label("input is flat"),
+                            Diagnostic::error(
+                                span,
+                                format!("conv in {}: needs a feature map, found {xs}", display_path(path)),
+                            )
+                            .with_label("input is flat"),
                         );
                     }
                     return None;
@@ -830,7 +849,10 @@ impl<'a> Lowering<'a> {
                     None => Some(a.p.unwrap_or(0.5)),
                 };
                 let Some(p) = p else {
-                    self.error(Diagnostic::error(pos[0].span, "invalid dropout probability").with_label("expected a number from 0 to 1"));
+                    self.error(
+                        Diagnostic::error(pos[0].span, "invalid dropout probability")
+                            .with_label("expected a number from 0 to 1"),
+                    );
                     return None;
                 };
                 self.add_op(Op::Dropout { p: p as f32 }, &[x?], span, path, "dropout")
@@ -842,7 +864,10 @@ impl<'a> Lowering<'a> {
                 };
                 self.report(std::mem::take(&mut errs));
                 let Some(size) = size else {
-                    self.error(Diagnostic::error(span, "`lrn` needs a size").with_label("e.g. `lrn size 5 alpha 0.0001 beta 0.75 k 1`"));
+                    self.error(
+                        Diagnostic::error(span, "`lrn` needs a size")
+                            .with_label("e.g. `lrn size 5 alpha 0.0001 beta 0.75 k 1`"),
+                    );
                     return None;
                 };
                 let l = ir::Lrn {
@@ -857,7 +882,13 @@ impl<'a> Lowering<'a> {
                 let out = count(&pos[0], "feature count", &mut errs);
                 self.report(std::mem::take(&mut errs));
                 let (out, x, xs) = (out?, x?, xin.clone()?);
-                let l = ir::Linear { in_features: xs.0.get(1).copied().unwrap_or(0), out_features: out, key: path.to_string(), bias: a.bias.unwrap_or(true), relu: false };
+                let l = ir::Linear {
+                    in_features: xs.0.get(1).copied().unwrap_or(0),
+                    out_features: out,
+                    key: path.to_string(),
+                    bias: a.bias.unwrap_or(true),
+                    relu: false,
+                };
                 self.add_op(Op::Linear(l), &[x], span, path, "fc")
             }
             _ => None,

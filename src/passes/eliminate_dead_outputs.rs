@@ -39,10 +39,7 @@ impl Pass for EliminateDeadOutputs {
         let keep: Vec<String> = match &self.outputs {
             Some(names) => {
                 let valid: Vec<&str> = g.outputs.iter().map(|(n, _)| n.as_str()).collect();
-                let unknown: Vec<&String> = names
-                    .iter()
-                    .filter(|n| !valid.contains(&n.as_str()))
-                    .collect();
+                let unknown: Vec<&String> = names.iter().filter(|n| !valid.contains(&n.as_str())).collect();
                 if names.is_empty() || !unknown.is_empty() {
                     return Err(Error::Invalid(format!(
                         "{}; network `{}` has the outputs: {}",
@@ -51,11 +48,7 @@ impl Pass for EliminateDeadOutputs {
                         } else {
                             format!(
                                 "no output named {}",
-                                unknown
-                                    .iter()
-                                    .map(|u| format!("`{u}`"))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
+                                unknown.iter().map(|u| format!("`{u}`")).collect::<Vec<_>>().join(", ")
                             )
                         },
                         g.name,
@@ -65,17 +58,9 @@ impl Pass for EliminateDeadOutputs {
                 names.clone()
             }
             None => {
-                let main: Vec<String> = g
-                    .outputs
-                    .iter()
-                    .map(|(n, _)| n.clone())
-                    .filter(|n| !n.starts_with("aux"))
-                    .collect();
-                if main.is_empty() {
-                    g.outputs.iter().map(|(n, _)| n.clone()).collect()
-                } else {
-                    main
-                }
+                let main: Vec<String> =
+                    g.outputs.iter().map(|(n, _)| n.clone()).filter(|n| !n.starts_with("aux")).collect();
+                if main.is_empty() { g.outputs.iter().map(|(n, _)| n.clone()).collect() } else { main }
             }
         };
         let before = g.outputs.len();

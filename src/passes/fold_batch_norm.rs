@@ -50,22 +50,11 @@ impl Pass for FoldBatchNorm {
                 continue;
             }
             let stat = |suffix: &str| -> Result<Vec<f64>> {
-                Ok(tensor(w, self.name(), &format!("{}.{suffix}", b.key), out)?
-                    .iter()
-                    .map(|&v| v as f64)
-                    .collect())
+                Ok(tensor(w, self.name(), &format!("{}.{suffix}", b.key), out)?.iter().map(|&v| v as f64).collect())
             };
-            let (gamma, beta, mean, var) = (
-                stat("weight")?,
-                stat("bias")?,
-                stat("running_mean")?,
-                stat("running_var")?,
-            );
-            let scale: Vec<f64> = gamma
-                .iter()
-                .zip(&var)
-                .map(|(g, v)| g / (v + b.eps as f64).sqrt())
-                .collect();
+            let (gamma, beta, mean, var) =
+                (stat("weight")?, stat("bias")?, stat("running_mean")?, stat("running_var")?);
+            let scale: Vec<f64> = gamma.iter().zip(&var).map(|(g, v)| g / (v + b.eps as f64).sqrt()).collect();
 
             let weight_key = format!("{key}.weight");
             let Some(old) = w.get(&weight_key) else {
@@ -78,32 +67,17 @@ impl Pass for FoldBatchNorm {
             let weight = tensor(w, self.name(), &weight_key, out * row)?;
             let new_weight = Tensor {
                 shape: old.shape.clone(),
-                data: weight
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &v)| (v as f64 * scale[i / row]) as f32)
-                    .collect(),
+                data: weight.iter().enumerate().map(|(i, &v)| (v as f64 * scale[i / row]) as f32).collect(),
             };
             let bias_key = format!("{key}.bias");
             let old_bias: Vec<f64> = if had_bias {
-                tensor(w, self.name(), &bias_key, out)?
-                    .iter()
-                    .map(|&v| v as f64)
-                    .collect()
+                tensor(w, self.name(), &bias_key, out)?.iter().map(|&v| v as f64).collect()
             } else {
                 vec![0.0; out]
             };
-            let new_bias = (0..out)
-                .map(|o| ((old_bias[o] - mean[o]) * scale[o] + beta[o]) as f32)
-                .collect();
+            let new_bias = (0..out).map(|o| ((old_bias[o] - mean[o]) * scale[o] + beta[o]) as f32).collect();
             w.insert(weight_key, new_weight);
-            w.insert(
-                bias_key,
-                Tensor {
-                    shape: vec![out],
-                    data: new_bias,
-                },
-            );
+            w.insert(bias_key, Tensor { shape: vec![out], data: new_bias });
 
             match &mut g.node_mut(x).op {
                 Op::Conv2d(c) => c.bias = true,

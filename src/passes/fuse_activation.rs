@@ -81,6 +81,5 @@ impl Pass for FuseActivation {
 
 /// True when `conv` is a convolution with an empty epilogue read only by `add`.
 fn fusable_conv(g: &Graph, conv: NodeId, add: NodeId) -> bool {
-    matches!(&g.node(conv).op, Op::Conv2d(c) if c.epilogue.is_empty())
-        && sole_user(g, conv) == Some(add)
+    matches!(&g.node(conv).op, Op::Conv2d(c) if c.epilogue.is_empty()) && sole_user(g, conv) == Some(add)
 }

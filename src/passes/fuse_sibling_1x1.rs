@@ -63,13 +63,7 @@ impl FuseSibling1x1 {
     fn merge(&self, g: &mut Graph, w: &mut Weights, x: NodeId, members: &[NodeId]) -> Result<()> {
         let convs: Vec<_> = members
             .iter()
-            .filter_map(|&m| {
-                if let Op::Conv2d(c) = &g.node(m).op {
-                    Some(c.clone())
-                } else {
-                    None
-                }
-            })
+            .filter_map(|&m| if let Op::Conv2d(c) = &g.node(m).op { Some(c.clone()) } else { None })
             .collect();
         let Some(first) = convs.first() else {
             return Ok(());
@@ -79,19 +73,9 @@ impl FuseSibling1x1 {
         let mut weight = Vec::with_capacity(total * cin);
         let mut bias = Vec::with_capacity(total);
         for c in &convs {
-            weight.extend_from_slice(tensor(
-                w,
-                self.name(),
-                &format!("{}.weight", c.key),
-                c.out_channels * cin,
-            )?);
+            weight.extend_from_slice(tensor(w, self.name(), &format!("{}.weight", c.key), c.out_channels * cin)?);
             if c.bias {
-                bias.extend_from_slice(tensor(
-                    w,
-                    self.name(),
-                    &format!("{}.bias", c.key),
-                    c.out_channels,
-                )?);
+                bias.extend_from_slice(tensor(w, self.name(), &format!("{}.bias", c.key), c.out_channels)?);
             }
         }
         let keys: Vec<&str> = convs.iter().map(|c| c.key.as_str()).collect();
@@ -99,45 +83,18 @@ impl FuseSibling1x1 {
         let mut merged = first.clone();
         merged.out_channels = total;
         merged.key = joined(&keys);
-        w.insert(
-            format!("{}.weight", merged.key),
-            Tensor {
-                shape: vec![total, cin, 1, 1],
-                data: weight,
-            },
-        );
+        w.insert(format!("{}.weight", merged.key), Tensor { shape: vec![total, cin, 1, 1], data: weight });
         if merged.bias {
-            w.insert(
-                format!("{}.bias", merged.key),
-                Tensor {
-                    shape: vec![total],
-                    data: bias,
-                },
-            );
+            w.insert(format!("{}.bias", merged.key), Tensor { shape: vec![total], data: bias });
         }
         let (h, wd) = (g.node(members[0]).shape.h(), g.node(members[0]).shape.w());
         let (span, name) = (g.node(members[0]).span, joined(&names));
-        let wide = g.add(
-            Op::Conv2d(merged),
-            Shape::nchw(total, h, wd),
-            span,
-            name,
-            &[x],
-        );
+        let wide = g.add(Op::Conv2d(merged), Shape::nchw(total, h, wd), span, name, &[x]);
         let mut start = 0;
         for (&m, c) in members.iter().zip(&convs) {
             let n = g.node(m);
             let (shape, span, name) = (n.shape.clone(), n.span, n.name.clone());
-            let slice = g.add(
-                Op::Slice {
-                    start,
-                    len: c.out_channels,
-                },
-                shape,
-                span,
-                name,
-                &[wide],
-            );
+            let slice = g.add(Op::Slice { start, len: c.out_channels }, shape, span, name, &[wide]);
             g.replace_uses(m, slice);
             g.remove(m);
             start += c.out_channels;
@@ -167,15 +124,9 @@ fn joined(parts: &[&str]) -> String {
     let Some(first) = split.first() else {
         return String::new();
     };
-    let common = (0..first.len())
-        .take_while(|&i| split.iter().all(|s| s.len() > i + 1 && s[i] == first[i]))
-        .count();
+    let common = (0..first.len()).take_while(|&i| split.iter().all(|s| s.len() > i + 1 && s[i] == first[i])).count();
     let rests: Vec<String> = split.iter().map(|s| s[common..].join(".")).collect();
-    if common == 0 {
-        rests.join("+")
-    } else {
-        format!("{}.{}", first[..common].join("."), rests.join("+"))
-    }
+    if common == 0 { rests.join("+") } else { format!("{}.{}", first[..common].join("."), rests.join("+")) }
 }
 
 #[cfg(test)]
@@ -184,10 +135,7 @@ mod tests {
 
     #[test]
     fn joined_names() {
-        assert_eq!(
-            joined(&["Mixed_5b.b1.conv", "Mixed_5b.b2.conv"]),
-            "Mixed_5b.b1.conv+b2.conv"
-        );
+        assert_eq!(joined(&["Mixed_5b.b1.conv", "Mixed_5b.b2.conv"]), "Mixed_5b.b1.conv+b2.conv");
         assert_eq!(joined(&["a", "b"]), "a+b");
         assert_eq!(joined(&["m.a", "m"]), "m.a+m");
     }

@@ -81,12 +81,7 @@ pub struct PassOptions {
 
 impl Default for PassOptions {
     fn default() -> Self {
-        PassOptions {
-            level: Level::O2,
-            disabled: vec![],
-            verify: true,
-            outputs: None,
-        }
+        PassOptions { level: Level::O2, disabled: vec![], verify: true, outputs: None }
     }
 }
 
@@ -141,21 +136,12 @@ pub fn pass_names() -> Vec<&'static str> {
 /// verifier failure ([`Error::Verifier`] naming the pass: a compiler bug).
 pub fn optimize(g: &mut Graph, w: &mut Weights, opts: &PassOptions) -> Result<Vec<PassReport>> {
     let names = pass_names();
-    let unknown: Vec<&str> = opts
-        .disabled
-        .iter()
-        .map(String::as_str)
-        .filter(|d| !names.contains(d))
-        .collect();
+    let unknown: Vec<&str> = opts.disabled.iter().map(String::as_str).filter(|d| !names.contains(d)).collect();
     if !unknown.is_empty() {
         return Err(Error::Invalid(format!(
             "unknown pass{} {}; the passes are: {}",
             if unknown.len() > 1 { "es" } else { "" },
-            unknown
-                .iter()
-                .map(|u| format!("`{u}`"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            unknown.iter().map(|u| format!("`{u}`")).collect::<Vec<_>>().join(", "),
             names.join(", ")
         )));
     }
@@ -202,10 +188,7 @@ fn check(g: &Graph, w: &Weights, pass: &'static str) -> Result<()> {
         let n = g.node(id);
         let b = n.layout.block();
         if n.layout != Layout::Nchw && (!n.shape.is_map() || n.shape.c() % b != 0) {
-            errors.push(format!(
-                "{id} ({}): layout {} does not fit shape {}",
-                n.name, n.layout, n.shape
-            ));
+            errors.push(format!("{id} ({}): layout {} does not fit shape {}", n.name, n.layout, n.shape));
         }
         if n.in_place {
             if !matches!(n.op, Op::Concat) {
@@ -213,10 +196,7 @@ fn check(g: &Graph, w: &Weights, pass: &'static str) -> Result<()> {
             }
             for o in g.operands(id) {
                 if uses(g, o) != 1 || is_output(g, o) || g.node(o).layout != n.layout {
-                    errors.push(format!(
-                        "{id} ({}): operand {o} cannot write into it in place",
-                        n.name
-                    ));
+                    errors.push(format!("{id} ({}): operand {o} cannot write into it in place", n.name));
                 }
             }
         }
@@ -224,14 +204,7 @@ fn check(g: &Graph, w: &Weights, pass: &'static str) -> Result<()> {
     if let Err(e) = w.check(g) {
         errors.push(e.to_string());
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Verifier {
-            pass: pass.to_string(),
-            errors,
-        })
-    }
+    if errors.is_empty() { Ok(()) } else { Err(Error::Verifier { pass: pass.to_string(), errors }) }
 }
 
 /// Drops the tensors of `w` that no op of `g` uses any more (folded batch norms, merged
@@ -300,12 +273,7 @@ fn sole_user(g: &Graph, id: NodeId) -> Option<NodeId> {
 fn tensor<'a>(w: &'a Weights, pass: &str, key: &str, len: usize) -> Result<&'a [f32]> {
     match w.get(key) {
         Some(t) if t.data.len() == len => Ok(&t.data),
-        Some(t) => Err(Error::Invalid(format!(
-            "{pass}: tensor `{key}` has {} values, expected {len}",
-            t.data.len()
-        ))),
-        None => Err(Error::Invalid(format!(
-            "{pass}: the weights have no tensor `{key}`"
-        ))),
+        Some(t) => Err(Error::Invalid(format!("{pass}: tensor `{key}` has {} values, expected {len}", t.data.len()))),
+        None => Err(Error::Invalid(format!("{pass}: the weights have no tensor `{key}`"))),
     }
 }

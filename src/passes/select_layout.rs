@@ -98,10 +98,7 @@ impl Pass for SelectLayout {
 /// The blocked tensors that need an NCHW copy: read by an `lrn` or `flatten`, or returned as
 /// a network output, and larger than 1x1 (a 1x1 blocked tensor holds the NCHW bytes).
 pub fn conversions(g: &Graph) -> Vec<NodeId> {
-    g.node_ids()
-        .into_iter()
-        .filter(|&id| g.node(id).layout != Layout::Nchw && converted_reads(g, id) > 0)
-        .collect()
+    g.node_ids().into_iter().filter(|&id| g.node(id).layout != Layout::Nchw && converted_reads(g, id) > 0).collect()
 }
 
 /// How many NCHW copies of `id` would be needed if it were blocked.
@@ -110,11 +107,7 @@ fn converted_reads(g: &Graph, id: NodeId) -> usize {
     if !s.is_map() || s.h() * s.w() == 1 {
         return 0;
     }
-    let readers = g
-        .users(id)
-        .into_iter()
-        .filter(|&u| matches!(g.node(u).op, Op::Lrn(_) | Op::Flatten))
-        .count();
+    let readers = g.users(id).into_iter().filter(|&u| matches!(g.node(u).op, Op::Lrn(_) | Op::Flatten)).count();
     readers + usize::from(g.outputs.iter().any(|(_, o)| *o == id))
 }
 
@@ -136,17 +129,11 @@ fn cost(g: &Graph, members: &[NodeId], l: Layout) -> f64 {
         .map(|&m| {
             let n = g.node(m);
             let lane_use = match l {
-                Layout::Nchw if n.shape.is_map() => {
-                    n.shape.w() as f64 / (LANES * (n.shape.w() as f64 / LANES).ceil())
-                }
+                Layout::Nchw if n.shape.is_map() => n.shape.w() as f64 / (LANES * (n.shape.w() as f64 / LANES).ceil()),
                 Layout::Nchw => 1.0,
                 _ => l.block() as f64 / LANES,
             };
-            let compute = if matches!(n.op, Op::Conv2d(_)) {
-                g.macs(m) as f64 / lane_use
-            } else {
-                0.0
-            };
+            let compute = if matches!(n.op, Op::Conv2d(_)) { g.macs(m) as f64 / lane_use } else { 0.0 };
             let convert = if l == Layout::Nchw {
                 0.0
             } else {

@@ -134,11 +134,8 @@ impl Model {
                 n += args.len();
             }
         }
-        let threads = if opts.threads == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        } else {
-            opts.threads
-        };
+        let threads =
+            if opts.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { opts.threads };
         let stats = CompileStats {
             kernels: plan.kernels.len(),
             steps: plan.steps.len(),

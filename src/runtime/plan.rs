@@ -124,13 +124,7 @@ struct Planner {
 impl Planner {
     fn alloc(&mut self, size: usize) -> usize {
         let size = size.max(64).div_ceil(64) * 64;
-        let best = self
-            .free
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| f.1 >= size)
-            .min_by_key(|(_, f)| f.1)
-            .map(|(i, _)| i);
+        let best = self.free.iter().enumerate().filter(|(_, f)| f.1 >= size).min_by_key(|(_, f)| f.1).map(|(i, _)| i);
         if let Some(i) = best {
             return self.free.swap_remove(i).0;
         }
@@ -347,7 +341,16 @@ pub fn plan(graph: &Graph, weights: &Weights) -> Result<Plan> {
                         let so = p.bufs[sb].offset;
                         let fill = if max { f32::NEG_INFINITY } else { 0.0 };
                         p.kernel(
-                            KernelSpec::Pad { cb, h, w, top: pl.pad.top, left: pl.pad.left, hp, wp, fill: fill.to_bits() },
+                            KernelSpec::Pad {
+                                cb,
+                                h,
+                                w,
+                                top: pl.pad.top,
+                                left: pl.pad.left,
+                                hp,
+                                wp,
+                                fill: fill.to_bits(),
+                            },
                             vec![Arg::Arena(so), Arg::Arena(src)],
                             (cb * hp * wp * 4) as u64,
                         );
@@ -430,11 +433,7 @@ pub fn plan(graph: &Graph, weights: &Weights) -> Result<Plan> {
                     let src = in0(&p)?;
                     let (c, pix) = c_pix(xs);
                     zero_tail(&mut p, out, oc, 1);
-                    p.kernel(
-                        KernelSpec::Flatten { c, pix },
-                        vec![Arg::Arena(out), Arg::Arena(src)],
-                        (c * pix) as u64,
-                    );
+                    p.kernel(KernelSpec::Flatten { c, pix }, vec![Arg::Arena(out), Arg::Arena(src)], (c * pix) as u64);
                 }
                 Op::Slice { start, len } => {
                     let src = in0(&p)?;
@@ -520,9 +519,9 @@ fn zero_tail(p: &mut Planner, out: usize, c: usize, pix: usize) {
 }
 
 /// A grouped weight `[oc][ic/g][kh][kw]` as the dense block-diagonal `[oc][ic][kh][kw]`.
-fn dense_conv_weight(c: &crate::ir::Conv2d, w: &[f32]) -> Vec<f32> {
+fn dense_conv_weight<'a>(c: &crate::ir::Conv2d, w: &'a [f32]) -> std::borrow::Cow<'a, [f32]> {
     if c.groups <= 1 {
-        return w.to_vec();
+        return std::borrow::Cow::Borrowed(w);
     }
     let [kh, kw] = c.kernel;
     let (ipg, opg) = (c.in_channels / c.groups, c.out_channels / c.groups);
@@ -536,7 +535,7 @@ fn dense_conv_weight(c: &crate::ir::Conv2d, w: &[f32]) -> Vec<f32> {
             d[(o * c.in_channels + ci) * k..(o * c.in_channels + ci + 1) * k].copy_from_slice(src);
         }
     }
-    d
+    std::borrow::Cow::Owned(d)
 }
 
 struct ConvIn<'a> {

@@ -109,7 +109,8 @@ impl Cx<'_> {
             match part.parse::<u64>() {
                 Ok(n) => v.push(n),
                 Err(_) => {
-                    self.errors.push(Diagnostic::error(span, "number too large").with_label("this does not fit in 64 bits"));
+                    self.errors
+                        .push(Diagnostic::error(span, "number too large").with_label("this does not fit in 64 bits"));
                     v.push(0);
                 }
             }
@@ -289,7 +290,8 @@ impl Cx<'_> {
                     match s.parse::<f64>() {
                         Ok(v) if v.is_finite() => ExprKind::Float(v),
                         _ => {
-                            self.errors.push(Diagnostic::error(span, "number out of range").with_label("not a finite number"));
+                            self.errors
+                                .push(Diagnostic::error(span, "number out of range").with_label("not a finite number"));
                             ExprKind::Float(0.0)
                         }
                     }
@@ -328,8 +330,10 @@ fn check_nesting(file: FileId, text: &str) -> Result<(), Vec<Diagnostic>> {
             '(' | '[' | '{' => {
                 depth += 1;
                 if depth > MAX_NESTING {
-                    return Err(vec![Diagnostic::error(Span::new(file, i, i + 1), "brackets nested too deeply")
-                        .with_label(format!("more than {MAX_NESTING} levels"))]);
+                    return Err(vec![
+                        Diagnostic::error(Span::new(file, i, i + 1), "brackets nested too deeply")
+                            .with_label(format!("more than {MAX_NESTING} levels")),
+                    ]);
                 }
             }
             ')' | ']' | '}' => depth = depth.saturating_sub(1),
@@ -390,7 +394,9 @@ fn syntax_error(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Diagno
         InputLocation::Span((s, _)) => s,
     };
     let mut expected: Vec<String> = match &e.variant {
-        ErrorVariant::ParsingError { positives, .. } => positives.iter().filter_map(rule_name).map(String::from).collect(),
+        ErrorVariant::ParsingError { positives, .. } => {
+            positives.iter().filter_map(rule_name).map(String::from).collect()
+        }
         ErrorVariant::CustomError { .. } => vec![],
     };
     // Literal tokens (`)`, `,`, `}`) pest tried at the furthest position; used when they say more.
@@ -400,7 +406,9 @@ fn syntax_error(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Diagno
             .into_iter()
             .map(|t| t.to_string())
             .filter(|t| {
-                !t.is_empty() && !["#", "//", "\\", "_", "\""].contains(&t.as_str()) && t.chars().all(|c| c.is_ascii_punctuation())
+                !t.is_empty()
+                    && !["#", "//", "\\", "_", "\""].contains(&t.as_str())
+                    && t.chars().all(|c| c.is_ascii_punctuation())
             })
             .map(|t| format!("`{t}`"))
             .collect();
@@ -420,8 +428,11 @@ fn syntax_error(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Diagno
         n => format!("{} or {}", expected[..n - 1].join(", "), expected[n - 1]),
     };
     let end = (pos + found.1).min(text.len());
-    Diagnostic::error(Span::new(file, pos, end.max(pos)), format!("syntax error: expected {expected_text}, found {}", found.0))
-        .with_label(format!("expected {expected_text}"))
+    Diagnostic::error(
+        Span::new(file, pos, end.max(pos)),
+        format!("syntax error: expected {expected_text}, found {}", found.0),
+    )
+    .with_label(format!("expected {expected_text}"))
 }
 
 /// What stands at `pos`, for "found ..." and the width of the marker.

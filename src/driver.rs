@@ -1,0 +1,208 @@
+//! The whole pipeline behind one builder: source → IR → optimised IR → native code.
+//!
+//! ```no_run
+//! let compiled = incc::Compiler::new().threads(2).compile_file("architectures/inception_v4.incep")?;
+//! let input = vec![0.0f32; 3 * 299 * 299];
+//! let outputs = compiled.model.run(&input)?;
+//! println!("{} outputs, compiled in {:.1} ms", outputs.len(), compiled.report.total_ms);
+//! # Ok::<(), incc::Error>(())
+//! ```
+
+use crate::error::{Error, Result};
+use crate::ir::Graph;
+use crate::jit::JitOptions;
+use crate::passes::{self, Level, PassOptions, PassReport};
+use crate::runtime::Model;
+use crate::weights::Weights;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Where a network's weights come from.
+#[derive(Clone, Debug)]
+pub enum WeightSource {
+    /// Deterministic seeded initialisation (He-normal convolutions, batch norms near identity).
+    Init {
+        /// The seed.
+        seed: u64,
+    },
+    /// A safetensors file holding the reference implementation's state_dict.
+    File(PathBuf),
+}
+
+/// Builds compiled [`Model`]s; every option has a sensible default.
+#[derive(Clone, Debug)]
+pub struct Compiler {
+    weights: WeightSource,
+    pass_options: PassOptions,
+    threads: usize,
+    verify_code: bool,
+}
+
+impl Default for Compiler {
+    fn default() -> Self {
+        Compiler {
+            weights: WeightSource::Init { seed: 0 },
+            pass_options: PassOptions { verify: cfg!(debug_assertions), ..PassOptions::default() },
+            threads: 0,
+            verify_code: cfg!(debug_assertions),
+        }
+    }
+}
+
+/// Timings and sizes of one compilation (`incc compile`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CompileReport {
+    /// The network.
+    pub network: String,
+    /// Reading and parsing the source.
+    pub parse_ms: f64,
+    /// Elaboration into the IR.
+    pub lower_ms: f64,
+    /// Loading or initialising weights.
+    pub weights_ms: f64,
+    /// The optimiser.
+    pub passes_ms: f64,
+    /// Memory planning, weight packing and code generation.
+    pub codegen_ms: f64,
+    /// Everything.
+    pub total_ms: f64,
+    /// Kernels compiled.
+    pub kernels: usize,
+    /// Kernel calls per run.
+    pub steps: usize,
+    /// Machine code bytes.
+    pub code_bytes: usize,
+    /// Bytes of one activation arena.
+    pub arena_bytes: usize,
+    /// Bytes of packed parameters.
+    pub param_bytes: usize,
+    /// What each pass did.
+    pub passes: Vec<PassReport>,
+}
+
+/// A compiled network with the report of its compilation.
+pub struct Compiled {
+    /// The native code, ready to run.
+    pub model: Model,
+    /// The optimised graph it was generated from.
+    pub graph: Graph,
+    /// How long each stage took and what it produced.
+    pub report: CompileReport,
+}
+
+impl Compiler {
+    /// A compiler with the defaults: seeded weights, `-O2`, all cores.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Load weights from a safetensors file.
+    pub fn weights_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.weights = WeightSource::File(path.into());
+        self
+    }
+    /// Use seeded initial weights.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.weights = WeightSource::Init { seed };
+        self
+    }
+    /// Optimisation level.
+    pub fn opt_level(mut self, level: Level) -> Self {
+        self.pass_options.level = level;
+        self
+    }
+    /// Passes not to run, by name.
+    pub fn disable_passes(mut self, names: Vec<String>) -> Self {
+        self.pass_options.disabled = names;
+        self
+    }
+    /// The outputs to keep (others and what only they use are removed).
+    pub fn outputs(mut self, names: Option<Vec<String>>) -> Self {
+        self.pass_options.outputs = names;
+        self
+    }
+    /// Worker threads per run (`0`: all available cores).
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n;
+        self
+    }
+    /// Run the IR verifier after every pass and Cranelift's verifier on every function.
+    pub fn verify(mut self, on: bool) -> Self {
+        self.pass_options.verify = on;
+        self.verify_code = on;
+        self
+    }
+
+    /// Compiles the `.incep` file at `path`.
+    pub fn compile_file(&self, path: impl AsRef<Path>) -> Result<Compiled> {
+        let t0 = Instant::now();
+        let t = crate::frontend::compile_file_timed(path)?;
+        self.finish(t, t0)
+    }
+
+    /// Compiles `.incep` source text, reported as file `name`.
+    pub fn compile_str(&self, name: &str, text: &str) -> Result<Compiled> {
+        let t0 = Instant::now();
+        let t = crate::frontend::compile_str_timed(name, text)?;
+        self.finish(t, t0)
+    }
+
+    /// The optimised graph and weights, without generating code (`--emit opt-ir`).
+    pub fn optimize(&self, mut graph: Graph) -> Result<(Graph, Weights, Vec<PassReport>)> {
+        let mut w = self.load_weights(&graph)?;
+        let reports = passes::optimize(&mut graph, &mut w, &self.pass_options)?;
+        Ok((graph, w, reports))
+    }
+
+    fn load_weights(&self, graph: &Graph) -> Result<Weights> {
+        match &self.weights {
+            WeightSource::Init { seed } => Ok(Weights::init(graph, *seed)),
+            WeightSource::File(p) => Weights::load_safetensors(p, graph),
+        }
+    }
+
+    fn finish(&self, front: crate::frontend::Timed, t0: Instant) -> Result<Compiled> {
+        let mut graph = front.graph;
+        let t1 = Instant::now();
+        let mut w = self.load_weights(&graph)?;
+        let t2 = Instant::now();
+        let reports = passes::optimize(&mut graph, &mut w, &self.pass_options)?;
+        let t3 = Instant::now();
+        let model = Model::compile(&graph, &w, &JitOptions { threads: self.threads, verify: self.verify_code })?;
+        let t4 = Instant::now();
+        let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
+        let s = model.stats().clone();
+        let report = CompileReport {
+            network: graph.name.clone(),
+            parse_ms: front.parse_ms,
+            lower_ms: front.lower_ms,
+            weights_ms: ms(t1, t2),
+            passes_ms: ms(t2, t3),
+            codegen_ms: ms(t3, t4),
+            total_ms: t0.elapsed().as_secs_f64() * 1e3,
+            kernels: s.kernels,
+            steps: s.steps,
+            code_bytes: s.code_bytes,
+            arena_bytes: s.arena_bytes,
+            param_bytes: s.param_bytes,
+            passes: reports,
+        };
+        Ok(Compiled { model, graph, report })
+    }
+}
+
+impl From<Level> for Compiler {
+    fn from(level: Level) -> Self {
+        Compiler::new().opt_level(level)
+    }
+}
+
+/// Parses `-O` values: `0`, `1`, `2`.
+pub fn parse_level(s: &str) -> Result<Level> {
+    match s {
+        "0" => Ok(Level::O0),
+        "1" => Ok(Level::O1),
+        "2" => Ok(Level::O2),
+        _ => Err(Error::Invalid(format!("unknown optimisation level `{s}`: expected 0, 1 or 2"))),
+    }
+}
