@@ -1,0 +1,108 @@
+//! Benchmarks: GFLOP/s of large convolutions on one thread (vs the 47.5 GFLOP/s f32x4 peak
+//! of one core here) and end-to-end latency of every architecture with 1 and 2 threads.
+//! Medians. Run: `cargo run --release --example bench_conv [-- convs|nets]`.
+
+use incc::ir::{Conv2d, Epilogue, Graph, Op, Pad, Shape};
+use incc::jit::JitOptions;
+use incc::runtime::Model;
+use incc::weights::Weights;
+use std::time::Instant;
+
+const PEAK: f64 = 47.5;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn conv_graph(cin: usize, cout: usize, k: [usize; 2], pad: Pad, hw: usize) -> Graph {
+    let mut g = Graph::new("bench");
+    let x = g.add(Op::Input, Shape::nchw(cin, hw, hw), Default::default(), "x", &[]);
+    g.inputs.push(x);
+    let op = Op::Conv2d(Conv2d {
+        out_channels: cout,
+        in_channels: cin,
+        kernel: k,
+        stride: [1, 1],
+        pad,
+        groups: 1,
+        key: "conv".into(),
+        bias: true,
+        epilogue: Epilogue { residual: None, relu: true },
+    });
+    let oh = hw + pad.top + pad.bottom + 1 - k[0];
+    let ow = hw + pad.left + pad.right + 1 - k[1];
+    let y = g.add(op, Shape::nchw(cout, oh, ow), Default::default(), "y", &[x]);
+    g.outputs.push(("y".into(), y));
+    g
+}
+
+fn convs() {
+    println!("| conv | GFLOP/s (1 thread, median) | % of f32x4 peak |");
+    println!("|---|---|---|");
+    let cases = [
+        ("1x1 768->192 @17x17", conv_graph(768, 192, [1, 1], Pad::default(), 17)),
+        ("1x1 288->64 @35x35", conv_graph(288, 64, [1, 1], Pad::default(), 35)),
+        ("1x1 2048->384 @8x8", conv_graph(2048, 384, [1, 1], Pad::default(), 8)),
+        ("3x3 64->96 @35x35 p1", conv_graph(64, 96, [3, 3], Pad::all(1), 35)),
+        ("3x3 96->96 @35x35 p1", conv_graph(96, 96, [3, 3], Pad::all(1), 35)),
+        ("1x7 192->192 @17x17 p(0,3)", conv_graph(192, 192, [1, 7], Pad::hw(0, 3), 17)),
+        ("7x1 192->192 @17x17 p(3,0)", conv_graph(192, 192, [7, 1], Pad::hw(3, 0), 17)),
+    ];
+    for (name, g) in cases {
+        let w = Weights::init(&g, 1);
+        let m = Model::compile(&g, &w, &JitOptions { threads: 1, verify: false }).expect("compile");
+        let x = vec![0.5f32; g.node(g.inputs[0]).shape.numel()];
+        let mut conv_t = Vec::new();
+        let mut flops = 0;
+        for _ in 0..30 {
+            let p = m.profile(&[&x]).expect("run");
+            let (f, t) = p.iter().filter(|s| s.0.starts_with("Conv")).fold((0, 0.0), |a, s| (a.0 + s.1, a.1 + s.2));
+            flops = f;
+            conv_t.push(t);
+        }
+        let gf = flops as f64 / median(conv_t) / 1e9;
+        println!("| {name} | {gf:.1} | {:.0}% |", 100.0 * gf / PEAK);
+    }
+}
+
+fn nets() {
+    println!("| network | compile ms | 1 thread ms | 2 threads ms |");
+    println!("|---|---|---|---|");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/architectures");
+    let mut files: Vec<_> = std::fs::read_dir(dir).expect("architectures").flatten().map(|e| e.path()).collect();
+    files.sort();
+    for f in files {
+        let g = incc::frontend::compile_file(&f).expect("front end");
+        let w = Weights::init(&g, 1);
+        let x = vec![0.25f32; g.node(g.inputs[0]).shape.numel()];
+        let mut row = Vec::new();
+        let mut compile_ms = 0.0;
+        for threads in [1, 2] {
+            let t0 = Instant::now();
+            let m = Model::compile(&g, &w, &JitOptions { threads, verify: false }).expect("compile");
+            compile_ms = t0.elapsed().as_secs_f64() * 1e3;
+            m.run(&x).expect("warm up");
+            let t: Vec<f64> = (0..7)
+                .map(|_| {
+                    let t0 = Instant::now();
+                    m.run(&x).expect("run");
+                    t0.elapsed().as_secs_f64() * 1e3
+                })
+                .collect();
+            row.push(median(t));
+        }
+        let name = f.file_stem().and_then(|s| s.to_str()).unwrap_or("?");
+        println!("| {name} | {compile_ms:.0} | {:.1} | {:.1} |", row[0], row[1]);
+    }
+}
+
+fn main() {
+    let what = std::env::args().nth(1).unwrap_or_default();
+    if what != "nets" {
+        convs();
+    }
+    if what != "convs" {
+        nets();
+    }
+}

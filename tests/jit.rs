@@ -1,0 +1,259 @@
+//! The JIT against the reference interpreter: whole architectures, random single layers
+//! (proptest), concurrency, and cross compilation for aarch64.
+//!
+//! Run with `cargo test --release --test jit` (debug builds are slow on whole networks).
+
+use incc::ir::{BatchNorm, Conv2d, Epilogue, Graph, Linear, Lrn, NodeId, Op, Pad, Pool, PoolKind, Shape};
+use incc::jit::JitOptions;
+use incc::runtime::Model;
+use incc::weights::Weights;
+use proptest::prelude::*;
+
+/// Deterministic input values in about [-1, 1].
+fn input(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn opts(threads: usize) -> JitOptions {
+    JitOptions { threads, verify: true }
+}
+
+/// max |jit - ref| / max |ref| over all outputs (checks names and shapes too).
+fn rel_diff(g: &Graph, w: &Weights, threads: usize, seed: u64) -> f32 {
+    let n = g.node(g.inputs[0]).shape.numel();
+    let x = input(n, seed);
+    let want = incc::reference::run(g, w, &[&x]).expect("reference");
+    let m = Model::compile(g, w, &opts(threads)).expect("compile");
+    let got = m.run(&x).expect("run");
+    assert_eq!(got.len(), want.len());
+    let mut worst = 0.0f32;
+    for (a, b) in got.iter().zip(&want) {
+        assert_eq!(a.0, b.0);
+        assert_eq!(a.1, b.1);
+        assert_eq!(a.2.len(), b.2.len());
+        let scale = b.2.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-30);
+        let d = a.2.iter().zip(&b.2).fold(
+            0.0f32,
+            |m, (x, y)| {
+                if x.is_nan() && y.is_nan() { m } else { m.max((x - y).abs()) }
+            },
+        );
+        worst = worst.max(d / scale);
+        assert!(!d.is_nan(), "NaN in output {}", a.0);
+    }
+    worst
+}
+
+fn arch(name: &str) {
+    let path = format!("{}/architectures/{name}.incep", env!("CARGO_MANIFEST_DIR"));
+    let g = incc::frontend::compile_file(&path).expect("front end");
+    let w = Weights::init(&g, 7);
+    let d = rel_diff(&g, &w, 2, 1);
+    eprintln!("{name}: max rel diff {d:e}");
+    assert!(d <= 1e-4, "{name}: max |jit - ref| = {d:e} of max |ref|");
+}
+
+#[test]
+fn googlenet() {
+    arch("googlenet");
+}
+#[test]
+fn googlenet_torchvision() {
+    arch("googlenet_torchvision");
+}
+#[test]
+fn bn_inception() {
+    arch("bn_inception");
+}
+#[test]
+fn inception_v3() {
+    arch("inception_v3");
+}
+#[test]
+fn inception_v4() {
+    arch("inception_v4");
+}
+#[test]
+fn inception_resnet_v1() {
+    arch("inception_resnet_v1");
+}
+#[test]
+fn inception_resnet_v2() {
+    arch("inception_resnet_v2");
+}
+
+// ---- single layers ----
+
+fn with_input(shape: Shape) -> (Graph, NodeId) {
+    let mut g = Graph::new("t");
+    let x = g.add(Op::Input, shape, Default::default(), "x", &[]);
+    g.inputs.push(x);
+    (g, x)
+}
+
+/// Adds `op` on `operands`, inferring its shape.
+fn add(g: &mut Graph, op: Op, operands: &[NodeId]) -> NodeId {
+    let shapes: Vec<Shape> = operands.iter().map(|&o| g.node(o).shape.clone()).collect();
+    let refs: Vec<&Shape> = shapes.iter().collect();
+    let s = incc::ir::infer::infer(&op, &refs).expect("shape");
+    let n = format!("n{}", g.node_ids().len());
+    g.add(op, s, Default::default(), n, operands)
+}
+
+fn check(g: &Graph, seed: u64) {
+    let w = Weights::init(g, seed);
+    let d = rel_diff(g, &w, 1, seed);
+    assert!(d <= 1e-4, "rel diff {d:e}\n{g:?}");
+}
+
+fn conv_op(cin: usize, cout: usize, k: [usize; 2], s: [usize; 2], pad: Pad, groups: usize, bias: bool) -> Op {
+    Op::Conv2d(Conv2d {
+        out_channels: cout,
+        in_channels: cin,
+        kernel: k,
+        stride: s,
+        pad,
+        groups,
+        key: "conv".into(),
+        bias,
+        epilogue: Epilogue::default(),
+    })
+}
+
+fn conv_fits(h: usize, k: usize, pb: usize, pa: usize) -> bool {
+    h + pb + pa >= k
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    #[test]
+    fn random_convs(
+        cin in 1usize..13, cout in 1usize..19, kh in 1usize..8, kw in 1usize..8,
+        sh in 1usize..4, sw in 1usize..4, h in 1usize..12, w in 1usize..12,
+        pt in 0usize..4, pb in 0usize..4, pl in 0usize..4, pr in 0usize..4,
+        groups in 1usize..4, bias: bool, seed in 0u64..1000,
+    ) {
+        let (cin, cout) = (cin * groups, cout * groups);
+        prop_assume!(conv_fits(h, kh, pt, pb) && conv_fits(w, kw, pl, pr));
+        let (mut g, x) = with_input(Shape::nchw(cin, h, w));
+        let pad = Pad { top: pt, bottom: pb, left: pl, right: pr };
+        let y = add(&mut g, conv_op(cin, cout, [kh, kw], [sh, sw], pad, groups, bias), &[x]);
+        g.outputs.push(("y".into(), y));
+        check(&g, seed);
+    }
+
+    #[test]
+    fn random_pools(
+        c in 1usize..11, k in 1usize..6, kw in 1usize..6, s in 1usize..4, h in 1usize..14,
+        w in 1usize..14, p in 0usize..3, ceil: bool, incl: bool, max: bool, seed in 0u64..1000,
+    ) {
+        prop_assume!(p <= k / 2 && p <= kw / 2 && h + 2 * p >= k && w + 2 * p >= kw);
+        let (mut g, x) = with_input(Shape::nchw(c, h, w));
+        let op = Op::Pool(Pool {
+            kind: if max { PoolKind::Max } else { PoolKind::Avg },
+            kernel: [k, kw], stride: [s, s], pad: Pad::all(p), ceil, count_include_pad: incl,
+        });
+        let y = add(&mut g, op, &[x]);
+        g.outputs.push(("y".into(), y));
+        check(&g, seed);
+    }
+
+    #[test]
+    fn random_fused_convs(
+        cin in 1usize..10, cout in 1usize..20, k in 0usize..3, h in 1usize..9, scale in -2.0f32..2.0,
+        relu: bool, seed in 0u64..1000,
+    ) {
+        let k = 2 * k + 1;
+        let (mut g, x) = with_input(Shape::nchw(cin, h, h));
+        let r = add(&mut g, conv_op(cin, cout, [1, 1], [1, 1], Pad::default(), 1, true), &[x]);
+        let Op::Conv2d(mut c) = conv_op(cin, cout, [k, k], [1, 1], Pad::all(k / 2), 1, true) else { unreachable!() };
+        c.key = "conv2".into();
+        c.epilogue = Epilogue { residual: Some(scale), relu };
+        let y = add(&mut g, Op::Conv2d(c), &[x, r]);
+        g.outputs.push(("y".into(), y));
+        check(&g, seed);
+    }
+
+    #[test]
+    fn random_elementwise_chains(c in 1usize..21, h in 1usize..7, size in 1usize..6, seed in 0u64..1000) {
+        let (mut g, x) = with_input(Shape::nchw(c, h, h));
+        let b = add(&mut g, Op::BatchNorm(BatchNorm { channels: c, eps: 1e-3, key: "bn".into() }), &[x]);
+        let r = add(&mut g, Op::Relu, &[b]);
+        let a = add(&mut g, Op::Add { scale: 0.17 }, &[x, r]);
+        let l = add(&mut g, Op::Lrn(Lrn { size, alpha: 1e-2, beta: 0.75, k: 1.0 }), &[a]);
+        let l2 = add(&mut g, Op::Lrn(Lrn { size, alpha: 0.3, beta: 0.6, k: 2.0 }), &[a]);
+        let cat = add(&mut g, Op::Concat, &[l, x, l2]);
+        let gp = add(&mut g, Op::GlobalAvgPool, &[cat]);
+        let gf = add(&mut g, Op::Flatten, &[gp]);
+        let sm = add(&mut g, Op::Softmax, &[gf]);
+        let n = add(&mut g, Op::L2Norm { eps: 1e-12 }, &[gf]);
+        let f = add(&mut g, Op::Flatten, &[a]);
+        let d = add(&mut g, Op::Dropout { p: 0.5 }, &[f]);
+        let fc = add(&mut g, Op::Linear(Linear { in_features: c * h * h, out_features: 13, key: "fc".into(), bias: true, relu: true }), &[d]);
+        let bn1 = add(&mut g, Op::BatchNorm(BatchNorm { channels: 13, eps: 1e-5, key: "bn1".into() }), &[fc]);
+        let s1 = add(&mut g, Op::Softmax, &[bn1]);
+        let n1 = add(&mut g, Op::L2Norm { eps: 1e-12 }, &[bn1]);
+        for (name, id) in [("cat", cat), ("sm", sm), ("n", n), ("gp", gp), ("f", f), ("s1", s1), ("n1", n1), ("bn1", bn1)] {
+            g.outputs.push((name.into(), id));
+        }
+        check(&g, seed);
+    }
+}
+
+#[test]
+fn wrong_input_length_is_an_error() {
+    let (mut g, x) = with_input(Shape::nchw(3, 4, 4));
+    let y = add(&mut g, Op::Relu, &[x]);
+    g.outputs.push(("y".into(), y));
+    let m = Model::compile(&g, &Weights::new(), &opts(1)).expect("compile");
+    let e = m.run(&[0.0; 5]).unwrap_err();
+    assert!(matches!(e, incc::Error::InputShape { .. }), "{e}");
+}
+
+#[test]
+fn runs_from_eight_threads_agree() {
+    let path = format!("{}/architectures/googlenet.incep", env!("CARGO_MANIFEST_DIR"));
+    let g = incc::frontend::compile_file(&path).expect("front end");
+    let w = Weights::init(&g, 3);
+    let x = input(g.node(g.inputs[0]).shape.numel(), 5);
+    let single = Model::compile(&g, &w, &opts(1)).expect("compile").run(&x).expect("run");
+    let m = Model::compile(&g, &w, &opts(2)).expect("compile");
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..8).map(|_| s.spawn(|| m.run(&x).expect("run"))).collect();
+        for h in hs {
+            let got = h.join().expect("thread");
+            for (a, b) in got.iter().zip(&single) {
+                assert_eq!(a.2, b.2, "output {}", a.0);
+            }
+        }
+    });
+}
+
+#[test]
+fn model_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Model>();
+}
+
+#[test]
+fn compiles_for_aarch64() {
+    let path = format!("{}/architectures/inception_v3.incep", env!("CARGO_MANIFEST_DIR"));
+    let g = incc::frontend::compile_file(&path).expect("front end");
+    let w = Weights::init(&g, 1);
+    let plan = incc::runtime::plan::plan(&g, &w).expect("plan");
+    let isa = incc::jit::isa_by_name("aarch64", true).expect("aarch64 backend");
+    let bytes = incc::jit::compile_for(&*isa, &plan.kernels).expect("aarch64 codegen");
+    assert!(bytes > 0);
+    // The host path with the same kernels.
+    let host = incc::jit::host_isa(true).expect("host");
+    assert!(incc::jit::compile_for(&*host, &plan.kernels).expect("host codegen") > 0);
+}
