@@ -5,6 +5,9 @@ For each network: build the reference model (models.py) with random weights, giv
 norms realistic running statistics (re-estimated on random-normal batches: the raw init makes
 outputs degenerate), save its state_dict unchanged with safetensors and a random input as .npy,
 run `incc run --engine ENGINE`, and print max|incc - torch| / max|torch|. Required: <= 1e-4.
+With `--precision f64`, incc's reference engine computes in float64 and is compared with the
+same torch model run in float64 (`model.double()`): rounding is then out of the picture and
+the comparison checks the semantics of every layer.
 
 Each row also compares incc and torch's own float32 result with the same torch model run in
 float64: a network with random weights can amplify rounding (Inception-v4's error doubles per
@@ -47,6 +50,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("nets", nargs="*", default=NAMES)
     ap.add_argument("--engine", default="reference")
+    ap.add_argument("--precision", default="f32", choices=["f32", "f64"],
+                    help="f64: incc's reference engine in float64 against torch in float64")
     ap.add_argument("--incc", default=os.path.join(ROOT, "target", "release", "incc"))
     ap.add_argument("--out", default=os.path.join(HERE, "out"))
     args = ap.parse_args()
@@ -71,7 +76,8 @@ def main():
         ypath = os.path.join(args.out, f"{name}_incc.npy")
         arch = os.path.join(ROOT, "architectures", f"{name}.incep")
         t0 = time.time()
-        cmd = [args.incc, "run", arch, "--weights", wpath, "--input", xpath, "--output", ypath, "--engine", args.engine]
+        cmd = [args.incc, "run", arch, "--weights", wpath, "--input", xpath, "--output", ypath, "--engine", args.engine,
+               "--precision", args.precision]
         r = subprocess.run(cmd, capture_output=True, text=True)
         dt = time.time() - t0
         if r.returncode != 0:
@@ -83,6 +89,8 @@ def main():
             print(f"{name}: shape {got.shape} != torch {ref.shape}")
             worst = float("inf")
             continue
+        if args.precision == "f64":
+            ref = ref64
         diff = float(np.abs(got - ref).max())
         rel = diff / float(np.abs(ref).max())
         worst = max(worst, rel)
@@ -92,7 +100,7 @@ def main():
         rows.append((name, diff, rel, dt))
         print(f"{name:24s} max|diff| {diff:.3e}  rel {rel:.3e}  max|torch| {np.abs(ref).max():.3e}  "
               f"| vs torch-f64: incc {rel64:.2e}, torch-f32 {torch_rel64:.2e}  "
-              f"({args.engine}, {dt:.1f}s)  {'ok' if rel <= 1e-4 else 'FAIL'}", flush=True)
+              f"({args.engine} {args.precision}, {dt:.1f}s)  {'ok' if rel <= 1e-4 else 'FAIL'}", flush=True)
     print(f"worst relative difference: {worst:.3e} ({'ok' if worst <= 1e-4 else 'FAIL'}: bound 1e-4)")
     sys.exit(0 if worst <= 1e-4 else 1)
 

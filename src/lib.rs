@@ -1,4 +1,34 @@
 //! incc: an architecture-description compiler for the Inception family of networks.
+//!
+//! A network is written in the `.incep` language (see `docs/LANGUAGE.md`), parsed
+//! ([`syntax`]), elaborated into a shape-checked graph ([`lower`], [`ir`]), optimised
+//! ([`passes`]) and JIT-compiled with Cranelift into native kernels ([`jit`], [`runtime`]).
+//! [`reference`] is the plain interpreter every fast path is checked against.
+//!
+//! ```
+//! let src = "
+//!     input 3x16x16
+//!     default conv nobias bn eps 0.001 relu
+//!     block mix(c) { concat { a: conv c 1x1; b: { _1: conv c 1x1; _2: conv c 3x3 pad 1 } } }
+//!     stem: conv 8 3x3 stride 2 pad 1
+//!     m: mix(8)
+//!     gap; flatten; fc: fc 4
+//!     output logits
+//! ";
+//! let compiled = incc::Compiler::new().seed(1).threads(1).compile_str("tiny.incep", src)?;
+//! let outputs = compiled.model.run(&vec![0.5f32; 3 * 16 * 16])?;
+//! assert_eq!(outputs[0].0, "logits");
+//! assert_eq!(outputs[0].1.0, vec![1, 4]);
+//!
+//! // The same network on the reference interpreter agrees.
+//! let graph = incc::frontend::compile_str("tiny.incep", src)?;
+//! let weights = incc::weights::Weights::init(&graph, 1);
+//! let expected = incc::reference::run(&graph, &weights, &[&vec![0.5f32; 3 * 16 * 16]])?;
+//! for (a, b) in outputs[0].2.iter().zip(&expected[0].2) {
+//!     assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0));
+//! }
+//! # Ok::<(), incc::Error>(())
+//! ```
 #![deny(missing_docs)]
 
 pub mod diag;
@@ -6,15 +36,15 @@ pub mod driver;
 pub mod error;
 pub mod frontend;
 pub mod ir;
+pub mod jit;
 pub mod lower;
 pub mod npy;
 pub mod passes;
 pub mod reference;
+pub mod runtime;
 pub mod summary;
 pub mod syntax;
 pub mod weights;
 
 pub use driver::{CompileReport, Compiled, Compiler};
 pub use error::{Error, Result};
-pub mod jit;
-pub mod runtime;

@@ -36,6 +36,12 @@ enum Engine {
 }
 
 #[derive(Copy, Clone, ValueEnum, PartialEq, Eq)]
+enum Precision {
+    F32,
+    F64,
+}
+
+#[derive(Copy, Clone, ValueEnum, PartialEq, Eq)]
 enum Emit {
     /// The IR after lowering.
     Ir,
@@ -128,6 +134,9 @@ enum Cmd {
         /// Which engine computes.
         #[arg(long, value_enum, default_value = "jit")]
         engine: Engine,
+        /// Activation precision of the reference engine (`f64` proves semantics without rounding).
+        #[arg(long, value_enum, default_value = "f32")]
+        precision: Precision,
     },
     /// Time the compiled network: median, min and max latency and GFLOP/s.
     Bench {
@@ -298,7 +307,10 @@ fn run(cli: Cli) -> incc::Result<()> {
             }
             Ok(())
         }
-        Cmd::Run { file, args, input, output, engine } => {
+        Cmd::Run { file, args, input, output, engine, precision } => {
+            if precision == Precision::F64 && engine != Engine::Reference {
+                return Err(Error::Invalid("--precision f64 needs --engine reference".into()));
+            }
             let outs = match engine {
                 Engine::Reference => {
                     let g = incc::frontend::compile_file(&file)?;
@@ -307,7 +319,13 @@ fn run(cli: Cli) -> incc::Result<()> {
                         None => incc::weights::Weights::init(&g, args.seed),
                     };
                     let x = load_input(&g, input.as_deref(), args.seed)?;
-                    incc::reference::run(&g, &w, &[&x])?
+                    if precision == Precision::F64 {
+                        let x: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+                        let outs = incc::reference::run_f64(&g, &w, &[&x])?;
+                        outs.into_iter().map(|(n, s, v)| (n, s, v.into_iter().map(|x| x as f32).collect())).collect()
+                    } else {
+                        incc::reference::run(&g, &w, &[&x])?
+                    }
                 }
                 Engine::Jit => {
                     let c = args.compiler()?.compile_file(&file)?;

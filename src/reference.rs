@@ -1,20 +1,103 @@
-//! The reference interpreter: plain loops over NCHW `f32` tensors, the oracle every fast
-//! path is checked against.
+//! The reference interpreter: plain loops over NCHW tensors, the oracle every fast path is
+//! checked against.
 //!
 //! Each op follows PyTorch's semantics (documented on the op's function below). Nothing
 //! here is optimised: the loops say what is computed, in the order a reader expects.
 //!
-//! Precision: sums over many terms (convolution, linear, pooling, global pooling, LRN,
-//! L2 norm and softmax) are accumulated in `f64` and rounded to `f32` once; element-wise
-//! ops (batch norm, add, relu, and the fused epilogues of convolutions and linear layers)
-//! are computed in `f32` as PyTorch does. Fast paths that
-//! accumulate in `f32` therefore differ from this oracle only by their own rounding.
+//! Precision: activations are stored as `f32` ([`run`]) or `f64` ([`run_f64`]); the op
+//! loops are written once, generic over that element type. Sums over many terms
+//! (convolution, linear, pooling, global pooling, LRN, L2 norm and softmax) are accumulated
+//! in `f64` and rounded to the element type once; element-wise ops (batch norm, add, relu,
+//! and the fused epilogues of convolutions and linear layers) are computed in the element
+//! type, as PyTorch does for a model of that dtype. Fast paths that accumulate in `f32`
+//! therefore differ from the `f32` oracle only by their own rounding.
+//!
+//! Weights and the scalar attributes of ops (batch-norm `eps`, residual scales, LRN
+//! constants) are `f32` in the IR and [`Weights`]; the `f64` mode widens them exactly, so
+//! it computes the network whose parameters are those `f32` values, in `f64` arithmetic.
 
 use crate::error::{Error, Result};
 use crate::ir::infer::infer;
 use crate::ir::{BatchNorm, Conv2d, Graph, Linear, Lrn, NodeId, Op, Pool, PoolKind, Shape};
 use crate::weights::Weights;
 use std::collections::HashMap;
+use std::ops::{Add, Div, Mul, Sub};
+
+/// The element type activations are stored in: `f32` or `f64`.
+trait Elem:
+    Copy
+    + Send
+    + Sync
+    + PartialOrd
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + 'static
+{
+    /// `0`.
+    const ZERO: Self;
+    /// `-inf`.
+    const NEG_INFINITY: Self;
+    /// `v` rounded to the nearest element.
+    fn from_f64(v: f64) -> Self;
+    /// `v` exactly (`f32` widens without rounding).
+    fn from_f32(v: f32) -> Self;
+    /// `self` exactly.
+    fn to_f64(self) -> f64;
+    /// The square root, correctly rounded.
+    fn sqrt(self) -> Self;
+    /// The larger of `self` and `other`, ignoring a NaN (as `f32::max`).
+    fn max(self, other: Self) -> Self;
+    /// Whether `self` is NaN.
+    fn is_nan(self) -> bool;
+}
+
+impl Elem for f32 {
+    const ZERO: Self = 0.0;
+    const NEG_INFINITY: Self = f32::NEG_INFINITY;
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+    fn from_f32(v: f32) -> Self {
+        v
+    }
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    fn sqrt(self) -> Self {
+        f32::sqrt(self)
+    }
+    fn max(self, other: Self) -> Self {
+        f32::max(self, other)
+    }
+    fn is_nan(self) -> bool {
+        f32::is_nan(self)
+    }
+}
+
+impl Elem for f64 {
+    const ZERO: Self = 0.0;
+    const NEG_INFINITY: Self = f64::NEG_INFINITY;
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+    fn from_f32(v: f32) -> Self {
+        v as f64
+    }
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn sqrt(self) -> Self {
+        f64::sqrt(self)
+    }
+    fn max(self, other: Self) -> Self {
+        f64::max(self, other)
+    }
+    fn is_nan(self) -> bool {
+        f64::is_nan(self)
+    }
+}
 
 /// Runs `graph` on `inputs` (one slice per [`Graph::inputs`], NCHW, in order) with
 /// `weights`, returning each of [`Graph::outputs`] as `(name, shape, values)`, in order.
@@ -24,6 +107,20 @@ use std::collections::HashMap;
 /// listing all of them), or a graph whose recorded shapes disagree with shape inference
 /// ([`Error::Invalid`], a compiler bug).
 pub fn run(graph: &Graph, weights: &Weights, inputs: &[&[f32]]) -> Result<Vec<(String, Shape, Vec<f32>)>> {
+    run_as(graph, weights, inputs)
+}
+
+/// [`run`] with activations stored as `f64` instead of `f32`: the same ops, loops and
+/// summation order, rounding to `f64` where [`run`] rounds to `f32`. Weights (`f32` in
+/// [`Weights`]) and scalar attributes are widened exactly. Use it to compare against a
+/// float64 run of the source model, where `f32` rounding, amplified through a deep
+/// network, would hide the semantics being checked. Errors as [`run`].
+pub fn run_f64(graph: &Graph, weights: &Weights, inputs: &[&[f64]]) -> Result<Vec<(String, Shape, Vec<f64>)>> {
+    run_as(graph, weights, inputs)
+}
+
+/// [`run`] for activations of element type `E`.
+fn run_as<E: Elem>(graph: &Graph, weights: &Weights, inputs: &[&[E]]) -> Result<Vec<(String, Shape, Vec<E>)>> {
     if inputs.len() != graph.inputs.len() {
         return Err(Error::Invalid(format!(
             "network `{}` has {} input(s), {} were given",
@@ -33,7 +130,7 @@ pub fn run(graph: &Graph, weights: &Weights, inputs: &[&[f32]]) -> Result<Vec<(S
         )));
     }
     weights.check(graph)?;
-    let mut given: HashMap<NodeId, &[f32]> = HashMap::new();
+    let mut given: HashMap<NodeId, &[E]> = HashMap::new();
     for (&id, &data) in graph.inputs.iter().zip(inputs) {
         let node = graph.node(id);
         if data.len() != node.shape.numel() {
@@ -56,7 +153,7 @@ pub fn run(graph: &Graph, weights: &Weights, inputs: &[&[f32]]) -> Result<Vec<(S
     for (_, id) in &graph.outputs {
         *uses.entry(*id).or_default() += 1;
     }
-    let mut values: HashMap<NodeId, Vec<f32>> = HashMap::new();
+    let mut values: HashMap<NodeId, Vec<E>> = HashMap::new();
     for id in graph.topo_order() {
         let node = graph.node(id);
         let operands = graph.operands(id);
@@ -105,7 +202,7 @@ pub fn run(graph: &Graph, weights: &Weights, inputs: &[&[f32]]) -> Result<Vec<(S
 }
 
 /// One op on operands `ins` (shape, values), producing a tensor of shape `out`.
-fn eval(op: &Op, ins: &[(&Shape, &[f32])], out: &Shape, w: &Weights) -> Result<Vec<f32>> {
+fn eval<E: Elem>(op: &Op, ins: &[(&Shape, &[E])], out: &Shape, w: &Weights) -> Result<Vec<E>> {
     let Some(&(xs, x)) = ins.first() else {
         return Err(Error::Invalid(format!("{op} has no operands")));
     };
@@ -114,11 +211,12 @@ fn eval(op: &Op, ins: &[(&Shape, &[f32])], out: &Shape, w: &Weights) -> Result<V
         Op::Conv2d(c) => {
             let bias = if c.bias { Some(param(w, &c.key, "bias")?) } else { None };
             let mut y = conv2d(c, x, xs, out, param(w, &c.key, "weight")?, bias);
-            // The fused epilogue, in f32 and in the order of the unfused ops
+            // The fused epilogue, in the element type and in the order of the unfused ops
             // (`add[scale](residual, conv)`, then `relu`), so fusing never changes a bit.
             if let Some(scale) = c.epilogue.residual {
                 let residual =
                     ins.get(1).map(|r| r.1).ok_or_else(|| Error::Invalid(format!("{op} has no residual operand")))?;
+                let scale = E::from_f32(scale);
                 y.iter_mut().zip(residual).for_each(|(v, &r)| *v = r + scale * *v);
             }
             if c.epilogue.relu {
@@ -135,7 +233,7 @@ fn eval(op: &Op, ins: &[(&Shape, &[f32])], out: &Shape, w: &Weights) -> Result<V
         Op::Pool(p) => pool(p, x, xs, out),
         Op::GlobalAvgPool => {
             let plane = xs.h() * xs.w();
-            x.chunks(plane).map(|p| (p.iter().map(|&v| v as f64).sum::<f64>() / plane as f64) as f32).collect()
+            x.chunks(plane).map(|p| E::from_f64(p.iter().map(|&v| v.to_f64()).sum::<f64>() / plane as f64)).collect()
         }
         Op::Lrn(l) => lrn(l, x, xs),
         Op::Dropout { .. } | Op::Flatten => x.to_vec(),
@@ -148,15 +246,15 @@ fn eval(op: &Op, ins: &[(&Shape, &[f32])], out: &Shape, w: &Weights) -> Result<V
             y
         }
         Op::L2Norm { eps } => along_channels(x, xs, |v| {
-            let norm = v.iter().map(|&a| a as f64 * a as f64).sum::<f64>().sqrt();
+            let norm = v.iter().map(|&a| a.to_f64() * a.to_f64()).sum::<f64>().sqrt();
             let d = norm.max(*eps as f64);
-            v.iter().map(|&a| (a as f64 / d) as f32).collect()
+            v.iter().map(|&a| E::from_f64(a.to_f64() / d)).collect()
         }),
         Op::Softmax => along_channels(x, xs, |v| {
-            let m = v.iter().fold(f32::NEG_INFINITY, |m, &a| m.max(a)) as f64;
-            let e: Vec<f64> = v.iter().map(|&a| (a as f64 - m).exp()).collect();
+            let m = v.iter().fold(E::NEG_INFINITY, |m, &a| m.max(a)).to_f64();
+            let e: Vec<f64> = v.iter().map(|&a| (a.to_f64() - m).exp()).collect();
             let s: f64 = e.iter().sum();
-            e.iter().map(|&a| (a / s) as f32).collect()
+            e.iter().map(|&a| E::from_f64(a / s)).collect()
         }),
         Op::Concat => {
             // For each batch element, each operand's channels in turn.
@@ -180,13 +278,16 @@ fn eval(op: &Op, ins: &[(&Shape, &[f32])], out: &Shape, w: &Weights) -> Result<V
             }
             y
         }
-        Op::Add { scale } => x.iter().zip(ins[1].1).map(|(&a, &b)| a + scale * b).collect(),
+        Op::Add { scale } => {
+            let scale = E::from_f32(*scale);
+            x.iter().zip(ins[1].1).map(|(&a, &b)| a + scale * b).collect()
+        }
     })
 }
 
 /// `max(v, 0)` in place; NaN stays NaN, as in PyTorch.
-fn relu(v: &mut [f32]) {
-    v.iter_mut().filter(|v| **v < 0.0).for_each(|v| *v = 0.0);
+fn relu<E: Elem>(v: &mut [E]) {
+    v.iter_mut().filter(|v| **v < E::ZERO).for_each(|v| *v = E::ZERO);
 }
 
 /// The parameter `<key>.<suffix>`; [`Weights::check`] has verified its shape.
@@ -202,17 +303,17 @@ fn nchw(s: &Shape) -> (usize, usize, usize, usize) {
 
 /// Cross-correlation with zero padding per side, grouped:
 /// `y[o, i, j] = bias[o] + sum_{c in group(o), ky, kx} x[c, i*sh + ky - top, j*sw + kx - left] * w[o, c % (C/g), ky, kx]`.
-fn conv2d(c: &Conv2d, x: &[f32], xs: &Shape, ys: &Shape, w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+fn conv2d<E: Elem>(c: &Conv2d, x: &[E], xs: &Shape, ys: &Shape, w: &[f32], bias: Option<&[f32]>) -> Vec<E> {
     let (n, cin, h, wd) = nchw(xs);
     let (_, cout, oh, ow) = nchw(ys);
     let (in_per_group, out_per_group) = (cin / c.groups, cout / c.groups);
     let [kh, kw] = c.kernel;
     let [sh, sw] = c.stride;
-    let mut y = vec![0.0f32; ys.numel()];
+    let mut y = vec![E::ZERO; ys.numel()];
     // One output channel's plane per work item; the planes are independent, so they are shared
     // out over the cores. Each sum is computed the same way whatever the thread count.
     let plane = oh * ow;
-    let out_channel = |b: usize, o: usize, out: &mut [f32]| {
+    let out_channel = |b: usize, o: usize, out: &mut [E]| {
         let g = o / out_per_group;
         for i in 0..oh {
             for j in 0..ow {
@@ -227,13 +328,13 @@ fn conv2d(c: &Conv2d, x: &[f32], xs: &Shape, ys: &Shape, w: &[f32], bias: Option
                             let Some(ix) = (j * sw + kx).checked_sub(c.pad.left).filter(|&ix| ix < wd) else {
                                 continue;
                             };
-                            let xv = x[((b * cin + ci) * h + iy) * wd + ix] as f64;
+                            let xv = x[((b * cin + ci) * h + iy) * wd + ix].to_f64();
                             let wv = w[((o * in_per_group + ic) * kh + ky) * kw + kx] as f64;
                             acc += xv * wv;
                         }
                     }
                 }
-                out[i * ow + j] = acc as f32;
+                out[i * ow + j] = E::from_f64(acc);
             }
         }
     };
@@ -255,19 +356,23 @@ fn conv2d(c: &Conv2d, x: &[f32], xs: &Shape, ys: &Shape, w: &[f32], bias: Option
     y
 }
 
-/// `y = (x - mean) / sqrt(var + eps) * gamma + beta` per channel (dimension 1), in `f32`.
-fn batch_norm(bn: &BatchNorm, x: &[f32], xs: &Shape, w: &Weights) -> Result<Vec<f32>> {
+/// `y = (x - mean) / sqrt(var + eps) * gamma + beta` per channel (dimension 1), in the
+/// element type.
+fn batch_norm<E: Elem>(bn: &BatchNorm, x: &[E], xs: &Shape, w: &Weights) -> Result<Vec<E>> {
     let gamma = param(w, &bn.key, "weight")?;
     let beta = param(w, &bn.key, "bias")?;
     let mean = param(w, &bn.key, "running_mean")?;
     let var = param(w, &bn.key, "running_var")?;
+    let eps = E::from_f32(bn.eps);
     let inner: usize = xs.0[2..].iter().product();
     let channels = xs.c();
     Ok(x.iter()
         .enumerate()
         .map(|(i, &v)| {
             let c = (i / inner) % channels;
-            (v - mean[c]) / (var[c] + bn.eps).sqrt() * gamma[c] + beta[c]
+            let (mean, var, gamma, beta) =
+                (E::from_f32(mean[c]), E::from_f32(var[c]), E::from_f32(gamma[c]), E::from_f32(beta[c]));
+            (v - mean) / (var + eps).sqrt() * gamma + beta
         })
         .collect())
 }
@@ -280,7 +385,7 @@ fn batch_norm(bn: &BatchNorm, x: &[f32], xs: &Shape, w: &Weights) -> Result<Vec<
 /// elements divided by, with `count_include_pad`, the window clipped to the *padded* input
 /// (`min(start + k, n + pad_after) - start` per dimension: a ceil-mode window running past
 /// the padding is not counted in full), and otherwise the number of real elements.
-fn pool(p: &Pool, x: &[f32], xs: &Shape, ys: &Shape) -> Vec<f32> {
+fn pool<E: Elem>(p: &Pool, x: &[E], xs: &Shape, ys: &Shape) -> Vec<E> {
     let (n, ch, h, wd) = nchw(xs);
     let (_, _, oh, ow) = nchw(ys);
     let (top, left) = (p.pad.top as isize, p.pad.left as isize);
@@ -297,7 +402,7 @@ fn pool(p: &Pool, x: &[f32], xs: &Shape, ys: &Shape) -> Vec<f32> {
                 let cols = x0.max(0)..x1.min(w_i);
                 let real = || rows.clone().flat_map(|r| cols.clone().map(move |c| plane[r as usize * wd + c as usize]));
                 let v = match p.kind {
-                    PoolKind::Max => real().fold(f32::NEG_INFINITY, |m, v| if v > m || v.is_nan() { v } else { m }),
+                    PoolKind::Max => real().fold(E::NEG_INFINITY, |m, v| if v > m || v.is_nan() { v } else { m }),
                     PoolKind::Avg => {
                         let count = rows.len() * cols.len();
                         let divisor = if p.count_include_pad {
@@ -307,7 +412,11 @@ fn pool(p: &Pool, x: &[f32], xs: &Shape, ys: &Shape) -> Vec<f32> {
                         } else {
                             count
                         };
-                        if count == 0 { 0.0 } else { (real().map(|v| v as f64).sum::<f64>() / divisor as f64) as f32 }
+                        if count == 0 {
+                            E::ZERO
+                        } else {
+                            E::from_f64(real().map(|v| v.to_f64()).sum::<f64>() / divisor as f64)
+                        }
                     }
                 };
                 y.push(v);
@@ -319,19 +428,19 @@ fn pool(p: &Pool, x: &[f32], xs: &Shape, ys: &Shape) -> Vec<f32> {
 
 /// PyTorch `LocalResponseNorm`: `y_c = x_c / (k + alpha/size * sum x_{c'}^2)^beta` over
 /// `c' = c - size/2 ..= c + (size-1)/2`, channels outside `0..C` counting as zero.
-fn lrn(l: &Lrn, x: &[f32], xs: &Shape) -> Vec<f32> {
+fn lrn<E: Elem>(l: &Lrn, x: &[E], xs: &Shape) -> Vec<E> {
     let (n, ch, h, wd) = nchw(xs);
     let plane = h * wd;
-    let mut y = vec![0.0f32; x.len()];
+    let mut y = vec![E::ZERO; x.len()];
     for b in 0..n {
         for c in 0..ch {
             let lo = c.saturating_sub(l.size / 2);
             let hi = (c + (l.size - 1) / 2).min(ch - 1);
             for s in 0..plane {
-                let at = |c: usize| x[(b * ch + c) * plane + s] as f64;
+                let at = |c: usize| x[(b * ch + c) * plane + s].to_f64();
                 let sum: f64 = (lo..=hi).map(|c| at(c) * at(c)).sum();
                 let div = (l.k as f64 + l.alpha as f64 / l.size as f64 * sum).powf(l.beta as f64);
-                y[(b * ch + c) * plane + s] = (at(c) / div) as f32;
+                y[(b * ch + c) * plane + s] = E::from_f64(at(c) / div);
             }
         }
     }
@@ -339,13 +448,13 @@ fn lrn(l: &Lrn, x: &[f32], xs: &Shape) -> Vec<f32> {
 }
 
 /// `y[b, o] = bias[o] + sum_i x[b, i] * w[o, i]`.
-fn linear(l: &Linear, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+fn linear<E: Elem>(l: &Linear, x: &[E], w: &[f32], bias: Option<&[f32]>) -> Vec<E> {
     let mut y = Vec::with_capacity(x.len() / l.in_features * l.out_features);
     for row in x.chunks(l.in_features) {
         for o in 0..l.out_features {
             let wrow = &w[o * l.in_features..(o + 1) * l.in_features];
-            let dot: f64 = row.iter().zip(wrow).map(|(&a, &b)| a as f64 * b as f64).sum();
-            y.push((bias.map_or(0.0, |b| b[o] as f64) + dot) as f32);
+            let dot: f64 = row.iter().zip(wrow).map(|(&a, &b)| a.to_f64() * b as f64).sum();
+            y.push(E::from_f64(bias.map_or(0.0, |b| b[o] as f64) + dot));
         }
     }
     y
@@ -353,14 +462,14 @@ fn linear(l: &Linear, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
 
 /// Applies `f` to every fibre along dimension 1 (for each batch element and each position
 /// of the dimensions after 1) and writes the results back in place.
-fn along_channels(x: &[f32], xs: &Shape, f: impl Fn(&[f32]) -> Vec<f32>) -> Vec<f32> {
+fn along_channels<E: Elem>(x: &[E], xs: &Shape, f: impl Fn(&[E]) -> Vec<E>) -> Vec<E> {
     let ch = xs.c();
     let inner: usize = xs.0[2..].iter().product();
-    let mut y = vec![0.0f32; x.len()];
+    let mut y = vec![E::ZERO; x.len()];
     for b in 0..xs.0[0] {
         for s in 0..inner {
             let at = |c: usize| (b * ch + c) * inner + s;
-            let fibre: Vec<f32> = (0..ch).map(|c| x[at(c)]).collect();
+            let fibre: Vec<E> = (0..ch).map(|c| x[at(c)]).collect();
             for (c, v) in f(&fibre).into_iter().enumerate() {
                 y[at(c)] = v;
             }
@@ -746,5 +855,102 @@ mod tests {
         };
         assert_eq!(bits(&a), bits(&b));
         assert!(a[0].2.contains(&0.0) && a[0].2.iter().any(|v| *v > 0.0), "relu is exercised");
+    }
+
+    /// Runs `g` in both modes on the same inputs and asserts that every output agrees within
+    /// `tol` relative to the output's largest magnitude.
+    fn f32_and_f64_agree(g: &Graph, w: &Weights, inputs: &[&[f32]], tol: f64) {
+        let narrow = run(g, w, inputs).unwrap();
+        let wide: Vec<Vec<f64>> = inputs.iter().map(|x| x.iter().map(|&v| v as f64).collect()).collect();
+        let wide_refs: Vec<&[f64]> = wide.iter().map(Vec::as_slice).collect();
+        let wide = run_f64(g, w, &wide_refs).unwrap();
+        assert_eq!(narrow.len(), wide.len());
+        for ((name, shape, a), (name64, shape64, b)) in narrow.iter().zip(&wide) {
+            assert_eq!((name, shape), (name64, shape64));
+            assert_eq!(a.len(), b.len());
+            let scale = b.iter().fold(f64::MIN_POSITIVE, |m, v| m.max(v.abs()));
+            for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
+                assert!((x as f64 - y).abs() <= tol * scale, "{name}[{i}]: f32 {x}, f64 {y} (max |y| {scale})");
+            }
+            assert!(a.iter().any(|&v| v as f64 != 0.0), "{name} is not all zero");
+        }
+    }
+
+    #[test]
+    fn f64_mode_agrees_with_f32_mode_on_conv_bn_relu_pool() {
+        // The graph of `the_reference_agrees_with_itself_on_random_weights`.
+        let (mut g, x) = with_input(Shape::nchw(3, 8, 8));
+        let c = add(&mut g, conv_op(3, 4, [3, 3], 1, Pad::all(1), 1, false), &[x]);
+        let b = add(&mut g, Op::BatchNorm(BatchNorm { channels: 4, eps: 1e-5, key: "bn".into() }), &[c]);
+        let r = add(&mut g, Op::Relu, &[b]);
+        let p = add(&mut g, pool_op(PoolKind::Max, 3, 2, Pad::default(), true, true), &[r]);
+        g.outputs.push(("y".into(), p));
+        let w = Weights::init(&g, 42);
+        let x = ramp(192, |i| ((i * 37) % 17) as f32 / 7.0 - 1.0);
+        f32_and_f64_agree(&g, &w, &[&x], 1e-6);
+    }
+
+    #[test]
+    fn f64_mode_agrees_with_f32_mode_on_every_op() {
+        // conv[residual, relu] -> bn -> lrn -> avg pool -> slices concatenated in swapped order
+        // -> add[0.3] -> max pool -> global pool -> flatten -> linear[relu] -> dropout ->
+        // softmax and l2 norm, with random weights.
+        let mut g = Graph::new("all");
+        let x = g.add(Op::Input, Shape::nchw(3, 8, 8), Default::default(), "x", &[]);
+        let r = g.add(Op::Input, Shape::nchw(6, 8, 8), Default::default(), "r", &[]);
+        g.inputs = vec![x, r];
+        let Op::Conv2d(mut c) = conv_op(3, 6, [3, 3], 1, Pad::all(1), 1, true) else { unreachable!() };
+        c.epilogue = Epilogue { residual: Some(0.17), relu: true };
+        let c = add(&mut g, Op::Conv2d(c), &[x, r]);
+        let b = add(&mut g, Op::BatchNorm(BatchNorm { channels: 6, eps: 1e-3, key: "bn".into() }), &[c]);
+        let l = add(&mut g, Op::Lrn(Lrn { size: 3, alpha: 1e-2, beta: 0.75, k: 1.0 }), &[b]);
+        let a = add(&mut g, pool_op(PoolKind::Avg, 3, 2, Pad::all(1), false, true), &[l]);
+        let lo = add(&mut g, Op::Slice { start: 0, len: 2 }, &[a]);
+        let hi = add(&mut g, Op::Slice { start: 2, len: 4 }, &[a]);
+        let cat = add(&mut g, Op::Concat, &[hi, lo]);
+        let s = add(&mut g, Op::Add { scale: 0.3 }, &[a, cat]);
+        let m = add(&mut g, pool_op(PoolKind::Max, 2, 2, Pad::default(), false, true), &[s]);
+        let gp = add(&mut g, Op::GlobalAvgPool, &[m]);
+        let f = add(&mut g, Op::Flatten, &[gp]);
+        let fc = Linear { in_features: 6, out_features: 5, key: "fc".into(), bias: true, relu: true };
+        let fc = add(&mut g, Op::Linear(fc), &[f]);
+        let d = add(&mut g, Op::Dropout { p: 0.2 }, &[fc]);
+        let sm = add(&mut g, Op::Softmax, &[d]);
+        let l2 = add(&mut g, Op::L2Norm { eps: 1e-12 }, &[d]);
+        g.outputs = vec![("pooled".into(), s), ("softmax".into(), sm), ("l2".into(), l2)];
+        let w = Weights::init(&g, 7);
+        let x = ramp(192, |i| ((i * 37) % 17) as f32 / 7.0 - 1.0);
+        let r = ramp(384, |i| ((i * 11) % 13) as f32 / 5.0 - 1.2);
+        f32_and_f64_agree(&g, &w, &[&x, &r], 1e-6);
+    }
+
+    #[test]
+    fn f64_mode_keeps_what_f32_storage_rounds_away() {
+        // conv `a` (1x1, 2 -> 2 channels) computes [x0 + x1, x0]; conv `b` (1x1, 2 -> 1)
+        // computes a0 - a1, which is x1. With x = [2^24, 1], a0 = 2^24 + 1 is exact in f64
+        // but stored as 2^24 in f32, so the f32 oracle cancels to 0 where the exact answer,
+        // and f64 mode's, is 1.
+        let (mut g, x) = with_input(Shape::nchw(2, 1, 1));
+        let a = add(&mut g, conv("a", 2, 2, [1, 1], false), &[x]);
+        let b = add(&mut g, conv("b", 2, 1, [1, 1], false), &[a]);
+        g.outputs = vec![("a".into(), a), ("b".into(), b)];
+        let mut w = Weights::new();
+        w.insert("a.weight", t(&[2, 2, 1, 1], vec![1.0, 1.0, 1.0, 0.0]));
+        w.insert("b.weight", t(&[1, 2, 1, 1], vec![1.0, -1.0]));
+        let narrow = run(&g, &w, &[&[16777216.0, 1.0]]).unwrap();
+        assert_eq!(narrow[0].2, [16777216.0, 16777216.0]);
+        assert_eq!(narrow[1].2, [0.0]);
+        let wide = run_f64(&g, &w, &[&[16777216.0, 1.0]]).unwrap();
+        assert_eq!(wide[0].2, [16777217.0, 16777216.0]);
+        assert_eq!(wide[1].2, [1.0]);
+    }
+
+    #[test]
+    fn f64_mode_checks_its_inputs_too() {
+        let g = single(Op::Relu, Shape::nchw(1, 2, 2));
+        let e = run_f64(&g, &Weights::new(), &[&[1.0, 2.0, 3.0]]).unwrap_err();
+        assert_eq!(e.to_string(), "input `x` must have shape 1x1x2x2, found 3 values");
+        let y = run_f64(&g, &Weights::new(), &[&[-1.0, f64::NAN, 2.0, -0.0]]).unwrap();
+        assert!(y[0].2[0] == 0.0 && y[0].2[1].is_nan() && y[0].2[2] == 2.0);
     }
 }
