@@ -89,6 +89,7 @@ def main():
             print(f"{name}: shape {got.shape} != torch {ref.shape}")
             worst = float("inf")
             continue
+        torch_rel64 = float(np.abs(ref - ref64).max()) / float(np.abs(ref64).max())
         if args.precision == "f64":
             ref = ref64
         diff = float(np.abs(got - ref).max())
@@ -96,7 +97,6 @@ def main():
         worst = max(worst, rel)
         scale64 = float(np.abs(ref64).max())
         rel64 = float(np.abs(got - ref64).max()) / scale64
-        torch_rel64 = float(np.abs(ref - ref64).max()) / scale64
         rows.append((name, diff, rel, dt))
         print(f"{name:24s} max|diff| {diff:.3e}  rel {rel:.3e}  max|torch| {np.abs(ref).max():.3e}  "
               f"| vs torch-f64: incc {rel64:.2e}, torch-f32 {torch_rel64:.2e}  "
