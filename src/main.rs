@@ -282,7 +282,11 @@ fn run(cli: Cli) -> incc::Result<()> {
         Cmd::Check { file } => {
             let g = incc::frontend::compile_file(&file)?;
             let ops = g.g.node_count() - g.inputs.len();
-            eprintln!("{}: ok ({ops} operations, {} parameters)", file.display(), incc::summary::group(g.param_count()));
+            eprintln!(
+                "{}: ok ({ops} operations, {} parameters)",
+                file.display(),
+                incc::summary::group(g.param_count())
+            );
             Ok(())
         }
         Cmd::Summary { file, format } => {
@@ -369,9 +373,10 @@ fn run(cli: Cli) -> incc::Result<()> {
             let med = median(&mut times);
             let macs = c.graph.total_macs();
             let gflops = 2.0 * macs as f64 / (med * 1e-3) / 1e9;
-            let threads = args.threads.map(|t| t as usize).unwrap_or_else(|| {
-                std::thread::available_parallelism().map_or(1, |n| n.get())
-            });
+            let threads = args
+                .threads
+                .map(|t| t as usize)
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             let layers = if profile { c.model.profile(&[&x])? } else { vec![] };
             match format {
                 ReportFormat::Json => {
@@ -392,7 +397,12 @@ fn run(cli: Cli) -> incc::Result<()> {
                         let total: f64 = layers.iter().map(|l| l.2).sum();
                         for (k, f, t) in &layers {
                             let g = if *t > 0.0 { *f as f64 / t / 1e9 } else { 0.0 };
-                            println!("  {:>8.3} ms {:>5.1}% {:>7.1} GFLOP/s  {k}", t * 1e3, 100.0 * t / total.max(1e-12), g);
+                            println!(
+                                "  {:>8.3} ms {:>5.1}% {:>7.1} GFLOP/s  {k}",
+                                t * 1e3,
+                                100.0 * t / total.max(1e-12),
+                                g
+                            );
                         }
                     }
                 }

@@ -393,6 +393,22 @@ impl SplitMix64 {
     }
 }
 
+/// A seeded random input of `n` values, uniform in [-1, 1) (the CLI's default input).
+pub fn random_input(n: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed ^ 0x6a09_e667_f3bc_c908;
+    (0..n)
+        .map(|_| {
+            // splitmix64
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -729,20 +745,4 @@ pub(crate) mod tests {
         assert!(e.contains("1 missing tensor:\n    `fc.bias` F32 [5]"), "{e}");
         assert!(e.contains("`fc.weight`: shape [5, 64] holds 320 values, the tensor has 3"), "{e}");
     }
-}
-
-/// A seeded random input of `n` values, uniform in [-1, 1) (the CLI's default input).
-pub fn random_input(n: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed ^ 0x6a09_e667_f3bc_c908;
-    (0..n)
-        .map(|_| {
-            // splitmix64
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^= z >> 31;
-            ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
 }

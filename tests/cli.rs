@@ -6,7 +6,11 @@ use std::process::Command;
 
 fn incc(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_incc")).args(args).output().expect("run incc");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -116,7 +120,10 @@ fn bad_options() {
     let (code, _, err) = incc(&["run", net.to_str().unwrap(), "--threads", "0"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--threads"), "{err}");
-    fails(&["compile", net.to_str().unwrap(), "--disable-pass", "fold-batchnorm"], &["fold-batchnorm", "fold-batch-norm"]);
+    fails(
+        &["compile", net.to_str().unwrap(), "--disable-pass", "fold-batchnorm"],
+        &["fold-batchnorm", "fold-batch-norm"],
+    );
     fails(&["compile", net.to_str().unwrap(), "--outputs", "nope"], &["nope", "logits"]);
 }
 

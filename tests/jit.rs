@@ -257,3 +257,19 @@ fn compiles_for_aarch64() {
     let host = incc::jit::host_isa(true).expect("host");
     assert!(incc::jit::compile_for(&*host, &plan.kernels).expect("host codegen") > 0);
 }
+
+/// Layers wide enough that the reduction runs in several input-channel chunks (partial
+/// sums kept in the output), with the fused residual and relu on the last chunk.
+#[test]
+fn chunked_reductions() {
+    for (cin, cout, k, hw, pad) in [(200, 20, 3, 40, 1), (300, 12, 1, 30, 0), (150, 17, 7, 19, 3), (514, 9, 1, 33, 0)] {
+        let (mut g, x) = with_input(Shape::nchw(cin, hw, hw));
+        let r = add(&mut g, conv_op(cin, cout, [1, 1], [1, 1], Pad::default(), 1, true), &[x]);
+        let Op::Conv2d(mut c) = conv_op(cin, cout, [k, k], [1, 1], Pad::all(pad), 1, true) else { unreachable!() };
+        c.key = "conv2".into();
+        c.epilogue = Epilogue { residual: Some(0.3), relu: true };
+        let y = add(&mut g, Op::Conv2d(c), &[x, r]);
+        g.outputs.push(("y".into(), y));
+        check(&g, 11);
+    }
+}

@@ -37,10 +37,8 @@ pub fn infer(op: &Op, ins: &[&Shape]) -> Result<Shape, String> {
             }
             let (h, w) = window2(x, c.kernel, c.stride, &c.pad, false)?;
             let out = Shape::nchw(c.out_channels, h, w);
-            if let Some(r) = ins.get(1) {
-                if **r != out {
-                    return Err(format!("residual input is {r}, the convolution gives {out}"));
-                }
+            if let Some(r) = ins.get(1).filter(|r| ***r != out) {
+                return Err(format!("residual input is {r}, the convolution gives {out}"));
             }
             out
         }

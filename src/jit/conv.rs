@@ -6,11 +6,20 @@
 //! pixels of one row times `NR = 2` output-channel blocks (8 channels): `MR * NR`
 //! accumulators stay in registers across the whole reduction over input-channel blocks,
 //! kernel rows (both run-time loops) and kernel columns and lanes (unrolled). Each step
-//! loads `NR` packed weight vectors and broadcasts `MR` input scalars:
+//! loads `NR` packed weight vectors and broadcasts `MR` input scalars (each broadcast is
+//! shared by the `NR` FMAs: one broadcast per FMA was measured 2x slower, since an unfolded
+//! `vbroadcastss xmm, xmm` needs the single shuffle port).
+//!
+//! The reduction runs in chunks of [`ConvSpec::ic_chunk`] input-channel blocks, sized so
+//! that a chunk's input rows and weights stay in L1 across all tiles of an output row;
+//! between chunks the partial sums wait in the output (the first chunk starts from the
+//! bias, the last applies the epilogue).
 //!
 //! ```text
-//! for icb, ky:                 (loops)
-//!   for kx, l in 0..4:         (unrolled)
+//! for chunk:                   (loop)
+//!  for tile in row:            (loop)
+//!   for icb in chunk, ky:      (loops)
+//!    for kx, l in 0..4:        (unrolled)
 //!     w_j = W[ocp][icb][ky][kx][l][j]          j < NR, one f32x4 each
 //!     for i < MR: acc[i][j] = fma(splat(x[icb][oy*sh+ky][(ox+i)*sw+kx][l]), w_j, acc[i][j])
 //! ```
@@ -77,6 +86,9 @@ pub const DEFAULT_CONV: F32x4Conv = F32x4Conv { mr: 5 };
 
 const NR: usize = 2;
 
+/// Bytes of input rows and weights one reduction chunk may touch (L1d is 32-48 KB).
+pub const L1_BUDGET: usize = 32 * 1024;
+
 impl ConvSpec {
     /// Floats of packed weights per output-channel pair.
     pub fn pair_stride(&self) -> usize {
@@ -85,6 +97,14 @@ impl ConvSpec {
     /// Work items: one per (output-channel pair, output row).
     pub fn items(&self) -> usize {
         self.ocp * self.oh
+    }
+    /// Input-channel blocks per reduction chunk: the largest divisor of `cb_in` whose input
+    /// rows and weights fit [`L1_BUDGET`] bytes (at least 1).
+    pub fn ic_chunk(&self) -> usize {
+        let [kh, kw] = self.kernel;
+        let per_block = kh * self.wp * VB as usize + kh * kw * 4 * NR * VB as usize;
+        let max = (L1_BUDGET / per_block).max(1);
+        (1..=self.cb_in.min(max)).rev().find(|k| self.cb_in % k == 0).unwrap_or(1)
     }
     /// Multiply-adds actually executed (including padded channels).
     pub fn macs(&self) -> u64 {
@@ -135,8 +155,12 @@ impl ConvProvider for F32x4Conv {
         let w = arg(b, args, 2);
         let bias = arg(b, args, 3);
         let res = if s.residual.is_some() { Some(arg(b, args, 4)) } else { None };
-        let mr = self.mr;
         let plane = (s.oh * s.ow) as i64 * VB;
+        let kc = s.ic_chunk();
+        let nchunks = s.cb_in / kc;
+        let plane_in = (s.hp * s.wp) as i64 * VB;
+        let chunk_in = kc as i64 * plane_in;
+        let chunk_w = (kc * s.kernel[0] * s.kernel[1] * 4 * NR) as i64 * VB;
         for_range(b, begin, end, |b, item| {
             let ocp = b.ins().udiv_imm_u(item, s.oh as i64);
             let oy = b.ins().urem_imm_u(item, s.oh as i64);
@@ -148,22 +172,49 @@ impl ConvProvider for F32x4Conv {
             let ooff = b.ins().iadd(o1, o2);
             let outrow = b.ins().iadd(out, ooff);
             let resrow = res.map(|r| b.ins().iadd(r, ooff));
-            let full = s.ow / mr;
-            let rem = s.ow % mr;
             let row = Row { inrow, wbase, bb, outrow, resrow, plane };
-            for_n(b, full, |b, t| {
-                let ip = add_scaled(b, row.inrow, t, (mr * s.stride[1]) as i64 * VB);
-                let op = add_scaled(b, row.outrow, t, mr as i64 * VB);
-                let rp = row.resrow.map(|r| add_scaled(b, r, t, mr as i64 * VB));
-                tile(b, s, mr, ip, row.wbase, row.bb, op, rp, row.plane);
-            });
-            if rem > 0 {
-                let ip = add(b, row.inrow, (full * mr * s.stride[1]) as i64 * VB);
-                let op = add(b, row.outrow, (full * mr) as i64 * VB);
-                let rp = row.resrow.map(|r| add(b, r, (full * mr) as i64 * VB));
-                tile(b, s, rem, ip, row.wbase, row.bb, op, rp, row.plane);
+            if nchunks == 1 {
+                self.row(b, s, row, kc, true, true);
+                return;
             }
+            // The reduction in chunks of `kc` input-channel blocks, so that a chunk's input
+            // rows and weights stay in L1 across the tiles of the row; partial sums wait in
+            // the output.
+            self.row(b, s, row, kc, true, false);
+            if nchunks > 2 {
+                let ip0 = add(b, inrow, chunk_in);
+                let wp0 = add(b, wbase, chunk_w);
+                counted(b, nchunks - 2, ip0, wp0, chunk_in, chunk_w, &mut |b, ip, wp| {
+                    self.row(b, s, Row { inrow: ip, wbase: wp, ..row }, kc, false, false)
+                });
+            }
+            let ip = add(b, inrow, (nchunks - 1) as i64 * chunk_in);
+            let wp = add(b, wbase, (nchunks - 1) as i64 * chunk_w);
+            self.row(b, s, Row { inrow: ip, wbase: wp, ..row }, kc, false, true);
         });
+    }
+}
+
+impl F32x4Conv {
+    /// All tiles of one output row over `kc` input-channel blocks: accumulators start from
+    /// the bias (`first`) or the partial sums in the output; the epilogue runs if `last`.
+    fn row(&self, b: &mut FunctionBuilder, s: &ConvSpec, row: Row, kc: usize, first: bool, last: bool) {
+        let mr = self.mr;
+        let full = s.ow / mr;
+        let rem = s.ow % mr;
+        let t = TileKind { kc, first, last };
+        for_n(b, full, |b, i| {
+            let ip = add_scaled(b, row.inrow, i, (mr * s.stride[1]) as i64 * VB);
+            let op = add_scaled(b, row.outrow, i, mr as i64 * VB);
+            let rp = row.resrow.map(|r| add_scaled(b, r, i, mr as i64 * VB));
+            tile(b, s, mr, t, ip, row.wbase, row.bb, op, rp, row.plane);
+        });
+        if rem > 0 {
+            let ip = add(b, row.inrow, (full * mr * s.stride[1]) as i64 * VB);
+            let op = add(b, row.outrow, (full * mr) as i64 * VB);
+            let rp = row.resrow.map(|r| add(b, r, (full * mr) as i64 * VB));
+            tile(b, s, rem, t, ip, row.wbase, row.bb, op, rp, row.plane);
+        }
     }
 }
 
@@ -178,12 +229,24 @@ struct Row {
     plane: i64,
 }
 
+/// Which part of the reduction a tile computes.
+#[derive(Clone, Copy)]
+struct TileKind {
+    /// Input-channel blocks reduced.
+    kc: usize,
+    /// Start from the bias (else from the partial sums in the output).
+    first: bool,
+    /// Apply the epilogue (else store partial sums).
+    last: bool,
+}
+
 /// One `m x NR` micro-tile: reduction loops, then the epilogue and the store.
 #[allow(clippy::too_many_arguments)]
 fn tile(
     b: &mut FunctionBuilder,
     s: &ConvSpec,
     m: usize,
+    t: TileKind,
     ip: Value,
     wp: Value,
     bias: Value,
@@ -193,14 +256,26 @@ fn tile(
 ) {
     let [kh, kw] = s.kernel;
     let [_, sw] = s.stride;
-    let bv: Vec<Value> = (0..NR).map(|j| ldv(b, bias, j as i64 * VB)).collect();
-    let acc: Vec<Variable> = (0..m * NR)
-        .map(|t| {
-            let v = b.declare_var(V4);
-            b.def_var(v, bv[t % NR]);
-            v
-        })
-        .collect();
+    let acc: Vec<Variable> = if t.first {
+        let bv: Vec<Value> = (0..NR).map(|j| ldv(b, bias, j as i64 * VB)).collect();
+        (0..m * NR)
+            .map(|k| {
+                let v = b.declare_var(V4);
+                b.def_var(v, bv[k % NR]);
+                v
+            })
+            .collect()
+    } else {
+        (0..m * NR)
+            .map(|k| {
+                let (i, j) = (k / NR, k % NR);
+                let v = b.declare_var(V4);
+                let x = ldv(b, op, j as i64 * plane + i as i64 * VB);
+                b.def_var(v, x);
+                v
+            })
+            .collect()
+    };
     // Reduction over input-channel blocks (and kernel rows): do-while loops, counts >= 1.
     let step = |b: &mut FunctionBuilder, ipk: Value, wpk: Value| {
         for kx in 0..kw {
@@ -222,15 +297,15 @@ fn tile(
     let plane_in = (s.hp * s.wp) as i64 * VB;
     let kstep = (kw * 4 * NR) as i64 * VB;
     if kh == 1 {
-        counted(b, s.cb_in, ip, wp, plane_in, kstep, &mut |b, p, q| step(b, p, q));
+        counted(b, t.kc, ip, wp, plane_in, kstep, &mut |b, p, q| step(b, p, q));
     } else {
-        counted(b, s.cb_in, ip, wp, plane_in, kh as i64 * kstep, &mut |b, p, q| {
+        counted(b, t.kc, ip, wp, plane_in, kh as i64 * kstep, &mut |b, p, q| {
             counted(b, kh, p, q, row_bytes, kstep, &mut |b, p2, q2| step(b, p2, q2))
         });
     }
     // Epilogue: residual `r + scale * y`, then relu, then the store.
-    let scale = s.residual.map(|bits| splat_const(b, f32::from_bits(bits)));
-    let zero = if s.relu { Some(splat_const(b, 0.0)) } else { None };
+    let scale = if t.last { s.residual.map(|bits| splat_const(b, f32::from_bits(bits))) } else { None };
+    let zero = if s.relu && t.last { Some(splat_const(b, 0.0)) } else { None };
     for i in 0..m {
         for j in 0..NR {
             let off = j as i64 * plane + i as i64 * VB;

@@ -187,7 +187,7 @@ fn check(g: &Graph, w: &Weights, pass: &'static str) -> Result<()> {
     for id in g.node_ids() {
         let n = g.node(id);
         let b = n.layout.block();
-        if n.layout != Layout::Nchw && (!n.shape.is_map() || n.shape.c() % b != 0) {
+        if n.layout != Layout::Nchw && (!n.shape.is_map() || !n.shape.c().is_multiple_of(b)) {
             errors.push(format!("{id} ({}): layout {} does not fit shape {}", n.name, n.layout, n.shape));
         }
         if n.in_place {

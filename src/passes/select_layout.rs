@@ -117,7 +117,7 @@ fn feasible(g: &Graph, members: &[NodeId], l: Layout) -> bool {
         || members.iter().all(|&m| {
             let n = g.node(m);
             n.shape.is_map()
-                && n.shape.c() % b == 0
+                && n.shape.c().is_multiple_of(b)
                 && !matches!(n.op, Op::Input | Op::Lrn(_))
                 && !matches!(n.op, Op::Slice { start, .. } if start % b != 0)
         })

@@ -133,8 +133,17 @@ impl ThreadPool {
             h.thread().unpark();
         }
         s.work(self.generation);
+        // Every chunk is claimed; wait for the ones still running elsewhere. Spin first
+        // (chunks are short), then yield so that a descheduled worker on a busy machine
+        // gets the core back sooner.
+        let mut spins = 0u32;
         while s.done.load(Ordering::Acquire) < chunks {
-            std::hint::spin_loop();
+            spins = spins.wrapping_add(1);
+            if spins < 4096 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
         }
     }
 }
