@@ -104,7 +104,7 @@ impl ConvSpec {
         let [kh, kw] = self.kernel;
         let per_block = kh * self.wp * VB as usize + kh * kw * 4 * NR * VB as usize;
         let max = (L1_BUDGET / per_block).max(1);
-        (1..=self.cb_in.min(max)).rev().find(|k| self.cb_in % k == 0).unwrap_or(1)
+        (1..=self.cb_in.min(max)).rev().find(|k| self.cb_in.is_multiple_of(*k)).unwrap_or(1)
     }
     /// Multiply-adds actually executed (including padded channels).
     pub fn macs(&self) -> u64 {

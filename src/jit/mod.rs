@@ -29,6 +29,8 @@ pub struct JitOptions {
     pub verify: bool,
 }
 
+// Not derivable in debug builds, where the verifier defaults to on.
+#[allow(clippy::derivable_impls)]
 impl Default for JitOptions {
     fn default() -> Self {
         JitOptions { threads: 0, verify: cfg!(debug_assertions) }

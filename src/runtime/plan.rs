@@ -511,7 +511,7 @@ pub fn plan(graph: &Graph, weights: &Weights) -> Result<Plan> {
 /// Zeroes the padded channels `c..cpad(c)` (and the partial block holding channel `c`) of
 /// a map with `pix` pixels at `out`, for kernels that only write the real channels.
 fn zero_tail(p: &mut Planner, out: usize, c: usize, pix: usize) {
-    if c % 8 != 0 {
+    if !c.is_multiple_of(8) {
         let from = c / 4 * pix * 16;
         let to = cpad(c) * pix * 4;
         p.steps.push(Step::Zero { offset: out + from, len: to - from });
@@ -582,7 +582,7 @@ fn conv(p: &mut Planner, c: ConvIn) {
     // form one long row (fewer remainder tiles).
     let (mut oh, mut ow, mut ihp, mut iwp) = (c.oh, c.ow, hp, wp);
     if kh == 1 && kw == 1 && sh == 1 && sw == 1 && !padded {
-        let r = (1..=c.oh).rev().find(|r| c.oh % r == 0 && r * c.ow <= 512).unwrap_or(1);
+        let r = (1..=c.oh).rev().find(|r| c.oh.is_multiple_of(*r) && r * c.ow <= 512).unwrap_or(1);
         oh = c.oh / r;
         ow = c.ow * r;
         ihp = oh;

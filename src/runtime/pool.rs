@@ -92,7 +92,7 @@ impl ThreadPool {
                                 break;
                             }
                             spins += 1;
-                            if spins % 64 == 0 && t0.elapsed() > Duration::from_micros(200) {
+                            if spins.is_multiple_of(64) && t0.elapsed() > Duration::from_micros(200) {
                                 std::thread::park_timeout(Duration::from_millis(50));
                             } else {
                                 std::hint::spin_loop();
