@@ -25,6 +25,8 @@ pub const MAX_NODES: usize = 200_000;
 pub const MAX_PARAMS: u64 = 1 << 31;
 /// Deepest chain of block instantiations.
 pub const MAX_DEPTH: usize = 64;
+/// Most errors reported for one file.
+pub const MAX_ERRORS: usize = 100;
 
 /// Lowers a parsed file. `default_name` names the network when the file has no `network` line.
 pub fn lower(file: &ast::File, default_name: &str) -> Result<Graph, Vec<Diagnostic>> {
@@ -86,6 +88,7 @@ struct Lowering<'a> {
     steps: usize,
     params_total: u64,
     aborted: bool,
+    seen: std::collections::HashSet<(Span, String)>,
 }
 
 impl<'a> Lowering<'a> {
@@ -103,12 +106,25 @@ impl<'a> Lowering<'a> {
             steps: 0,
             params_total: 0,
             aborted: false,
+            seen: Default::default(),
         }
     }
 
     /// Pushes errors, annotated with the chain of block instantiations being elaborated.
+    /// An error already reported at the same place (by another repeat iteration or block
+    /// instance) is not repeated; past [`MAX_ERRORS`] elaboration stops.
     fn report(&mut self, errs: Vec<Diagnostic>) {
         for mut d in errs {
+            if !self.seen.insert((d.span, d.message.clone())) {
+                continue;
+            }
+            if self.errs.len() >= MAX_ERRORS {
+                if !self.aborted {
+                    self.aborted = true;
+                    self.errs.push(Diagnostic::error(d.span, format!("too many errors; stopping after {MAX_ERRORS}")));
+                }
+                return;
+            }
             for (name, span) in self.stack.iter().rev().take(6) {
                 d = d.with_secondary(*span, format!("in this instance of block `{name}`"));
             }
@@ -338,9 +354,12 @@ impl<'a> Lowering<'a> {
                         if let Some(v) = var {
                             e.bind(&v.name, Value::Int(i as i64));
                         }
+                        let before = self.errs.len();
                         x = self.seq(body, x, &sub, index.as_deref_mut(), &e, &defs);
-                        if self.aborted {
-                            return None;
+                        // Later iterations would mostly repeat an iteration's errors: stop at the first.
+                        if self.aborted || self.errs.len() > before {
+                            x = None;
+                            break;
                         }
                     }
                 }
