@@ -6,7 +6,9 @@
 //! is allocated from it, so a corrupt or hostile header is an [`Error::Npy`], never a panic
 //! or a huge allocation.
 //!
-//!     \x93NUMPY 01 00 <u16 len> {'descr': '<f4', 'fortran_order': False, 'shape': (1, 3), }  ⏎ <data>
+//! ```text
+//! \x93NUMPY 01 00 <u16 len> {'descr': '<f4', 'fortran_order': False, 'shape': (1, 3), }  ⏎ <data>
+//! ```
 
 use crate::error::{Error, Result};
 use std::fs::File;
