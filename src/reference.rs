@@ -799,9 +799,8 @@ mod tests {
         assert!(e.contains("`bad` (relu) records shape 1x1x4x5"), "{e}");
     }
 
-    #[test]
-    fn the_reference_agrees_with_itself_on_random_weights() {
-        // conv(3x3, p1) -> bn -> relu -> maxpool, run twice: deterministic, and finite.
+    /// conv(3x3, p1) -> bn -> relu -> maxpool on a 3x8x8 input, with seeded weights.
+    fn conv_bn_relu_pool() -> (Graph, Weights) {
         let (mut g, x) = with_input(Shape::nchw(3, 8, 8));
         let c = add(&mut g, conv_op(3, 4, [3, 3], 1, Pad::all(1), 1, false), &[x]);
         let b = add(&mut g, Op::BatchNorm(BatchNorm { channels: 4, eps: 1e-5, key: "bn".into() }), &[c]);
@@ -809,6 +808,13 @@ mod tests {
         let p = add(&mut g, pool_op(PoolKind::Max, 3, 2, Pad::default(), true, true), &[r]);
         g.outputs.push(("y".into(), p));
         let w = Weights::init(&g, 42);
+        (g, w)
+    }
+
+    #[test]
+    fn the_reference_agrees_with_itself_on_random_weights() {
+        // Run twice: deterministic, and finite.
+        let (g, w) = conv_bn_relu_pool();
         let x = ramp(192, |i| ((i * 37) % 17) as f32 / 8.0 - 1.0);
         let a = run1(&g, &w, &x);
         assert_eq!(a, run1(&g, &w, &x));
@@ -878,14 +884,7 @@ mod tests {
 
     #[test]
     fn f64_mode_agrees_with_f32_mode_on_conv_bn_relu_pool() {
-        // The graph of `the_reference_agrees_with_itself_on_random_weights`.
-        let (mut g, x) = with_input(Shape::nchw(3, 8, 8));
-        let c = add(&mut g, conv_op(3, 4, [3, 3], 1, Pad::all(1), 1, false), &[x]);
-        let b = add(&mut g, Op::BatchNorm(BatchNorm { channels: 4, eps: 1e-5, key: "bn".into() }), &[c]);
-        let r = add(&mut g, Op::Relu, &[b]);
-        let p = add(&mut g, pool_op(PoolKind::Max, 3, 2, Pad::default(), true, true), &[r]);
-        g.outputs.push(("y".into(), p));
-        let w = Weights::init(&g, 42);
+        let (g, w) = conv_bn_relu_pool();
         let x = ramp(192, |i| ((i * 37) % 17) as f32 / 7.0 - 1.0);
         f32_and_f64_agree(&g, &w, &[&x], 1e-6);
     }
