@@ -78,23 +78,31 @@ impl Weights {
     ///
     /// Batch norms are near, but not exactly, the identity so that tests of them can fail.
     pub fn init(graph: &Graph, seed: u64) -> Weights {
-        let mut w = Weights::new();
-        for spec in graph.params() {
-            let mut rng = SplitMix64::for_key(seed, &spec.key);
-            let n: usize = spec.shape.iter().product();
-            let fan_in = spec.fan_in.max(1) as f64;
-            let data = (0..n)
-                .map(|_| {
-                    let v = match spec.role {
-                        ParamRole::Weight => rng.normal() * (2.0 / fan_in).sqrt(),
-                        ParamRole::Bias => rng.uniform(1.0 / fan_in.sqrt()),
-                        ParamRole::BnWeight | ParamRole::RunningVar => 1.0 + rng.uniform(0.1),
-                        ParamRole::BnBias | ParamRole::RunningMean => rng.uniform(0.1),
-                    };
-                    v as f32
+        // Each tensor's stream depends only on the seed and its key, so the tensors can be
+        // generated on all cores in any order with the same result.
+        let specs = graph.params();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+        let mut shares: Vec<Vec<&ParamSpec>> = vec![vec![]; threads];
+        let mut load = vec![0usize; threads];
+        let mut by_size: Vec<&ParamSpec> = specs.iter().collect();
+        by_size.sort_by_key(|s| std::cmp::Reverse(s.shape.iter().product::<usize>()));
+        for spec in by_size {
+            let t = (0..threads).min_by_key(|&t| load[t]).unwrap_or(0);
+            load[t] += spec.shape.iter().product::<usize>();
+            shares[t].push(spec);
+        }
+        let made: Vec<Vec<(String, Tensor)>> = std::thread::scope(|s| {
+            let handles: Vec<_> = shares
+                .iter()
+                .map(|share| {
+                    s.spawn(move || share.iter().map(|spec| (spec.key.clone(), init_tensor(spec, seed))).collect())
                 })
                 .collect();
-            w.insert(spec.key.clone(), Tensor { shape: spec.shape.clone(), data });
+            handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+        });
+        let mut w = Weights::new();
+        for (key, t) in made.into_iter().flatten() {
+            w.insert(key, t);
         }
         w
     }
@@ -391,6 +399,25 @@ impl SplitMix64 {
     fn normal(&mut self) -> f64 {
         (0..12).map(|_| self.unit()).sum::<f64>() - 6.0
     }
+}
+
+/// One tensor of [`Weights::init`], from the seed and its key alone.
+fn init_tensor(spec: &ParamSpec, seed: u64) -> Tensor {
+    let mut rng = SplitMix64::for_key(seed, &spec.key);
+    let n: usize = spec.shape.iter().product();
+    let fan_in = spec.fan_in.max(1) as f64;
+    let data = (0..n)
+        .map(|_| {
+            let v = match spec.role {
+                ParamRole::Weight => rng.normal() * (2.0 / fan_in).sqrt(),
+                ParamRole::Bias => rng.uniform(1.0 / fan_in.sqrt()),
+                ParamRole::BnWeight | ParamRole::RunningVar => 1.0 + rng.uniform(0.1),
+                ParamRole::BnBias | ParamRole::RunningMean => rng.uniform(0.1),
+            };
+            v as f32
+        })
+        .collect();
+    Tensor { shape: spec.shape.clone(), data }
 }
 
 /// A seeded random input of `n` values, uniform in [-1, 1) (the CLI's default input).
