@@ -341,18 +341,7 @@ pub fn build(
                 let hi0 = b.ins().iadd_imm_s(ch, (size - 1) / 2 + 1);
                 let hi = smin_c(b, hi0, c);
                 for_n(b, pix, |b, p| {
-                    let var = b.declare_var(types::F32);
-                    let z = b.ins().f32const(0.0);
-                    b.def_var(var, z);
-                    for_range(b, lo, hi, |b, cc| {
-                        let a = scalar_addr(b, inp, cc, p, pix);
-                        let x = lds(b, a, 0);
-                        let sq = b.ins().fmul(x, x);
-                        let s = b.use_var(var);
-                        let r = b.ins().fadd(s, sq);
-                        b.def_var(var, r);
-                    });
-                    let sum = b.use_var(var);
+                    let sum = sum_of_squares(b, inp, p, pix, lo, hi);
                     let t = b.ins().fmul(ac, sum);
                     let d = b.ins().fadd(kc, t);
                     let pw = if beta == 0.75 {
@@ -420,17 +409,8 @@ pub fn build(
                         });
                     }
                     ChannelOp::L2Norm(eps) => {
-                        let z = b.ins().f32const(0.0);
-                        b.def_var(acc, z);
-                        for_n(b, c, |b, ch| {
-                            let a = scalar_addr(b, inp, ch, p, pix);
-                            let x = lds(b, a, 0);
-                            let sq = b.ins().fmul(x, x);
-                            let s = b.use_var(acc);
-                            let r = b.ins().fadd(s, sq);
-                            b.def_var(acc, r);
-                        });
-                        let s = b.use_var(acc);
+                        let (zero, cv) = (ic(b, 0), ic(b, c as i64));
+                        let s = sum_of_squares(b, inp, p, pix, zero, cv);
                         let n = b.ins().sqrt(s);
                         let e = b.ins().f32const(f32::from_bits(eps));
                         let d = b.ins().fmax(n, e);
@@ -479,6 +459,22 @@ pub fn build(
 }
 
 /// Byte address of channel `c`, pixel `p` of a blocked map with `pix` pixels.
+/// Emits `sum over channels lo..hi of x[ch][p]^2` (f32, run-time bounds) and returns it.
+fn sum_of_squares(b: &mut FunctionBuilder, inp: Value, p: Value, pix: usize, lo: Value, hi: Value) -> Value {
+    let var = b.declare_var(types::F32);
+    let z = b.ins().f32const(0.0);
+    b.def_var(var, z);
+    for_range(b, lo, hi, |b, cc| {
+        let a = scalar_addr(b, inp, cc, p, pix);
+        let x = lds(b, a, 0);
+        let sq = b.ins().fmul(x, x);
+        let s = b.use_var(var);
+        let r = b.ins().fadd(s, sq);
+        b.def_var(var, r);
+    });
+    b.use_var(var)
+}
+
 fn scalar_addr(b: &mut FunctionBuilder, base: Value, c: Value, p: Value, pix: usize) -> Value {
     let blk = b.ins().ushr_imm_u(c, 2);
     let lane = b.ins().band_imm_u(c, 3);
