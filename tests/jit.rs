@@ -59,6 +59,22 @@ fn arch(name: &str) {
     let d = rel_diff(&g, &w, 2, 1);
     eprintln!("{name}: max rel diff {d:e}");
     assert!(d <= 1e-4, "{name}: max |jit - ref| = {d:e} of max |ref|");
+    // -O2 (folded, fused, concats in place, slices as views) against the unoptimised
+    // reference.
+    let n = g.node(g.inputs[0]).shape.numel();
+    let x = input(n, 3);
+    let want = incc::reference::run(&g, &w, &[&x]).expect("reference");
+    let (mut g2, mut w2) = (g.clone(), w.clone());
+    incc::passes::optimize(&mut g2, &mut w2, &incc::passes::PassOptions::default()).expect("passes");
+    let m = Model::compile(&g2, &w2, &opts(2)).expect("compile");
+    let got = m.run(&x).expect("run");
+    for (name, _, y) in got {
+        let (_, _, r) = want.iter().find(|o| o.0 == name).expect("output kept by -O2 exists at -O0");
+        let scale = r.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-30);
+        let d = y.iter().zip(r).fold(0.0f32, |m, (a, b)| m.max((a - b).abs())) / scale;
+        eprintln!("{name} -O2: max rel diff {d:e}");
+        assert!(d <= 1e-4, "{name} -O2: max |jit - ref| = {d:e} of max |ref|");
+    }
 }
 
 #[test]

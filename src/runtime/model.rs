@@ -6,6 +6,9 @@ use crate::error::{Error, Result};
 use crate::ir::{Graph, Shape};
 use crate::jit::{self, JitOptions};
 use crate::weights::Weights;
+
+/// Channels per block of the layout.
+const B: usize = crate::jit::emit::BLOCK;
 use cranelift_frontend::FunctionBuilderContext;
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{Linkage, Module, default_libcall_names};
@@ -305,7 +308,7 @@ fn write_blocked(mem: &mut [Line], slot: &Slot, x: &[f32]) {
     dst.fill(0.0);
     for c in 0..slot.c {
         for p in 0..slot.pix {
-            dst[(c / 4) * slot.pix * 4 + p * 4 + c % 4] = x[c * slot.pix + p];
+            dst[(c / B) * slot.pix * B + p * B + c % B] = x[c * slot.pix + p];
         }
     }
 }
@@ -317,7 +320,7 @@ fn read_blocked(mem: &[Line], slot: &Slot) -> Vec<f32> {
     let mut y = vec![0.0f32; slot.c * slot.pix];
     for c in 0..slot.c {
         for p in 0..slot.pix {
-            y[c * slot.pix + p] = src[(c / 4) * slot.pix * 4 + p * 4 + c % 4];
+            y[c * slot.pix + p] = src[(c / B) * slot.pix * B + p * B + c % B];
         }
     }
     y
