@@ -490,9 +490,9 @@ pub fn plan(graph: &Graph, weights: &Weights) -> Result<Plan> {
                         zero_tail(&mut p, out, oc, opix);
                     }
                     let mut off = 0;
-                    for i in 0..ops.len() {
+                    for (i, o) in ops.iter().enumerate() {
                         let (ci, _) = c_pix(in_shape(i)?);
-                        if placed.get(&ops[i]).is_some_and(|t| t.0 == id) {
+                        if placed.get(o).is_some_and(|t| t.0 == id) {
                             off += ci;
                             continue;
                         }
