@@ -70,6 +70,20 @@ struct CompileArgs {
     /// Worker threads (default: all cores).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     threads: Option<u32>,
+    /// Convolution kernels: auto (AVX-512 when the CPU has it), portable (Cranelift f32x4),
+    /// wide (AVX-512, an error without it).
+    #[arg(long, value_enum, default_value_t = TierArg::Auto)]
+    tier: TierArg,
+    /// Debug mode: surround every buffer with guard values and verify them after each kernel.
+    #[arg(long)]
+    check_bounds: bool,
+}
+
+#[derive(Copy, Clone, ValueEnum, PartialEq, Eq)]
+enum TierArg {
+    Auto,
+    Portable,
+    Wide,
 }
 
 impl CompileArgs {
@@ -80,6 +94,12 @@ impl CompileArgs {
             .disable_passes(self.disable_pass.clone())
             .outputs(self.outputs.clone())
             .threads(self.threads.unwrap_or(0) as usize)
+            .tier(match self.tier {
+                TierArg::Auto => incc::jit::TierChoice::Auto,
+                TierArg::Portable => incc::jit::TierChoice::Portable,
+                TierArg::Wide => incc::jit::TierChoice::Wide,
+            })
+            .check_bounds(self.check_bounds)
             .seed(self.seed);
         if let Some(w) = &self.weights {
             c = c.weights_file(w);
@@ -231,8 +251,10 @@ fn print_report(r: &incc::CompileReport, explain: bool) {
         r.network, r.total_ms, r.parse_ms, r.lower_ms, r.weights_ms, r.passes_ms, r.codegen_ms
     );
     println!(
-        "{} kernels, {} steps, {} bytes of code, {} bytes of arena, {} bytes of packed weights",
+        "{} tier: {} kernels ({} AVX-512 tiles), {} steps, {} bytes of code, {} bytes of arena, {} bytes of packed weights",
+        r.tier,
         r.kernels,
+        r.tiles,
         r.steps,
         incc::summary::group(r.code_bytes as u64),
         incc::summary::group(r.arena_bytes as u64),
@@ -381,7 +403,7 @@ fn run(cli: Cli) -> incc::Result<()> {
             match format {
                 ReportFormat::Json => {
                     let v = serde_json::json!({
-                        "network": c.report.network, "threads": threads, "iters": iters,
+                        "network": c.report.network, "threads": threads, "iters": iters, "tier": c.report.tier,
                         "median_ms": med, "min_ms": min, "max_ms": max, "gflops": gflops, "macs": macs,
                         "compile_ms": c.report.total_ms,
                         "profile": layers.iter().map(|(k, f, t)| serde_json::json!({"kernel": k, "flops": f, "ms": t * 1e3})).collect::<Vec<_>>(),
@@ -390,8 +412,8 @@ fn run(cli: Cli) -> incc::Result<()> {
                 }
                 ReportFormat::Text => {
                     println!(
-                        "{}: median {med:.2} ms, min {min:.2} ms, max {max:.2} ms over {iters} runs, {threads} thread(s); {gflops:.1} GFLOP/s",
-                        c.report.network
+                        "{}: median {med:.2} ms, min {min:.2} ms, max {max:.2} ms over {iters} runs, {threads} thread(s), {} tier; {gflops:.1} GFLOP/s",
+                        c.report.network, c.report.tier
                     );
                     if profile {
                         let total: f64 = layers.iter().map(|l| l.2).sum();

@@ -13,6 +13,7 @@
 
 use super::conv::{ConvProvider, ConvSpec, DEFAULT_CONV};
 use super::emit::*;
+use super::wide_conv::WideConvSpec;
 use cranelift_codegen::ir::{AbiParam, Function, InstBuilder, Signature, Value, types};
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -35,6 +36,10 @@ pub enum KernelSpec {
     /// Direct convolution (also linear layers); args: out, in, packed weight, bias,
     /// [residual]. Items: output-channel pairs x rows.
     Conv(ConvSpec),
+    /// Convolution with AVX-512 tiles (the wide tier); args: out, in, packed weight, bias,
+    /// residual (or null), full tile, remainder tile (or null). Items: channel-block
+    /// groups x rows.
+    WideConv(WideConvSpec),
     /// Copies `[cb][h][w][4]` into the interior of `[cb][hp][wp][4]` at (`top`, `left`),
     /// filling the rest with `fill` (f32 bits). Args: out, in. Items: channel blocks.
     Pad {
@@ -156,6 +161,7 @@ impl KernelSpec {
     pub fn items(&self) -> usize {
         match self {
             KernelSpec::Conv(s) => s.items(),
+            KernelSpec::WideConv(s) => s.items(),
             KernelSpec::Pad { cb, .. } | KernelSpec::Affine { cb, .. } | KernelSpec::GlobalAvg { cb, .. } => *cb,
             KernelSpec::Pool { cb, oh, .. } => cb * oh,
             KernelSpec::Relu { n } | KernelSpec::Add { n, .. } | KernelSpec::Copy { n } => n.div_ceil(CHUNK),
@@ -191,6 +197,7 @@ pub fn build(
     let b = &mut fb;
     match spec {
         KernelSpec::Conv(s) => DEFAULT_CONV.emit(b, s, args, begin, end),
+        KernelSpec::WideConv(s) => s.emit(b, args, begin, end, call_conv),
         KernelSpec::Pad { cb: _, h, w, top, left, hp, wp, fill } => {
             let (out, inp) = (arg(b, args, 0), arg(b, args, 1));
             let f = splat_const(b, f32::from_bits(*fill));

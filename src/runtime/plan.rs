@@ -14,9 +14,12 @@
 
 use crate::error::{Error, Result};
 use crate::ir::{Graph, NodeId, Op, PoolKind, Shape};
+use crate::jit::Tier;
 use crate::jit::conv::{ConvProvider, ConvSpec, DEFAULT_CONV};
 use crate::jit::emit::BLOCK;
 use crate::jit::kernel::{ChannelOp, KernelSpec};
+use crate::jit::wide::TileSpec;
+use crate::jit::wide_conv::{WideConvSpec, choose_tile};
 use crate::weights::Weights;
 use std::collections::HashMap;
 
@@ -29,6 +32,10 @@ pub enum Arg {
     Param(usize),
     /// A runtime helper function (`powf` or `expf`).
     Helper(Helper),
+    /// The entry of wide tile [`Plan::tiles`]`[i]`.
+    Tile(usize),
+    /// A null pointer (an argument the kernel does not read).
+    Null,
 }
 
 /// Functions the generated code calls through a pointer.
@@ -89,6 +96,10 @@ pub struct Plan {
     pub inputs: Vec<(String, Shape, Slot)>,
     /// Network outputs: name, shape, slot.
     pub outputs: Vec<(String, Shape, Slot)>,
+    /// AVX-512 tiles the wide convolutions call (empty on the portable tier).
+    pub tiles: Vec<TileSpec>,
+    /// Arena offsets of the [`GUARD`]-byte guard zones (bounds-checking plans only).
+    pub guards: Vec<usize>,
 }
 
 /// Channels rounded up to the layout's block of [`BLOCK`].
@@ -122,8 +133,11 @@ struct View {
     off: usize,
 }
 
-#[derive(Default)]
 struct Planner {
+    tier: Tier,
+    guard: bool,
+    guards: Vec<usize>,
+    tiles: Vec<TileSpec>,
     kernels: Vec<KernelSpec>,
     kernel_ids: HashMap<KernelSpec, usize>,
     steps: Vec<Step>,
@@ -136,6 +150,15 @@ struct Planner {
 impl Planner {
     fn alloc(&mut self, size: usize) -> usize {
         let size = size.max(64).div_ceil(64) * 64;
+        if self.guard {
+            // A guard line on each side, and no reuse: every buffer keeps its own place.
+            self.guards.push(self.top);
+            let off = self.top + GUARD;
+            self.top = off + size;
+            self.guards.push(self.top);
+            self.top += GUARD;
+            return off;
+        }
         let best = self.free.iter().enumerate().filter(|(_, f)| f.1 >= size).min_by_key(|(_, f)| f.1).map(|(i, _)| i);
         if let Some(i) = best {
             return self.free.swap_remove(i).0;
@@ -146,6 +169,9 @@ impl Planner {
     }
 
     fn release(&mut self, offset: usize, size: usize) {
+        if self.guard {
+            return;
+        }
         self.free.push((offset, size.max(64).div_ceil(64) * 64));
     }
 
@@ -198,10 +224,31 @@ fn param<'a>(w: &'a Weights, key: &str, suffix: &str) -> Result<&'a [f32]> {
     w.get(&full).map(|t| t.data.as_slice()).ok_or_else(|| Error::Invalid(format!("no weight tensor `{full}`")))
 }
 
-/// Lowers `graph` with `weights` to a [`Plan`].
-pub fn plan(graph: &Graph, weights: &Weights) -> Result<Plan> {
+/// Bytes of each guard zone of a bounds-checking plan.
+pub const GUARD: usize = 64;
+
+/// Lowers `graph` with `weights` to a [`Plan`] whose convolutions run on `tier`.
+pub fn plan(graph: &Graph, weights: &Weights, tier: Tier) -> Result<Plan> {
+    plan_checked(graph, weights, tier, false)
+}
+
+/// [`plan`], and with `guard` every buffer gets its own arena range between two
+/// [`GUARD`]-byte guard zones (listed in [`Plan::guards`]) for bounds checking.
+pub fn plan_checked(graph: &Graph, weights: &Weights, tier: Tier, guard: bool) -> Result<Plan> {
     weights.check(graph)?;
-    let mut p = Planner::default();
+    let mut p = Planner {
+        tier,
+        guard,
+        guards: Vec::new(),
+        tiles: Vec::new(),
+        kernels: Vec::new(),
+        kernel_ids: HashMap::new(),
+        steps: Vec::new(),
+        params: Vec::new(),
+        free: Vec::new(),
+        top: 0,
+        bufs: Vec::new(),
+    };
     let mut uses: HashMap<NodeId, usize> = HashMap::new();
     for id in graph.node_ids() {
         for o in graph.operands(id) {
@@ -543,7 +590,16 @@ pub fn plan(graph: &Graph, weights: &Weights) -> Result<Plan> {
         })?;
         ins.push((found.1.clone(), found.2.clone(), found.3.clone()));
     }
-    Ok(Plan { kernels: p.kernels, steps: p.steps, params: p.params, arena_bytes: p.top.max(64), inputs: ins, outputs })
+    Ok(Plan {
+        kernels: p.kernels,
+        steps: p.steps,
+        params: p.params,
+        arena_bytes: p.top.max(64),
+        inputs: ins,
+        outputs,
+        tiles: p.tiles,
+        guards: p.guards,
+    })
 }
 
 /// The operands written straight into their concat's buffer: operand -> (concat, byte
@@ -693,6 +749,44 @@ fn conv(p: &mut Planner, c: ConvIn) {
         ow = c.ow * r;
         ihp = oh;
         iwp = ow;
+    }
+    if p.tier == Tier::Wide {
+        let ocb = cpad(c.oc) / BLOCK;
+        let (m, nr) = choose_tile(ow, ocb, cb_in * kh * kw * BLOCK);
+        let spec = WideConvSpec {
+            cb_in,
+            hp: ihp,
+            wp: iwp,
+            kernel: c.kernel,
+            stride: c.stride,
+            oh,
+            ow,
+            ocb,
+            nr,
+            m,
+            residual: c.residual.map(|r| r.0.to_bits()),
+            relu: c.relu,
+        };
+        let packed = spec.pack(c.oc, c.c, c.dense);
+        let mut bias = vec![0.0f32; ocb * BLOCK];
+        if let Some(b) = c.bias {
+            bias[..c.oc].copy_from_slice(&b[..c.oc]);
+        }
+        let (wa, ba) = (p.param(&packed), p.param(&bias));
+        let mut args = vec![Arg::Arena(c.out), Arg::Arena(input), wa, ba, c.residual.map_or(Arg::Null, |r| r.1)];
+        for t in spec.tiles() {
+            p.tiles.push(t);
+            args.push(Arg::Tile(p.tiles.len() - 1));
+        }
+        if args.len() < 7 {
+            args.push(Arg::Null);
+        }
+        let flops = 2 * spec.macs();
+        p.kernel(KernelSpec::WideConv(spec), args, flops);
+        if let Some(sb) = scratch {
+            p.unref(sb);
+        }
+        return;
     }
     let spec = ConvSpec {
         cb_in,
