@@ -12,6 +12,7 @@
 pub mod conv;
 pub mod emit;
 pub mod kernel;
+pub mod wide;
 
 use crate::error::{Error, Result};
 use cranelift_codegen::isa::{OwnedTargetIsa, TargetIsa};
