@@ -122,7 +122,8 @@ pub fn to_model(graph: &Graph, weights: &Weights) -> Result<ModelProto> {
             Some(name) => name.clone(),
             None => {
                 let kind = node.op.kind();
-                let name = b.fresh(&if node.name.is_empty() { kind.to_string() } else { format!("{}/{kind}", node.name) });
+                let name =
+                    b.fresh(&if node.name.is_empty() { kind.to_string() } else { format!("{}/{kind}", node.name) });
                 value.insert(id, name.clone());
                 name
             }
@@ -283,7 +284,8 @@ impl Builder {
             Op::Softmax => self.node("Softmax", vec![x], out, vec![int("axis", 1)]),
             Op::Concat => self.node("Concat", xs.to_vec(), out, vec![int("axis", 1)]),
             Op::Add { scale } => {
-                let y = xs.get(1).cloned().ok_or_else(|| Error::Invalid(format!("add `{}` has one operand", node.name)))?;
+                let y =
+                    xs.get(1).cloned().ok_or_else(|| Error::Invalid(format!("add `{}` has one operand", node.name)))?;
                 self.scaled_add(x, y, *scale, out);
             }
             Op::Slice { start, len } => {
@@ -356,12 +358,8 @@ impl Builder {
     /// window ONNX places differently, the formula spelled out (see the module documentation).
     fn lrn(&mut self, l: &Lrn, x: String, out: String) {
         if l.size % 2 == 1 {
-            let attrs = vec![
-                int("size", l.size as i64),
-                float("alpha", l.alpha),
-                float("beta", l.beta),
-                float("bias", l.k),
-            ];
+            let attrs =
+                vec![int("size", l.size as i64), float("alpha", l.alpha), float("beta", l.beta), float("bias", l.k)];
             return self.node("LRN", vec![x], out, attrs);
         }
         let square = self.temp(&out, "square");
