@@ -157,17 +157,28 @@ pub fn to_model(graph: &Graph, weights: &Weights) -> Result<ModelProto> {
     })
 }
 
-/// [`to_model`], serialised.
+/// [`to_model`], serialised. Errors as [`to_model`], and [`Error::Export`] for a model over
+/// protobuf's 2 GiB limit (incc does not write ONNX's external-data form).
 pub fn to_bytes(graph: &Graph, weights: &Weights) -> Result<Vec<u8>> {
-    Ok(to_model(graph, weights)?.encode_to_vec())
+    encode(&to_model(graph, weights)?)
+}
+
+fn encode(model: &ModelProto) -> Result<Vec<u8>> {
+    let len = model.encoded_len();
+    if len > i32::MAX as usize {
+        return Err(export_error(format!(
+            "the model would be {len} bytes, over protobuf's limit of 2 GiB (external data is not supported)"
+        )));
+    }
+    Ok(model.encode_to_vec())
 }
 
 /// Writes the ONNX model of `graph` with `weights` to `path`, atomically: on any error
-/// `path` is left as it was. Errors as [`to_model`], and [`Error::Io`] for the file.
+/// `path` is left as it was. Errors as [`to_bytes`], and [`Error::Io`] for the file.
 pub fn write(path: impl AsRef<Path>, graph: &Graph, weights: &Weights) -> Result<ExportStats> {
     let model = to_model(graph, weights)?;
     let (nodes, initializers) = model.graph.as_ref().map_or((0, 0), |g| (g.node.len(), g.initializer.len()));
-    let bytes = model.encode_to_vec();
+    let bytes = encode(&model)?;
     drop(model);
     crate::npy::write_atomic(path.as_ref(), |w| w.write_all(&bytes))?;
     Ok(ExportStats { nodes, initializers, bytes: bytes.len() })
