@@ -11,7 +11,7 @@
 use crate::error::{Error, Result};
 use crate::ir::Graph;
 use crate::jit::{JitOptions, TierChoice};
-use crate::passes::{self, Level, PassOptions, PassReport};
+use crate::passes::{self, Level, Pass, PassOptions, PassReport};
 use crate::runtime::Model;
 use crate::weights::Weights;
 use serde::Serialize;
@@ -171,6 +171,24 @@ impl Compiler {
         let mut w = self.load_weights(&graph)?;
         let reports = passes::optimize(&mut graph, &mut w, &self.pass_options)?;
         Ok((graph, w, reports))
+    }
+
+    /// The graph as lowered, with only the chosen [`outputs`](Self::outputs) kept (the pass
+    /// `eliminate-dead-outputs` and nothing else: no folding, fusion or layout), and its
+    /// weights, without generating code. This is the network as written, as `incc export`
+    /// writes it. Errors: weights that do not fit, an unknown output name, or a verifier
+    /// failure (a compiler bug).
+    pub fn select_outputs(&self, mut graph: Graph) -> Result<(Graph, Weights)> {
+        let mut w = self.load_weights(&graph)?;
+        let pass = passes::EliminateDeadOutputs { outputs: self.pass_options.outputs.clone() };
+        pass.run(&mut graph, &mut w)?;
+        if self.pass_options.verify {
+            let errors = crate::ir::verify::verify(&graph);
+            if !errors.is_empty() {
+                return Err(Error::Verifier { pass: pass.name().into(), errors });
+            }
+        }
+        Ok((graph, w))
     }
 
     fn load_weights(&self, graph: &Graph) -> Result<Weights> {

@@ -53,6 +53,14 @@ pub enum Error {
     /// Code generation failed (an unsupported CPU, or a compiler bug).
     #[error("code generation: {0}")]
     Jit(String),
+    /// A network that an export format cannot express.
+    #[error("cannot export to {format}: {message}")]
+    Export {
+        /// The format (`ONNX`).
+        format: &'static str,
+        /// What cannot be expressed, and where.
+        message: String,
+    },
     /// An invalid option or request.
     #[error("{0}")]
     Invalid(String),

@@ -3,7 +3,8 @@
 //! A network is written in the `.incep` language (see `docs/LANGUAGE.md`), parsed
 //! ([`syntax`]), elaborated into a shape-checked graph ([`lower`], [`ir`]), optimised
 //! ([`passes`]) and JIT-compiled with Cranelift into native kernels ([`jit`], [`runtime`]).
-//! [`reference`] is the plain interpreter every fast path is checked against.
+//! [`reference`] is the plain interpreter every fast path is checked against; [`export`]
+//! writes the network and its weights as an ONNX model.
 //!
 //! ```
 //! let src = "
@@ -34,6 +35,7 @@
 pub mod diag;
 pub mod driver;
 pub mod error;
+pub mod export;
 pub mod frontend;
 pub mod ir;
 pub mod jit;
