@@ -31,6 +31,7 @@
 //! # Ok::<(), incc::Error>(())
 //! ```
 #![deny(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod diag;
 pub mod driver;

@@ -1,5 +1,7 @@
 //! The `incc` command line: argument parsing and printing only.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use incc::{Compiler, Error};
 use std::io::IsTerminal;
