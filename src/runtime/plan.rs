@@ -90,6 +90,10 @@ pub struct Plan {
     pub outputs: Vec<(String, Shape, Slot)>,
 }
 
+/// Lanes of one channel block of the activation layout: channel `c` of pixel `p` of a map
+/// with `P` pixels is element `(c / BLOCK) * P * BLOCK + p * BLOCK + c % BLOCK`.
+pub const BLOCK: usize = 4;
+
 /// Channels rounded up to the layout's multiple of 8.
 pub fn cpad(c: usize) -> usize {
     c.div_ceil(8) * 8
