@@ -24,7 +24,7 @@
 //! Several inputs (outputs) are concatenated, in the plan's order, into the one input
 //! (output) buffer; the header gives each one's offset, length and shape.
 
-pub mod driver;
+mod driver;
 pub mod header;
 pub mod params;
 

@@ -67,3 +67,42 @@ pub fn encode(plan: &Plan) -> Vec<u8> {
 pub fn magic_word() -> u64 {
     u64::from_le_bytes(MAGIC)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_of(src: &str) -> Plan {
+        let g = crate::frontend::compile_str("t.incep", src).expect("compiles");
+        let w = crate::weights::Weights::init(&g, 1);
+        crate::aot::plan(&g, &w).expect("plans")
+    }
+
+    const NET: &str = "input 3x8x8\ndefault conv nobias bn relu\nc: conv 4 3x3\ngap\nflatten\nfc: fc 5\noutput y\n";
+
+    #[test]
+    fn header_then_little_endian_floats() {
+        let plan = plan_of(NET);
+        let bytes = encode(&plan);
+        assert_eq!(&bytes[..8], b"INCCPRM\0");
+        let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        assert_eq!(word(8), 1);
+        assert_eq!(word(16), plan.params.len() as u64);
+        assert_eq!(word(24), fingerprint(&plan));
+        assert_eq!(bytes.len(), HEADER_BYTES + 4 * plan.params.len());
+        let last = plan.params.len() - 1;
+        let at = HEADER_BYTES + 4 * last;
+        assert_eq!(f32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")), plan.params[last]);
+    }
+
+    #[test]
+    fn fingerprint_tells_networks_apart_but_not_weights() {
+        let a = plan_of(NET);
+        let b = plan_of(&NET.replace("fc 5", "fc 6"));
+        assert_ne!(fingerprint(&a), fingerprint(&b));
+        let g = crate::frontend::compile_str("t.incep", NET).expect("compiles");
+        let other = crate::aot::plan(&g, &crate::weights::Weights::init(&g, 2)).expect("plans");
+        assert_ne!(other.params, a.params);
+        assert_eq!(fingerprint(&other), fingerprint(&a));
+    }
+}
