@@ -3,6 +3,7 @@
 //! A network is written in the `.incep` language (see `docs/LANGUAGE.md`), parsed
 //! ([`syntax`]), elaborated into a shape-checked graph ([`lower`], [`ir`]), optimised
 //! ([`passes`]) and JIT-compiled with Cranelift into native kernels ([`jit`], [`runtime`]).
+//! [`aot`] writes the same code as a relocatable object with a C ABI.
 //! [`reference`] is the plain interpreter every fast path is checked against; [`export`]
 //! writes the network and its weights as an ONNX model.
 //!
@@ -33,6 +34,7 @@
 #![deny(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod aot;
 pub mod diag;
 pub mod driver;
 pub mod error;

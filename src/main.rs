@@ -138,8 +138,15 @@ enum Cmd {
         #[arg(long)]
         explain: bool,
         /// Print the IR before (`ir`) or after (`opt-ir`) the optimiser instead.
-        #[arg(long, value_enum)]
+        #[arg(long, value_enum, conflicts_with = "output")]
         emit: Option<Emit>,
+        /// Write a relocatable object with a C ABI here, and its header beside it (`.h`);
+        /// with `--weights`, also the packed weights (`.params`).
+        #[arg(short = 'o', long = "output", value_name = "OBJECT")]
+        output: Option<PathBuf>,
+        /// Symbol prefix of the object's functions and macros (default: the object's file stem).
+        #[arg(long, requires = "output")]
+        name: Option<String>,
     },
     /// Run a network on one input and print or save its outputs.
     Run {
@@ -299,6 +306,20 @@ fn print_report(r: &incc::CompileReport, explain: bool) {
     }
 }
 
+fn print_object_report(r: &incc::aot::AotReport) {
+    println!("compiled {} to {} in {:.1} ms (symbols {}_*)", r.network, r.files.join(", "), r.total_ms, r.name);
+    println!(
+        "{} kernels, {} steps, {} bytes of code, {} bytes of object, {} bytes of arena, {} bytes of packed weights",
+        r.kernels,
+        r.steps,
+        incc::summary::group(r.code_bytes as u64),
+        incc::summary::group(r.object_bytes as u64),
+        incc::summary::group(r.arena_bytes as u64),
+        incc::summary::group(r.param_bytes as u64)
+    );
+    println!("input {} floats, output {} floats; link with: cc app.c {} -lm", r.input_len, r.output_len, r.files[0]);
+}
+
 fn print_outputs(outs: &[(String, incc::ir::Shape, Vec<f32>)]) {
     for (name, shape, data) in outs {
         println!("output {name}: {shape}");
@@ -344,9 +365,19 @@ fn run(cli: Cli) -> incc::Result<()> {
             print!("{text}");
             Ok(())
         }
-        Cmd::Compile { file, args, format, explain, emit: what } => {
+        Cmd::Compile { file, args, format, explain, emit: what, output, name } => {
             if let Some(what) = what {
                 return emit(&file, what, &args);
+            }
+            if let Some(object) = output {
+                // The object embeds the seeded weights; `--weights` goes to the params file.
+                let opts = incc::aot::AotOptions { object, name, weights: args.weights.clone(), verify: false };
+                let r = incc::aot::compile_file(&args.compiler()?.seed(args.seed), &file, &opts)?;
+                match format {
+                    ReportFormat::Text => print_object_report(&r),
+                    ReportFormat::Json => println!("{}", to_json(&r)?),
+                }
+                return Ok(());
             }
             let c = args.compiler()?.compile_file(&file)?;
             match format {

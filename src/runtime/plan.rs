@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::ir::{Graph, NodeId, Op, PoolKind, Shape};
 use crate::jit::Tier;
 use crate::jit::conv::{ConvProvider, ConvSpec, DEFAULT_CONV};
-use crate::jit::emit::BLOCK;
+pub use crate::jit::emit::BLOCK;
 use crate::jit::kernel::{ChannelOp, KernelSpec};
 use crate::jit::wide::TileSpec;
 use crate::jit::wide_conv::{WideConvSpec, choose_tile};
