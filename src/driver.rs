@@ -14,7 +14,7 @@ use crate::jit::JitOptions;
 use crate::passes::{self, Level, PassOptions, PassReport};
 use crate::runtime::Model;
 use crate::weights::Weights;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -30,12 +30,34 @@ pub enum WeightSource {
     File(PathBuf),
 }
 
+/// Which generation of kernels the code generator emits.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    /// The widest tier the CPU supports. Today that is always [`Tier::Portable`]; wider
+    /// tiers (AVX2/AVX-512, NEON) will be chosen here when they exist.
+    #[default]
+    Auto,
+    /// The f32x4 kernels that run on every supported CPU.
+    Portable,
+}
+
+impl Tier {
+    /// The tier `self` selects on this machine.
+    pub fn resolve(self) -> Tier {
+        match self {
+            Tier::Auto | Tier::Portable => Tier::Portable,
+        }
+    }
+}
+
 /// Builds compiled [`Model`]s; every option has a sensible default.
 #[derive(Clone, Debug)]
 pub struct Compiler {
     weights: WeightSource,
     pass_options: PassOptions,
     threads: usize,
+    tier: Tier,
     verify_code: bool,
 }
 
@@ -45,6 +67,7 @@ impl Default for Compiler {
             weights: WeightSource::Init { seed: 0 },
             pass_options: PassOptions { verify: cfg!(debug_assertions), ..PassOptions::default() },
             threads: 0,
+            tier: Tier::Auto,
             verify_code: cfg!(debug_assertions),
         }
     }
@@ -67,6 +90,8 @@ pub struct CompileReport {
     pub codegen_ms: f64,
     /// Everything.
     pub total_ms: f64,
+    /// The kernel tier used.
+    pub tier: Tier,
     /// Kernels compiled.
     pub kernels: usize,
     /// Kernel calls per run.
@@ -126,6 +151,11 @@ impl Compiler {
         self.threads = n;
         self
     }
+    /// The kernel tier (see [`Tier`]).
+    pub fn tier(mut self, tier: Tier) -> Self {
+        self.tier = tier;
+        self
+    }
     /// Run the IR verifier after every pass and Cranelift's verifier on every function.
     pub fn verify(mut self, on: bool) -> Self {
         self.pass_options.verify = on;
@@ -180,6 +210,7 @@ impl Compiler {
             passes_ms: ms(t2, t3),
             codegen_ms: ms(t3, t4),
             total_ms: t0.elapsed().as_secs_f64() * 1e3,
+            tier: self.tier.resolve(),
             kernels: s.kernels,
             steps: s.steps,
             code_bytes: s.code_bytes,

@@ -53,6 +53,17 @@ pub enum Error {
     /// Code generation failed (an unsupported CPU, or a compiler bug).
     #[error("code generation: {0}")]
     Jit(String),
+    /// A compile profile (`--profile-file`) is not valid YAML or not a profile.
+    #[error("{at}: {message}")]
+    Profile {
+        /// `file:line:column`, or the file alone when the problem has no location.
+        at: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Graphviz is missing or failed (`incc graph --format svg|html`).
+    #[error("graphviz: {0}")]
+    Graphviz(String),
     /// An invalid option or request.
     #[error("{0}")]
     Invalid(String),
