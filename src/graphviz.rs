@@ -503,7 +503,7 @@ fn describe(op: &Op, shape: &Shape) -> (String, &'static str, &'static str) {
                 let _ = write!(s, ", {} groups", c.groups);
             }
             if let Some(r) = c.epilogue.residual {
-                let _ = write!(s, " + residual x{r}");
+                let _ = write!(s, " + residual ×{r}");
             }
             if c.epilogue.relu {
                 s.push_str(" + ReLU");
@@ -525,7 +525,7 @@ fn describe(op: &Op, shape: &Shape) -> (String, &'static str, &'static str) {
         Op::Softmax => ("softmax".into(), "#eeeeee", "box"),
         Op::Concat => ("concat".into(), "#d9ead3", "box"),
         Op::Add { scale } if *scale == 1.0 => ("+".into(), "#f4cccc", "circle"),
-        Op::Add { scale } => (format!("+ x{scale}"), "#f4cccc", "ellipse"),
+        Op::Add { scale } => (format!("+ ×{scale}"), "#f4cccc", "ellipse"),
         Op::Slice { start, len } => (format!("channels {start}..{}", start + len), "#eeeeee", "box"),
     }
 }

@@ -91,7 +91,7 @@ struct CompileArgs {
     #[arg(long)]
     seed: Option<u64>,
     /// Optimisation level: 0 (none), 1, 2 (all) [default: 2].
-    #[arg(short = 'O', value_parser = clap::value_parser!(u8).range(0..=2))]
+    #[arg(short = 'O', value_name = "LEVEL", value_parser = clap::value_parser!(u8).range(0..=2))]
     opt: Option<u8>,
     /// A pass not to run (repeatable).
     #[arg(long = "disable-pass", value_name = "NAME")]
@@ -186,7 +186,7 @@ enum Cmd {
         #[arg(short = 'o', long, value_name = "OUT")]
         output: Option<PathBuf>,
         /// Draw the graph after the optimiser at this level (0: the network as written).
-        #[arg(short = 'O', default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
+        #[arg(short = 'O', value_name = "LEVEL", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
         opt: u8,
     },
     /// Run a network on one input and print or save its outputs.

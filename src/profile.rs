@@ -17,6 +17,7 @@
 
 use crate::driver::{Compiler, Tier, parse_level};
 use crate::error::{Error, Result};
+use serde::de::{self, Unexpected, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -49,18 +50,50 @@ pub struct Profile {
 }
 
 fn opt_level<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<u8>, D::Error> {
-    match Option::<u8>::deserialize(d)? {
-        Some(l) if l > 2 => Err(serde::de::Error::custom(format!("opt_level {l}: expected 0, 1 or 2"))),
-        l => Ok(l),
-    }
+    Ok(d.deserialize_option(Optional(InRange(0, 2)))?.map(|v| v as u8))
 }
 
 fn threads<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<u32>, D::Error> {
-    match Option::<u32>::deserialize(d)? {
-        Some(t) if !(1..=1024).contains(&t) => {
-            Err(serde::de::Error::custom(format!("threads {t}: expected 1 to 1024")))
+    Ok(d.deserialize_option(Optional(InRange(1, 1024)))?.map(|v| v as u32))
+}
+
+/// Accepts an integer in `.0..=.1`. The check runs in the visitor, while the deserializer
+/// still stands on the value, so a range error carries the value's line and column.
+#[derive(Clone, Copy)]
+struct InRange(u64, u64);
+
+impl<'de> Visitor<'de> for InRange {
+    type Value = u64;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "an integer from {} to {}", self.0, self.1)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<u64, E> {
+        if (self.0..=self.1).contains(&v) { Ok(v) } else { Err(E::invalid_value(Unexpected::Unsigned(v), &self)) }
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<u64, E> {
+        match u64::try_from(v) {
+            Ok(u) => self.visit_u64(u),
+            Err(_) => Err(E::invalid_value(Unexpected::Signed(v), &self)),
         }
-        t => Ok(t),
+    }
+}
+
+/// `null` or an absent key, or what the inner visitor accepts.
+struct Optional(InRange);
+
+impl<'de> Visitor<'de> for Optional {
+    type Value = Option<u64>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.expecting(f)
+    }
+    fn visit_none<E: de::Error>(self) -> std::result::Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: de::Error>(self) -> std::result::Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_u64(self.0).map(Some)
     }
 }
 
@@ -149,7 +182,7 @@ fn located(name: &str, e: &serde_yaml_ng::Error) -> Error {
     match e.location() {
         Some(l) => {
             let suffix = format!(" at line {} column {}", l.line(), l.column());
-            let message = text.strip_suffix(&suffix).unwrap_or(&text).to_string();
+            let message = text.replacen(&suffix, "", 1);
             Error::Profile { at: format!("{name}:{}:{}", l.line(), l.column()), message }
         }
         None => Error::Profile { at: name.to_string(), message: text },
