@@ -111,7 +111,8 @@ pub fn max_depth(g: &Graph) -> usize {
 }
 
 /// A self-contained HTML page: the SVG at every depth (a selector switches between them, so
-/// blocks collapse and expand), zoom with the wheel, pan by dragging. `opts.depth` is shown first.
+/// blocks collapse and expand), zoom with the wheel, pan by dragging; each view opens at its
+/// top, as wide as the window allows. `opts.depth` is shown first.
 pub fn to_html(g: &Graph, opts: &Options) -> Result<String> {
     let deepest = max_depth(g);
     // Levels that differ from the full drawing, then the full drawing.
@@ -142,7 +143,7 @@ header {{ padding: 6px 10px; background: #f3f3f3; border-bottom: 1px solid #ccc;
         let _ = write!(page, r#"<option value="{i}"{sel}>{label}</option>"#);
     }
     page.push_str(
-        r#"</select> <button id="fit">fit</button> &nbsp; wheel: zoom, drag: pan</header>
+        r#"</select> <button id="fit">whole graph</button> &nbsp; wheel: zoom, drag: pan</header>
 <div id="view">
 "#,
     );
@@ -160,13 +161,14 @@ header {{ padding: 6px 10px; background: #f3f3f3; border-bottom: 1px solid #ccc;
   var s = 1, x = 0, y = 0, drag = null;
   function cur() { return document.getElementById("level" + sel.value); }
   function apply() { cur().style.transform = "translate(" + x + "px," + y + "px) scale(" + s + ")"; }
-  function fit() {
+  function fit(whole) {
     var svg = cur().querySelector("svg"), w = svg.width.baseVal.value, h = svg.height.baseVal.value;
-    s = Math.min(view.clientWidth / w, view.clientHeight / h, 1); x = (view.clientWidth - w * s) / 2; y = 0; apply();
+    s = Math.min(view.clientWidth / w, whole ? view.clientHeight / h : 1, 1);
+    x = (view.clientWidth - w * s) / 2; y = 0; apply();
   }
   function show() {
     Array.prototype.forEach.call(document.querySelectorAll(".level"), function (e) { e.classList.remove("on"); });
-    cur().classList.add("on"); fit();
+    cur().classList.add("on"); fit(false);
   }
   view.addEventListener("wheel", function (e) {
     e.preventDefault();
@@ -178,7 +180,7 @@ header {{ padding: 6px 10px; background: #f3f3f3; border-bottom: 1px solid #ccc;
   window.addEventListener("mouseup", function () { drag = null; view.style.cursor = "grab"; });
   window.addEventListener("mousemove", function (e) { if (drag) { x = e.clientX - drag[0]; y = e.clientY - drag[1]; apply(); } });
   sel.addEventListener("change", show);
-  document.getElementById("fit").addEventListener("click", fit);
+  document.getElementById("fit").addEventListener("click", function () { fit(true); });
   show();
 })();
 </script>

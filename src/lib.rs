@@ -3,7 +3,8 @@
 //! A network is written in the `.incep` language (see `docs/LANGUAGE.md`), parsed
 //! ([`syntax`]), elaborated into a shape-checked graph ([`lower`], [`ir`]), optimised
 //! ([`passes`]) and JIT-compiled with Cranelift into native kernels ([`jit`], [`runtime`]).
-//! [`reference`] is the plain interpreter every fast path is checked against.
+//! [`reference`] is the plain interpreter every fast path is checked against; [`graphviz`] draws
+//! a network and [`profile`] reads compile options from YAML.
 //!
 //! ```
 //! let src = "
