@@ -30,6 +30,9 @@ pub enum WeightSource {
     File(PathBuf),
 }
 
+/// The kernel tier asked for (`auto`, `portable`, `wide`); see [`TierChoice`].
+pub type Tier = TierChoice;
+
 /// Builds compiled [`Model`]s; every option has a sensible default.
 #[derive(Clone, Debug)]
 pub struct Compiler {

@@ -61,6 +61,17 @@ pub enum Error {
         /// What cannot be expressed, and where.
         message: String,
     },
+    /// A compile profile (`--profile-file`) is not valid YAML or not a profile.
+    #[error("{at}: {message}")]
+    Profile {
+        /// `file:line:column`, or the file alone when the problem has no location.
+        at: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Graphviz is missing or failed (`incc graph --format svg|html`).
+    #[error("graphviz: {0}")]
+    Graphviz(String),
     /// An invalid option or request.
     #[error("{0}")]
     Invalid(String),

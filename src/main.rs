@@ -3,7 +3,9 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use incc::profile::Profile;
 use incc::{Compiler, Error};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -44,6 +46,34 @@ enum Precision {
 }
 
 #[derive(Copy, Clone, ValueEnum, PartialEq, Eq)]
+enum EmitFormat {
+    /// One line per node, as `incc emit` prints it.
+    Text,
+    /// A YAML document (nodes with op attributes, operands, shapes; outputs).
+    Yaml,
+}
+
+#[derive(Copy, Clone, ValueEnum, PartialEq, Eq)]
+enum GraphFormat {
+    /// Graphviz's dot language (text).
+    Dot,
+    /// SVG drawn by Graphviz's `dot -Tsvg` (needs Graphviz installed).
+    Svg,
+    /// A self-contained HTML page with the SVG at every depth, zoom and pan.
+    Html,
+}
+
+#[derive(Copy, Clone, ValueEnum, PartialEq, Eq)]
+enum TierArg {
+    /// The widest tier this CPU supports.
+    Auto,
+    /// The f32x4 kernels that run everywhere.
+    Portable,
+    /// AVX-512 tiles (an error on a CPU without AVX-512F).
+    Wide,
+}
+
+#[derive(Copy, Clone, ValueEnum, PartialEq, Eq)]
 enum Emit {
     /// The IR after lowering.
     Ir,
@@ -51,18 +81,22 @@ enum Emit {
     OptIr,
 }
 
-/// Options shared by every command that compiles.
+/// Options shared by every command that compiles. Each overrides the same key of
+/// `--profile-file`; unset, the profile's value or the default applies.
 #[derive(Args, Clone)]
 struct CompileArgs {
+    /// A YAML compile profile (opt_level, disable_passes, threads, tier, outputs, seed, weights).
+    #[arg(long, value_name = "FILE")]
+    profile_file: Option<PathBuf>,
     /// Weights (a PyTorch state_dict saved with safetensors); default: seeded initialisation.
     #[arg(long)]
     weights: Option<PathBuf>,
-    /// Seed of the default weights and input.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Optimisation level: 0 (none), 1, 2 (all).
-    #[arg(short = 'O', default_value = "2", value_parser = ["0", "1", "2"])]
-    opt: String,
+    /// Seed of the default weights and input [default: 0].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Optimisation level: 0 (none), 1, 2 (all) [default: 2].
+    #[arg(short = 'O', value_name = "LEVEL", value_parser = clap::value_parser!(u8).range(0..=2))]
+    opt: Option<u8>,
     /// A pass not to run (repeatable).
     #[arg(long = "disable-pass", value_name = "NAME")]
     disable_pass: Vec<String>,
@@ -72,41 +106,39 @@ struct CompileArgs {
     /// Worker threads (default: all cores).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     threads: Option<u32>,
-    /// Convolution kernels: auto (AVX-512 when the CPU has it), portable (Cranelift f32x4),
-    /// wide (AVX-512, an error without it).
-    #[arg(long, value_enum, default_value_t = TierArg::Auto)]
-    tier: TierArg,
+    /// Kernel tier [default: auto].
+    #[arg(long, value_enum)]
+    tier: Option<TierArg>,
     /// Debug mode: surround every buffer with guard values and verify them after each kernel.
     #[arg(long)]
     check_bounds: bool,
 }
 
-#[derive(Copy, Clone, ValueEnum, PartialEq, Eq)]
-enum TierArg {
-    Auto,
-    Portable,
-    Wide,
-}
-
 impl CompileArgs {
+    /// The profile file (if any) with the flags over it.
+    fn profile(&self) -> incc::Result<Profile> {
+        let file = match &self.profile_file {
+            Some(p) => Profile::load(p)?,
+            None => Profile::default(),
+        };
+        let flags = Profile {
+            opt_level: self.opt,
+            disable_passes: self.disable_pass.clone(),
+            threads: self.threads,
+            tier: self.tier.map(|t| match t {
+                TierArg::Auto => incc::Tier::Auto,
+                TierArg::Portable => incc::Tier::Portable,
+                TierArg::Wide => incc::Tier::Wide,
+            }),
+            outputs: self.outputs.clone(),
+            seed: self.seed,
+            weights: self.weights.clone(),
+        };
+        Ok(file.overlay(flags))
+    }
+
     fn compiler(&self) -> incc::Result<Compiler> {
-        let level = incc::driver::parse_level(&self.opt)?;
-        let mut c = Compiler::new()
-            .opt_level(level)
-            .disable_passes(self.disable_pass.clone())
-            .outputs(self.outputs.clone())
-            .threads(self.threads.unwrap_or(0) as usize)
-            .tier(match self.tier {
-                TierArg::Auto => incc::jit::TierChoice::Auto,
-                TierArg::Portable => incc::jit::TierChoice::Portable,
-                TierArg::Wide => incc::jit::TierChoice::Wide,
-            })
-            .check_bounds(self.check_bounds)
-            .seed(self.seed);
-        if let Some(w) = &self.weights {
-            c = c.weights_file(w);
-        }
-        Ok(c)
+        Ok(self.profile()?.compiler()?.check_bounds(self.check_bounds))
     }
 }
 
@@ -127,8 +159,9 @@ enum Cmd {
     },
     /// Compile to native code and report each stage's time and what it produced.
     Compile {
-        /// The .incep file.
-        file: PathBuf,
+        /// The .incep file (optional with --write-profile).
+        #[arg(required_unless_present = "write_profile")]
+        file: Option<PathBuf>,
         #[command(flatten)]
         args: CompileArgs,
         /// Report format.
@@ -147,6 +180,29 @@ enum Cmd {
         /// Symbol prefix of the object's functions and macros (default: the object's file stem).
         #[arg(long, requires = "output")]
         name: Option<String>,
+        /// The form of `--emit`.
+        #[arg(long, value_enum, default_value = "text", requires = "emit")]
+        emit_format: EmitFormat,
+        /// Write the effective profile (the profile file with the flags over it) to this file.
+        #[arg(long, value_name = "FILE")]
+        write_profile: Option<PathBuf>,
+    },
+    /// Draw the network: blocks as clusters, branches side by side, shapes on the edges.
+    Graph {
+        /// The .incep file.
+        file: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "dot")]
+        format: GraphFormat,
+        /// Draw each scope N levels down as one box (1: every top-level block is one box).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+        depth: Option<u32>,
+        /// Write to this file instead of standard output.
+        #[arg(short = 'o', long, value_name = "OUT")]
+        output: Option<PathBuf>,
+        /// Draw the graph after the optimiser at this level (0: the network as written).
+        #[arg(short = 'O', value_name = "LEVEL", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
+        opt: u8,
     },
     /// Run a network on one input and print or save its outputs.
     Run {
@@ -248,14 +304,65 @@ fn to_json<T: serde::Serialize>(v: &T) -> incc::Result<String> {
     serde_json::to_string_pretty(v).map_err(|e| Error::Invalid(e.to_string()))
 }
 
-fn emit(file: &Path, what: Emit, args: &CompileArgs) -> incc::Result<()> {
+fn emit(file: &Path, what: Emit, format: EmitFormat, args: &CompileArgs) -> incc::Result<()> {
     let g = incc::frontend::compile_file(file)?;
     let g = match what {
         Emit::Ir => g,
         Emit::OptIr => args.compiler()?.optimize(g)?.0,
     };
-    print!("{}", incc::ir::print::print(&g));
+    match format {
+        EmitFormat::Text => print!("{}", incc::ir::print::print(&g)),
+        EmitFormat::Yaml => print!("{}", incc::ir::print::to_yaml(&g)?),
+    }
     Ok(())
+}
+
+/// Writes `text` to `path`, or to standard output without one.
+fn write_out(path: Option<&Path>, text: &str) -> incc::Result<()> {
+    match path {
+        Some(p) => std::fs::write(p, text).map_err(|e| Error::io(p, e)),
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    }
+}
+
+/// A bar on stderr for `total` steps, drawn only when stderr is a terminal and the steps,
+/// judged by the first, will take more than a second (see [`Bar::step`]).
+struct Bar {
+    bar: ProgressBar,
+    started: Instant,
+    total: u64,
+    shown: bool,
+}
+
+impl Bar {
+    fn new(total: u64) -> Bar {
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
+        if let Ok(style) = ProgressStyle::with_template("{msg:>8} [{bar:30}] {pos}/{len} {elapsed}<{eta}") {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        Bar { bar, started: Instant::now(), total, shown: false }
+    }
+
+    /// One step done; the bar appears once the whole job looks longer than a second.
+    fn step(&mut self, msg: &'static str) {
+        self.bar.set_message(msg);
+        self.bar.inc(1);
+        let done = self.bar.position().max(1);
+        let expected = self.started.elapsed().as_secs_f64() / done as f64 * self.total as f64;
+        if !self.shown && expected > 1.0 && std::io::stderr().is_terminal() {
+            self.shown = true;
+            self.bar.set_draw_target(ProgressDrawTarget::stderr());
+        }
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
 }
 
 /// The network's input: a .npy file checked against the declared shape, or seeded random values.
@@ -365,14 +472,19 @@ fn run(cli: Cli) -> incc::Result<()> {
             print!("{text}");
             Ok(())
         }
-        Cmd::Compile { file, args, format, explain, emit: what, output, name } => {
+        Cmd::Compile { file, args, format, explain, emit: what, emit_format, write_profile, output, name } => {
+            if let Some(out) = &write_profile {
+                write_out(Some(out), &args.profile()?.effective()?.to_yaml()?)?;
+                eprintln!("wrote the effective profile to {}", out.display());
+            }
+            let Some(file) = file else { return Ok(()) };
             if let Some(what) = what {
-                return emit(&file, what, &args);
+                return emit(&file, what, emit_format, &args);
             }
             if let Some(object) = output {
                 // The object embeds the seeded weights; `--weights` goes to the params file.
                 let opts = incc::aot::AotOptions { object, name, weights: args.weights.clone(), verify: false };
-                let r = incc::aot::compile_file(&args.compiler()?.seed(args.seed), &file, &opts)?;
+                let r = incc::aot::compile_file(&args.compiler()?, &file, &opts)?;
                 match format {
                     ReportFormat::Text => print_object_report(&r),
                     ReportFormat::Json => println!("{}", to_json(&r)?),
@@ -390,14 +502,16 @@ fn run(cli: Cli) -> incc::Result<()> {
             if precision == Precision::F64 && engine != Engine::Reference {
                 return Err(Error::Invalid("--precision f64 needs --engine reference".into()));
             }
+            let profile = args.profile()?;
+            let seed = profile.seed.unwrap_or(0);
             let outs = match engine {
                 Engine::Reference => {
                     let g = incc::frontend::compile_file(&file)?;
-                    let w = match &args.weights {
+                    let w = match &profile.weights {
                         Some(p) => incc::weights::Weights::load_safetensors(p, &g)?,
-                        None => incc::weights::Weights::init(&g, args.seed),
+                        None => incc::weights::Weights::init(&g, seed),
                     };
-                    let x = load_input(&g, input.as_deref(), args.seed)?;
+                    let x = load_input(&g, input.as_deref(), seed)?;
                     if precision == Precision::F64 {
                         let x: Vec<f64> = x.iter().map(|&v| v as f64).collect();
                         let outs = incc::reference::run_f64(&g, &w, &[&x])?;
@@ -407,11 +521,11 @@ fn run(cli: Cli) -> incc::Result<()> {
                     }
                 }
                 Engine::Jit => {
-                    let c = args.compiler()?.compile_file(&file)?;
+                    let c = profile.compiler()?.compile_file(&file)?;
                     if output.is_none() {
                         print_report(&c.report, false);
                     }
-                    let x = load_input(&c.graph, input.as_deref(), args.seed)?;
+                    let x = load_input(&c.graph, input.as_deref(), seed)?;
                     let t = Instant::now();
                     let outs = c.model.run(&x)?;
                     if output.is_none() {
@@ -433,22 +547,27 @@ fn run(cli: Cli) -> incc::Result<()> {
             Ok(())
         }
         Cmd::Bench { file, args, iters, warmup, format, profile } => {
-            let c = args.compiler()?.compile_file(&file)?;
-            let x = load_input(&c.graph, None, args.seed)?;
+            let settings = args.profile()?;
+            let c = settings.compiler()?.compile_file(&file)?;
+            let x = load_input(&c.graph, None, settings.seed.unwrap_or(0))?;
+            let mut bar = Bar::new(u64::from(warmup) + u64::from(iters));
             for _ in 0..warmup {
                 c.model.run(&x)?;
+                bar.step("warm-up");
             }
             let mut times: Vec<f64> = Vec::with_capacity(iters as usize);
             for _ in 0..iters {
                 let t = Instant::now();
                 c.model.run(&x)?;
                 times.push(t.elapsed().as_secs_f64() * 1e3);
+                bar.step("timing");
             }
+            drop(bar);
             let (min, max) = times.iter().fold((f64::MAX, 0f64), |(a, b), &t| (a.min(t), b.max(t)));
             let med = median(&mut times);
             let macs = c.graph.total_macs();
             let gflops = 2.0 * macs as f64 / (med * 1e-3) / 1e9;
-            let threads = args
+            let threads = settings
                 .threads
                 .map(|t| t as usize)
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -492,7 +611,7 @@ fn run(cli: Cli) -> incc::Result<()> {
             }
             Ok(())
         }
-        Cmd::Emit { file, what, args } => emit(&file, what, &args),
+        Cmd::Emit { file, what, args } => emit(&file, what, EmitFormat::Text, &args),
         Cmd::Export { file, onnx, weights, seed, outputs, opt } => {
             let level = incc::driver::parse_level(&opt)?;
             let mut c = Compiler::new().seed(seed).outputs(outputs).opt_level(level);
@@ -516,6 +635,22 @@ fn run(cli: Cli) -> incc::Result<()> {
                 incc::summary::group(s.bytes as u64)
             );
             Ok(())
+        }
+        Cmd::Graph { file, format, depth, output, opt } => {
+            let g = incc::frontend::compile_file(&file)?;
+            let g = if opt == 0 {
+                g
+            } else {
+                let level = incc::driver::parse_level(&opt.to_string())?;
+                Compiler::new().opt_level(level).optimize(g)?.0
+            };
+            let opts = incc::graphviz::Options { depth: depth.map(|d| d as usize) };
+            let text = match format {
+                GraphFormat::Dot => incc::graphviz::to_dot(&g, &opts),
+                GraphFormat::Svg => incc::graphviz::render_svg(&incc::graphviz::to_dot(&g, &opts))?,
+                GraphFormat::Html => incc::graphviz::to_html(&g, &opts)?,
+            };
+            write_out(output.as_deref(), &text)
         }
     }
 }

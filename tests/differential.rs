@@ -151,7 +151,7 @@ fn check(src: &str, seed: u64, cfg: &Config, want: &Expected) -> Result<(), Fail
                 worst = (if d.is_nan() { f64::INFINITY } else { d }, i);
             }
         }
-        if !(worst.0 <= 1e-4 * scale) {
+        if worst.0.is_nan() || worst.0 > 1e-4 * scale {
             let (i, d) = (worst.1, worst.0);
             return Err(Failure::Mismatch(format!(
                 "output `{name}` {ws:?}: max|jit - ref| = {d:e} at [{i}] (jit {}, ref {}), max|ref| = {scale:e}, \
@@ -196,10 +196,10 @@ fn check_all(tag: &str, src: &str, seed: u64) -> Result<(), String> {
         let Err(f) = check(src, seed, &cfg, &want) else { continue };
         let same_kind = |text: &str| {
             let Ok(w) = expected(text, seed) else { return false };
-            match (check(text, seed, &cfg, &w), &f) {
-                (Err(Failure::Mismatch(_)), Failure::Mismatch(_)) | (Err(Failure::Crash(_)), Failure::Crash(_)) => true,
-                _ => false,
-            }
+            matches!(
+                (check(text, seed, &cfg, &w), &f),
+                (Err(Failure::Mismatch(_)), Failure::Mismatch(_)) | (Err(Failure::Crash(_)), Failure::Crash(_))
+            )
         };
         let small = shrink(src, same_kind);
         let small_failure = match expected(&small, seed).and_then(|w| check(&small, seed, &cfg, &w)) {
@@ -301,21 +301,46 @@ enum PadW {
 /// One statement of the generated network.
 #[derive(Clone, Debug)]
 enum L {
-    Conv { out: Ch, k: [usize; 2], s: [usize; 2], pad: PadW, groups: usize, attrs: &'static str },
-    Pool { max: bool, k: [usize; 2], s: [usize; 2], pad: [usize; 4], ceil: bool, exclude: bool },
+    Conv {
+        out: Ch,
+        k: [usize; 2],
+        s: [usize; 2],
+        pad: PadW,
+        groups: usize,
+        attrs: &'static str,
+    },
+    Pool {
+        max: bool,
+        k: [usize; 2],
+        s: [usize; 2],
+        pad: [usize; 4],
+        ceil: bool,
+        exclude: bool,
+    },
     Lrn(&'static str),
     Bn(&'static str),
     Relu,
     Dropout,
     Gap,
     Flatten,
-    Fc { out: usize, attrs: &'static str },
+    Fc {
+        out: usize,
+        attrs: &'static str,
+    },
     Softmax,
-    L2Norm,
+    NormL2,
     Concat(Vec<Vec<L>>),
-    Residual { scale: Option<f32>, relu: bool, body: Vec<L> },
+    Residual {
+        scale: Option<f32>,
+        relu: bool,
+        body: Vec<L>,
+    },
     /// An instance of block `block` (repeated `times` inside `[ repeat ... ]` when > 1).
-    Call { block: usize, args: Vec<usize>, times: usize },
+    Call {
+        block: usize,
+        args: Vec<usize>,
+        times: usize,
+    },
     /// `output NAME` (names the current tensor).
     Output(String),
     /// `output NAME { body }` (a side branch).
@@ -393,14 +418,22 @@ fn shape(blocks: &[Block], l: &L, d: Dims, args: &[usize]) -> Option<Dims> {
                 PadW::Sym(ph, pw) => [ph, ph, pw, pw],
                 PadW::Tuple(p) => p,
             };
-            Dims::Map { c: out, h: window(h, k[0], s[0], p[0], p[1], false)?, w: window(w, k[1], s[1], p[2], p[3], false)? }
+            Dims::Map {
+                c: out,
+                h: window(h, k[0], s[0], p[0], p[1], false)?,
+                w: window(w, k[1], s[1], p[2], p[3], false)?,
+            }
         }
         L::Pool { k, s, pad, ceil, .. } => {
             let (c, h, w) = map(d)?;
             if pad[0].max(pad[1]) * 2 > k[0] || pad[2].max(pad[3]) * 2 > k[1] {
                 return None;
             }
-            Dims::Map { c, h: window(h, k[0], s[0], pad[0], pad[1], *ceil)?, w: window(w, k[1], s[1], pad[2], pad[3], *ceil)? }
+            Dims::Map {
+                c,
+                h: window(h, k[0], s[0], pad[0], pad[1], *ceil)?,
+                w: window(w, k[1], s[1], pad[2], pad[3], *ceil)?,
+            }
         }
         L::Lrn(_) => {
             map(d)?;
@@ -419,7 +452,7 @@ fn shape(blocks: &[Block], l: &L, d: Dims, args: &[usize]) -> Option<Dims> {
             Dims::Flat(_) => Dims::Flat(*out),
             Dims::Map { .. } => return None,
         },
-        L::Softmax | L::L2Norm => match d {
+        L::Softmax | L::NormL2 => match d {
             Dims::Flat(_) => d,
             Dims::Map { .. } => return None,
         },
@@ -466,12 +499,20 @@ fn shape(blocks: &[Block], l: &L, d: Dims, args: &[usize]) -> Option<Dims> {
 }
 
 /// Spatial-preserving convolution shapes: kernel and padding (stride 1).
-const KEEP_CONVS: &[([usize; 2], [usize; 2])] =
-    &[([1, 1], [0, 0]), ([3, 3], [1, 1]), ([1, 3], [0, 1]), ([3, 1], [1, 0]), ([1, 7], [0, 3]), ([7, 1], [3, 0]), ([5, 5], [2, 2])];
+const KEEP_CONVS: &[([usize; 2], [usize; 2])] = &[
+    ([1, 1], [0, 0]),
+    ([3, 3], [1, 1]),
+    ([1, 3], [0, 1]),
+    ([3, 1], [1, 0]),
+    ([1, 7], [0, 3]),
+    ([7, 1], [3, 0]),
+    ([5, 5], [2, 2]),
+];
 /// Every kernel the generator uses.
 const KERNELS: &[[usize; 2]] = &[[1, 1], [3, 3], [1, 3], [3, 1], [1, 7], [7, 1], [5, 5]];
 /// Extra words on a convolution (the file's defaults supply the rest).
-const CONV_ATTRS: &[&str] = &["", "", "", "", "bias", "nobias", "nobn", "bn", "norelu", "relu", "bn eps 0.001", "nobn norelu"];
+const CONV_ATTRS: &[&str] =
+    &["", "", "", "", "bias", "nobias", "nobn", "bn", "norelu", "relu", "bn eps 0.001", "nobn norelu"];
 
 impl Gen {
     fn label(&mut self) -> String {
@@ -486,7 +527,7 @@ impl Gen {
             10 => self.rng.range(41, 100),
             2..=5 => {
                 let c = self.rng.range(1, 37);
-                if c % 4 == 0 { c + 1 } else { c }
+                if c.is_multiple_of(4) { c + 1 } else { c }
             }
             _ => self.rng.range(1, 40),
         }
@@ -525,7 +566,14 @@ impl Gen {
 
     /// A pool that keeps the spatial size (3x3, stride 1, pad 1).
     fn keep_pool(&mut self) -> L {
-        L::Pool { max: self.rng.chance(0.5), k: [3, 3], s: [1, 1], pad: [1; 4], ceil: false, exclude: self.rng.chance(0.5) }
+        L::Pool {
+            max: self.rng.chance(0.5),
+            k: [3, 3],
+            s: [1, 1],
+            pad: [1; 4],
+            ceil: false,
+            exclude: self.rng.chance(0.5),
+        }
     }
 
     /// Any convolution valid on `d`, or `None` after a few tries.
@@ -611,7 +659,9 @@ impl Gen {
                 4 if self.rng.chance(0.3) => vec![self.keep_pool()],
                 // The module's input itself (`{ }`), or a concat straight inside the concat.
                 5 if self.rng.chance(0.3) => vec![],
-                6 if self.rng.chance(0.3) => vec![L::Concat(vec![vec![self.one_by_one(params)], vec![self.keep_conv(params)]])],
+                6 if self.rng.chance(0.3) => {
+                    vec![L::Concat(vec![vec![self.one_by_one(params)], vec![self.keep_conv(params)]])]
+                }
                 _ => vec![self.one_by_one(params), self.keep_conv(params)],
             };
             // A branch's tensor as an output (not in blocks: a second instance would repeat
@@ -671,7 +721,14 @@ impl Gen {
         let mut branches = vec![vec![down(self)], vec![self.one_by_one(0), self.keep_conv(0), down(self)]];
         if self.rng.chance(0.7) {
             let exclude = self.rng.chance(0.5);
-            branches.push(vec![L::Pool { max: self.rng.chance(0.6), k: [k, k], s: [2, 2], pad: p, ceil: false, exclude }]);
+            branches.push(vec![L::Pool {
+                max: self.rng.chance(0.6),
+                k: [k, k],
+                s: [2, 2],
+                pad: p,
+                ceil: false,
+                exclude,
+            }]);
         }
         let l = L::Concat(branches);
         shape(&self.blocks, &l, d, &[]).map(|_| l)
@@ -720,7 +777,7 @@ impl Gen {
         h.push(L::Fc { out: self.rng.range(2, 20), attrs: self.rng.pick(&["", "", "nobias"]) });
         match self.rng.range(0, 4) {
             0 => h.push(L::Softmax),
-            1 => h.push(L::L2Norm),
+            1 => h.push(L::NormL2),
             _ => {}
         }
         h
@@ -864,7 +921,7 @@ impl Gen {
             L::Flatten => writeln!(s, "{pad}{lab}flatten").unwrap(),
             L::Fc { out, attrs } => writeln!(s, "{pad}{lab}fc {out} {attrs}").unwrap(),
             L::Softmax => writeln!(s, "{pad}{lab}softmax").unwrap(),
-            L::L2Norm => writeln!(s, "{pad}{lab}l2norm").unwrap(),
+            L::NormL2 => writeln!(s, "{pad}{lab}l2norm").unwrap(),
             L::Concat(branches) => {
                 writeln!(s, "{pad}{lab}concat {{").unwrap();
                 for b in branches {
@@ -933,7 +990,8 @@ impl Gen {
 
 /// The source of random network number `case` and the seed of its weights and input.
 fn network(case: u64) -> String {
-    let mut g = Gen { rng: Rng(case.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ 0xd1ff), blocks: vec![], label: 0, outputs: 0 };
+    let mut g =
+        Gen { rng: Rng(case.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ 0xd1ff), blocks: vec![], label: 0, outputs: 0 };
     let dim = |r: &mut Rng| r.pick(&[1, 2, 3, 5, 7, 8, 9, 11, 12, 15, 17, 23, 29, 35]);
     let c = if g.rng.chance(0.8) { g.rng.range(1, 4) } else { g.rng.range(5, 19) };
     let d = Dims::Map { c, h: dim(&mut g.rng), w: dim(&mut g.rng) };
@@ -1058,10 +1116,35 @@ fn generator_covers_the_constructs() {
         text.push_str(&src);
     }
     for needle in [
-        "concat {", "residual scale", "repeat", "block mix", "block res", "pad same", "pad valid", "pad (", "stride 2",
-        "1x7", "7x1", "5x5", "exclude_pad", "include_pad", " ceil", "lrn", "softmax", "l2norm", "output side",
-        "output aux", "output mid", "groups", "input image 1x", "= true", "p1/2", "names conv",
-        "output branch", ": {\n  }", "{\n}",
+        "concat {",
+        "residual scale",
+        "repeat",
+        "block mix",
+        "block res",
+        "pad same",
+        "pad valid",
+        "pad (",
+        "stride 2",
+        "1x7",
+        "7x1",
+        "5x5",
+        "exclude_pad",
+        "include_pad",
+        " ceil",
+        "lrn",
+        "softmax",
+        "l2norm",
+        "output side",
+        "output aux",
+        "output mid",
+        "groups",
+        "input image 1x",
+        "= true",
+        "p1/2",
+        "names conv",
+        "output branch",
+        ": {\n  }",
+        "{\n}",
     ] {
         assert!(text.contains(needle), "no generated network contains `{needle}`");
     }

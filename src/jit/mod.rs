@@ -32,7 +32,8 @@ pub enum Tier {
 }
 
 /// The tier asked for.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TierChoice {
     /// The fastest this CPU runs (CPUID at run time).
     #[default]
