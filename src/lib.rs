@@ -40,6 +40,7 @@ pub mod jit;
 pub mod lower;
 pub mod npy;
 pub mod passes;
+pub mod preprocess;
 pub mod reference;
 pub mod runtime;
 pub mod summary;

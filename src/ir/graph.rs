@@ -58,6 +58,8 @@ pub struct Graph {
     pub outputs: Vec<(String, NodeId)>,
     /// The network's name.
     pub name: String,
+    /// How an image becomes the input (`preprocess` in the source), if declared.
+    pub preprocess: Option<crate::preprocess::Preprocess>,
 }
 
 impl Graph {
