@@ -232,16 +232,17 @@ fn load_input(g: &incc::ir::Graph, input: Option<&Path>, seed: u64) -> incc::Res
     Ok(data)
 }
 
-/// The input from `--image` (preprocessed as the network declares), `--input`, or the seed.
+/// The input from `--image` (decoded already, preprocessed as the network declares),
+/// `--input`, or the seed.
 fn run_input(
     g: &incc::ir::Graph,
     file: &Path,
     input: Option<&Path>,
-    image: Option<&Path>,
+    image: Option<&(PathBuf, incc::preprocess::Rgb8)>,
     seed: u64,
     quiet: bool,
 ) -> incc::Result<Vec<f32>> {
-    let Some(path) = image else { return load_input(g, input, seed) };
+    let Some((path, img)) = image else { return load_input(g, input, seed) };
     let Some(pre) = &g.preprocess else {
         return Err(Error::Invalid(format!(
             "{}: the network declares no `preprocess`, so incc does not know how to turn an image into its \
@@ -250,11 +251,10 @@ fn run_input(
             file.display()
         )));
     };
-    let img = incc::preprocess::load_image(path)?;
     if !quiet {
         println!("image {} ({}x{}): {pre}", path.display(), img.width, img.height);
     }
-    pre.apply(&img).map_err(|e| Error::Image { path: path.display().to_string(), message: e.to_string() })
+    pre.apply(img).map_err(|e| Error::Image { path: path.display().to_string(), message: e.to_string() })
 }
 
 /// The `top` most probable classes of each output (`run --image`).
@@ -376,6 +376,11 @@ fn run(cli: Cli) -> incc::Result<()> {
                 return Err(Error::Invalid("--precision f64 needs --engine reference".into()));
             }
             let quiet = output.is_some();
+            // Decode first: a bad image fails before the network is compiled.
+            let image = match image {
+                Some(p) => Some((p.clone(), incc::preprocess::load_image(&p)?)),
+                None => None,
+            };
             let mut kinds = vec![];
             let outs = match engine {
                 Engine::Reference => {
@@ -384,7 +389,7 @@ fn run(cli: Cli) -> incc::Result<()> {
                         Some(p) => incc::weights::Weights::load_safetensors(p, &g)?,
                         None => incc::weights::Weights::init(&g, args.seed),
                     };
-                    let x = run_input(&g, &file, input.as_deref(), image.as_deref(), args.seed, quiet)?;
+                    let x = run_input(&g, &file, input.as_deref(), image.as_ref(), args.seed, quiet)?;
                     kinds = output_kinds(&g);
                     if precision == Precision::F64 {
                         let x: Vec<f64> = x.iter().map(|&v| v as f64).collect();
@@ -399,7 +404,7 @@ fn run(cli: Cli) -> incc::Result<()> {
                     if output.is_none() {
                         print_report(&c.report, false);
                     }
-                    let x = run_input(&c.graph, &file, input.as_deref(), image.as_deref(), args.seed, quiet)?;
+                    let x = run_input(&c.graph, &file, input.as_deref(), image.as_ref(), args.seed, quiet)?;
                     kinds = output_kinds(&c.graph);
                     let t = Instant::now();
                     let outs = c.model.run(&x)?;

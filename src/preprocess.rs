@@ -255,8 +255,7 @@ fn taps(in_size: usize, out_size: usize, filter: Interpolation) -> Taps {
         // C's `(int)` truncates; below zero both truncation and flooring clamp to 0.
         let lo = ((center - support + 0.5) as i64).max(0) as usize;
         let hi = ((center + support + 0.5) as i64).clamp(0, in_size as i64) as usize;
-        let w: Vec<f64> =
-            (lo..hi.max(lo)).map(|i| filter.weight((i as f64 - center + 0.5) / filter_scale)).collect();
+        let w: Vec<f64> = (lo..hi.max(lo)).map(|i| filter.weight((i as f64 - center + 0.5) / filter_scale)).collect();
         let sum: f64 = w.iter().sum();
         let one = (1u32 << PRECISION_BITS) as f64;
         let fixed = w

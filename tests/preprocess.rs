@@ -103,7 +103,10 @@ fn the_caffe_googlenet_declares_caffe_preprocessing() {
     // bvlc_googlenet's train_val.prototxt: images warped to 256x256, crop_size 224, BGR 0..255,
     // mean_value 104, 117, 123 (no reference implementation to run here).
     let p = preprocess_of("googlenet");
-    assert_eq!(p.to_string(), "resize 256x256 bilinear crop 224x224 normalize bgr255 mean (104, 117, 123) std (1, 1, 1)");
+    assert_eq!(
+        p.to_string(),
+        "resize 256x256 bilinear crop 224x224 normalize bgr255 mean (104, 117, 123) std (1, 1, 1)"
+    );
 }
 
 #[test]

@@ -48,7 +48,9 @@ pub fn lower(decls: &[PreprocessDecl], input: Option<&InputDecl>, errs: &mut Vec
     while let Some(w) = words.next() {
         // `key = value` is the same as `key value`.
         let (key, key_span, inline) = match &w.kind {
-            WordKind::FlagSet(name, e) => (name.name.as_str(), name.span, Some(Word { kind: WordKind::Expr(e.clone()), span: e.span })),
+            WordKind::FlagSet(name, e) => {
+                (name.name.as_str(), name.span, Some(Word { kind: WordKind::Expr(e.clone()), span: e.span }))
+            }
             _ => match w.as_ident() {
                 Some(k) => (k, w.span, None),
                 None => {
@@ -63,7 +65,8 @@ pub fn lower(decls: &[PreprocessDecl], input: Option<&InputDecl>, errs: &mut Vec
         };
         if !SETTINGS.contains(&key) {
             misspelt = true;
-            let mut d = Diagnostic::error(key_span, format!("`preprocess` has no setting `{key}`")).with_label("unknown setting");
+            let mut d = Diagnostic::error(key_span, format!("`preprocess` has no setting `{key}`"))
+                .with_label("unknown setting");
             d = match suggest(key, SETTINGS.iter().copied()) {
                 Some(s) => d.with_note(format!("did you mean `{s}`?")),
                 None => d.with_note(format!("`preprocess` accepts: {}", SETTINGS.join(", "))),
@@ -106,9 +109,9 @@ pub fn lower(decls: &[PreprocessDecl], input: Option<&InputDecl>, errs: &mut Vec
                     },
                 };
                 match key {
-                    "resize" => resize = side_or_dims(key, &value, &env, errs).map(|(r, _)| (r, value.span)),
+                    "resize" => resize = side_or_dims(key, &value, &env, errs).map(|r| (r, value.span)),
                     "crop" => {
-                        crop = side_or_dims(key, &value, &env, errs).map(|(r, _)| {
+                        crop = side_or_dims(key, &value, &env, errs).map(|r| {
                             let hw = match r {
                                 Resize::ShorterSide(n) => [n, n],
                                 Resize::Exact(hw) => hw,
@@ -116,7 +119,7 @@ pub fn lower(decls: &[PreprocessDecl], input: Option<&InputDecl>, errs: &mut Vec
                             (hw, value.span)
                         })
                     }
-                    "normalize" => mode = normalize_mode(&value, errs).map(|m| (m, value.span)),
+                    "normalize" => mode = normalize_mode(&value, errs),
                     "mean" => mean = numbers(key, &value, &env, errs).map(|v| (v, value.span)),
                     _ => std = numbers(key, &value, &env, errs).map(|v| (v, value.span)),
                 }
@@ -150,8 +153,7 @@ pub fn lower(decls: &[PreprocessDecl], input: Option<&InputDecl>, errs: &mut Vec
             }
         }
     };
-    let mode_value = mode.map(|m| m.0);
-    if mode_value == Some(Mode::Inception) {
+    if mode == Some(Mode::Inception) {
         for (key, v) in [("mean", &mean), ("std", &std)] {
             if let Some((_, span)) = v {
                 errs.push(
@@ -163,13 +165,13 @@ pub fn lower(decls: &[PreprocessDecl], input: Option<&InputDecl>, errs: &mut Vec
         }
     }
     if let Some((v, span)) = &std
-        && v.iter().any(|&s| !(s > 0.0))
+        && v.iter().any(|&s| s <= 0.0)
     {
         errs.push(
             Diagnostic::error(*span, "invalid value for `std` in `preprocess`").with_label("expected positive numbers"),
         );
     }
-    let (mean_v, std_v) = if mode_value == Some(Mode::Inception) {
+    let (mean_v, std_v) = if mode == Some(Mode::Inception) {
         ([0.5; 3], [0.5; 3])
     } else {
         (channels(mean, "mean", 0.0, errs), channels(std, "std", 1.0, errs))
@@ -195,8 +197,12 @@ pub fn lower(decls: &[PreprocessDecl], input: Option<&InputDecl>, errs: &mut Vec
         let (crop_hw, crop_span) = crop.map_or(([h, w], None), |(hw, s)| (hw, Some(s)));
         if let Some((r, rspan)) = resize {
             let (fits, resized) = match r {
-                Resize::ShorterSide(n) => (crop_hw[0] <= n && crop_hw[1] <= n, format!("`resize {n}` makes the shorter side {n}")),
-                Resize::Exact([rh, rw]) => (crop_hw[0] <= rh && crop_hw[1] <= rw, format!("`resize {rh}x{rw}` makes the image {rh}x{rw}")),
+                Resize::ShorterSide(n) => {
+                    (crop_hw[0] <= n && crop_hw[1] <= n, format!("`resize {n}` makes the shorter side {n}"))
+                }
+                Resize::Exact([rh, rw]) => {
+                    (crop_hw[0] <= rh && crop_hw[1] <= rw, format!("`resize {rh}x{rw}` makes the image {rh}x{rw}"))
+                }
             };
             if !fits {
                 let what = format!("crop {}x{} is larger than the resized image", crop_hw[0], crop_hw[1]);
@@ -219,14 +225,14 @@ pub fn lower(decls: &[PreprocessDecl], input: Option<&InputDecl>, errs: &mut Vec
         resize,
         interpolation: interpolation.unwrap_or(Interpolation::Bilinear),
         crop: crop.map_or([input.dims[1] as usize, input.dims[2] as usize], |c| c.0),
-        mode: mode_value?,
+        mode: mode?,
         mean: mean_v,
         std: std_v,
     })
 }
 
 /// `N` or `HxW`, each side from 1 to [`MAX_SIDE`].
-fn side_or_dims(key: &str, w: &Word, env: &Env, errs: &mut Vec<Diagnostic>) -> Option<(Resize, Span)> {
+fn side_or_dims(key: &str, w: &Word, env: &Env, errs: &mut Vec<Diagnostic>) -> Option<Resize> {
     let bad = |errs: &mut Vec<Diagnostic>| {
         errs.push(
             Diagnostic::error(w.span, format!("invalid value for `{key}` in `preprocess`"))
@@ -237,10 +243,10 @@ fn side_or_dims(key: &str, w: &Word, env: &Env, errs: &mut Vec<Diagnostic>) -> O
     let ok = |n: u64| n >= 1 && n <= MAX_SIDE as u64;
     match &w.kind {
         WordKind::Dims(d) if d.len() == 2 && d.iter().all(|&x| ok(x)) => {
-            Some((Resize::Exact([d[0] as usize, d[1] as usize]), w.span))
+            Some(Resize::Exact([d[0] as usize, d[1] as usize]))
         }
         WordKind::Expr(e) => match env.eval(e, errs)? {
-            Value::Int(n) if n >= 1 && ok(n as u64) => Some((Resize::ShorterSide(n as usize), w.span)),
+            Value::Int(n) if n >= 1 && ok(n as u64) => Some(Resize::ShorterSide(n as usize)),
             _ => bad(errs),
         },
         _ => bad(errs),
@@ -253,14 +259,16 @@ fn normalize_mode(w: &Word, errs: &mut Vec<Diagnostic>) -> Option<Mode> {
     let list = format!("`{}` or `{}`", keywords[..3].join("`, `"), keywords[3]);
     let Some(name) = w.as_ident() else {
         errs.push(
-            Diagnostic::error(w.span, "expected a normalisation mode after `normalize`").with_label(format!("one of {list}")),
+            Diagnostic::error(w.span, "expected a normalisation mode after `normalize`")
+                .with_label(format!("one of {list}")),
         );
         return None;
     };
     if let Some((_, m)) = Mode::ALL.iter().find(|(k, _)| *k == name) {
         return Some(*m);
     }
-    let mut d = Diagnostic::error(w.span, format!("unknown normalisation mode `{name}`")).with_label(format!("expected {list}"));
+    let mut d = Diagnostic::error(w.span, format!("unknown normalisation mode `{name}`"))
+        .with_label(format!("expected {list}"));
     if let Some(s) = suggest(name, keywords.into_iter()) {
         d = d.with_note(format!("did you mean `{s}`?"));
     }
@@ -286,7 +294,10 @@ fn numbers(key: &str, w: &Word, env: &Env, errs: &mut Vec<Diagnostic>) -> Option
         match env.eval(e, errs)?.as_f64() {
             Some(x) => out.push(x),
             None => {
-                errs.push(Diagnostic::error(e.span, format!("invalid value for `{key}` in `preprocess`")).with_label("expected a number"));
+                errs.push(
+                    Diagnostic::error(e.span, format!("invalid value for `{key}` in `preprocess`"))
+                        .with_label("expected a number"),
+                );
                 return None;
             }
         }
