@@ -32,6 +32,14 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// An image file (`incc run --image`) is not a JPEG or PNG that can be decoded.
+    #[error("{path}: {message}")]
+    Image {
+        /// The image file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
     /// An input tensor of the wrong shape or length was given.
     #[error("input `{name}` must have shape {expected}, found {found}")]
     InputShape {

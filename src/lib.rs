@@ -47,6 +47,7 @@ pub mod jit;
 pub mod lower;
 pub mod npy;
 pub mod passes;
+pub mod preprocess;
 pub mod profile;
 pub mod reference;
 pub mod runtime;

@@ -213,6 +213,13 @@ enum Cmd {
         /// Input tensor (.npy, f32, shape CxHxW or 1xCxHxW); default: seeded random input.
         #[arg(long)]
         input: Option<PathBuf>,
+        /// An image (JPEG or PNG) to classify, turned into the input as the file's `preprocess`
+        /// declaration says; prints the most probable classes.
+        #[arg(long, conflicts_with = "input")]
+        image: Option<PathBuf>,
+        /// How many classes to print with --image.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100000))]
+        top: u32,
         /// Write the first output here (.npy); further outputs go to `<stem>_<name>.npy` beside it.
         #[arg(long)]
         output: Option<PathBuf>,
@@ -381,6 +388,59 @@ fn load_input(g: &incc::ir::Graph, input: Option<&Path>, seed: u64) -> incc::Res
     Ok(data)
 }
 
+/// The input from `--image` (decoded already, preprocessed as the network declares),
+/// `--input`, or the seed.
+fn run_input(
+    g: &incc::ir::Graph,
+    file: &Path,
+    input: Option<&Path>,
+    image: Option<&(PathBuf, incc::preprocess::Rgb8)>,
+    seed: u64,
+    quiet: bool,
+) -> incc::Result<Vec<f32>> {
+    let Some((path, img)) = image else { return load_input(g, input, seed) };
+    let Some(pre) = &g.preprocess else {
+        return Err(Error::Invalid(format!(
+            "{}: the network declares no `preprocess`, so incc does not know how to turn an image into its \
+             input: add e.g. `preprocess resize 256 crop 224 normalize inception` (docs/LANGUAGE.md), or give \
+             a tensor with --input",
+            file.display()
+        )));
+    };
+    if !quiet {
+        println!("image {} ({}x{}): {pre}", path.display(), img.width, img.height);
+    }
+    pre.apply(img).map_err(|e| Error::Image { path: path.display().to_string(), message: e.to_string() })
+}
+
+/// The `top` most probable classes of each output (`run --image`).
+fn print_classes(
+    outs: &[(String, incc::ir::Shape, Vec<f32>)],
+    kinds: &[(String, incc::preprocess::OutputKind)],
+    top: usize,
+) {
+    use incc::preprocess::{OutputKind, class_name, top_classes};
+    for (name, shape, data) in outs {
+        let kind = kinds.iter().find(|k| &k.0 == name).map_or(OutputKind::Logits, |k| k.1);
+        if shape.rank() != 2 || kind == OutputKind::Embedding {
+            print_outputs(&[(name.clone(), shape.clone(), data.clone())]);
+            continue;
+        }
+        let how = if kind == OutputKind::Logits { "softmax of the logits" } else { "probabilities" };
+        println!("output {name}: {shape}, {how}");
+        for (rank, (i, p)) in top_classes(data, kind, top).into_iter().enumerate() {
+            match class_name(i, data.len()) {
+                Some(class) => println!("  {:>2}. {p:.6}  {class} ({i})", rank + 1),
+                None => println!("  {:>2}. {p:.6}  class {i}", rank + 1),
+            }
+        }
+    }
+}
+
+fn output_kinds(g: &incc::ir::Graph) -> Vec<(String, incc::preprocess::OutputKind)> {
+    g.outputs.iter().filter_map(|(n, _)| Some((n.clone(), incc::preprocess::output_kind(g, n)?))).collect()
+}
+
 fn print_report(r: &incc::CompileReport, explain: bool) {
     println!(
         "compiled {} in {:.1} ms (parse {:.1}, lower {:.1}, weights {:.1}, passes {:.1}, codegen {:.1})",
@@ -498,12 +558,19 @@ fn run(cli: Cli) -> incc::Result<()> {
             }
             Ok(())
         }
-        Cmd::Run { file, args, input, output, engine, precision } => {
+        Cmd::Run { file, args, input, image, top, output, engine, precision } => {
             if precision == Precision::F64 && engine != Engine::Reference {
                 return Err(Error::Invalid("--precision f64 needs --engine reference".into()));
             }
             let profile = args.profile()?;
             let seed = profile.seed.unwrap_or(0);
+            let quiet = output.is_some();
+            // Decode first: a bad image fails before the network is compiled.
+            let image = match image {
+                Some(p) => Some((p.clone(), incc::preprocess::load_image(&p)?)),
+                None => None,
+            };
+            let mut kinds = vec![];
             let outs = match engine {
                 Engine::Reference => {
                     let g = incc::frontend::compile_file(&file)?;
@@ -511,7 +578,8 @@ fn run(cli: Cli) -> incc::Result<()> {
                         Some(p) => incc::weights::Weights::load_safetensors(p, &g)?,
                         None => incc::weights::Weights::init(&g, seed),
                     };
-                    let x = load_input(&g, input.as_deref(), seed)?;
+                    let x = run_input(&g, &file, input.as_deref(), image.as_ref(), seed, quiet)?;
+                    kinds = output_kinds(&g);
                     if precision == Precision::F64 {
                         let x: Vec<f64> = x.iter().map(|&v| v as f64).collect();
                         let outs = incc::reference::run_f64(&g, &w, &[&x])?;
@@ -525,7 +593,8 @@ fn run(cli: Cli) -> incc::Result<()> {
                     if output.is_none() {
                         print_report(&c.report, false);
                     }
-                    let x = load_input(&c.graph, input.as_deref(), seed)?;
+                    let x = run_input(&c.graph, &file, input.as_deref(), image.as_ref(), seed, quiet)?;
+                    kinds = output_kinds(&c.graph);
                     let t = Instant::now();
                     let outs = c.model.run(&x)?;
                     if output.is_none() {
@@ -542,6 +611,7 @@ fn run(cli: Cli) -> incc::Result<()> {
                         eprintln!("wrote output `{name}` ({shape}) to {}", p.display());
                     }
                 }
+                None if image.is_some() => print_classes(&outs, &kinds, top as usize),
                 None => print_outputs(&outs),
             }
             Ok(())

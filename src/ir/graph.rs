@@ -101,6 +101,8 @@ pub struct Graph {
     /// The source regions nodes were written in; [`Node::scope`] indexes it. A scope's
     /// parent always precedes it.
     pub scopes: Vec<Scope>,
+    /// How an image becomes the input (`preprocess` in the source), if declared.
+    pub preprocess: Option<crate::preprocess::Preprocess>,
 }
 
 impl Graph {

@@ -7,6 +7,7 @@
 
 pub mod attrs;
 pub mod eval;
+pub mod preprocess;
 
 use crate::diag::{Diagnostic, Span};
 use crate::ir::infer::{MAX_TENSOR_ELEMENTS, infer};
@@ -190,6 +191,10 @@ impl<'a> Lowering<'a> {
             }
         }
         let x = self.declare_input(file);
+        let mut errs = vec![];
+        let input = file.inputs.first().filter(|_| x.is_some());
+        self.g.preprocess = preprocess::lower(&file.preprocess, input, &mut errs);
+        self.report(errs);
         let defaults = self.file_defaults.clone();
         let y = self.seq(&body, x, "", None, &env, &defaults);
         if self.g.outputs.is_empty() && !self.aborted {
