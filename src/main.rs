@@ -544,7 +544,8 @@ fn run(cli: Cli) -> incc::Result<()> {
             if let Some(object) = output {
                 // The object embeds the seeded weights; `--weights` goes to the params file.
                 let opts = incc::aot::AotOptions { object, name, weights: args.weights.clone(), verify: false };
-                let r = incc::aot::compile_file(&args.compiler()?, &file, &opts)?;
+                let r =
+                    incc::aot::compile_file(&args.compiler()?.seed(args.profile()?.seed.unwrap_or(0)), &file, &opts)?;
                 match format {
                     ReportFormat::Text => print_object_report(&r),
                     ReportFormat::Json => println!("{}", to_json(&r)?),
