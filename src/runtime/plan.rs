@@ -533,7 +533,10 @@ pub fn plan_checked(graph: &Graph, weights: &Weights, tier: Tier, guard: bool) -
                 }
                 Op::Concat => {
                     let written = ops.iter().filter(|o| placed.get(o).is_some_and(|t| t.0 == id)).count();
-                    if written < ops.len() {
+                    // A placed last operand writes the tail block (padding included) itself,
+                    // before this step: zeroing it here would erase its channels.
+                    let last_placed = ops.last().is_some_and(|o| placed.get(o).is_some_and(|t| t.0 == id));
+                    if written < ops.len() && !last_placed {
                         zero_tail(&mut p, out, oc, opix);
                     }
                     let mut off = 0;
