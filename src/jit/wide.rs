@@ -117,10 +117,11 @@ pub enum Broadcast {
 }
 
 impl Broadcast {
-    /// The faster one for `spec`, as `examples/wide_bench.rs` measures it (best of 40 runs,
-    /// GFLOP/s): with `nr >= 2` a separate broadcast (1x1 conv 7x4 171 vs 144, 5x4 173 vs
-    /// 134, 14x2 171 vs 162; 3x3 conv 9x3 176 vs 164), with `nr = 1` the folded one (28x1
-    /// 157 vs 130: there the broadcast would cost one load uop per FMA).
+    /// The faster one for `spec`, as `examples/wide_bench.rs` measures it (median GFLOP/s
+    /// of 40 runs, separate vs folded): with `nr >= 2` a separate broadcast (1x1 conv: 7x4
+    /// 156 vs 131, 5x4 156 vs 123, 14x2 151 vs 145; 3x3 conv: 9x3 160 vs 149, 14x2 equal),
+    /// with `nr = 1` the folded one (28x1: 119 vs 139; the broadcast would be one more load
+    /// uop per FMA).
     pub fn preferred(spec: &TileSpec) -> Broadcast {
         if spec.nr >= 2 { Broadcast::Register } else { Broadcast::Embedded }
     }
