@@ -654,11 +654,8 @@ fn storage_of(
     }
     let is_host = placed.values().any(|t| t.0 == id);
     if let Some(&(c, off)) = placed.get(&id) {
-        let cv = storage_of(p, graph, placed, storage, uses, c).unwrap_or_else(|| {
-            let v = View { buf: p.new_buf(bytes_of(&graph.node(c).shape), live_refs(placed, uses, c)), off: 0 };
-            storage.insert(c, v);
-            v
-        });
+        // `c` hosts `id`, so it always has storage.
+        let cv = storage_of(p, graph, placed, storage, uses, c)?;
         let v = View { buf: cv.buf, off: cv.off + off };
         if is_host {
             storage.insert(id, v);
@@ -753,7 +750,7 @@ fn conv(p: &mut Planner, c: ConvIn) {
         ihp = oh;
         iwp = ow;
     }
-    if p.tier == Tier::Wide {
+    let (kernel, args, flops) = if p.tier == Tier::Wide {
         let ocb = cpad(c.oc) / BLOCK;
         let (m, nr) = choose_tile(ow, ocb, cb_in * kh * kw * BLOCK);
         let spec = WideConvSpec {
@@ -785,33 +782,31 @@ fn conv(p: &mut Planner, c: ConvIn) {
             args.push(Arg::Null);
         }
         let flops = 2 * spec.macs();
-        p.kernel(KernelSpec::WideConv(spec), args, flops);
-        if let Some(sb) = scratch {
-            p.unref(sb);
+        (KernelSpec::WideConv(spec), args, flops)
+    } else {
+        let spec = ConvSpec {
+            cb_in,
+            hp: ihp,
+            wp: iwp,
+            kernel: c.kernel,
+            stride: c.stride,
+            oh,
+            ow,
+            ocp: cpad(c.oc) / 8,
+            residual: c.residual.map(|r| r.0.to_bits()),
+            relu: c.relu,
+        };
+        let packed = DEFAULT_CONV.pack(&spec, c.oc, c.c, c.dense);
+        let bias = DEFAULT_CONV.pack_bias(&spec, c.oc, c.bias);
+        let (wa, ba) = (p.param(&packed), p.param(&bias));
+        let mut args = vec![Arg::Arena(c.out), Arg::Arena(input), wa, ba];
+        if let Some((_, r)) = c.residual {
+            args.push(r);
         }
-        return;
-    }
-    let spec = ConvSpec {
-        cb_in,
-        hp: ihp,
-        wp: iwp,
-        kernel: c.kernel,
-        stride: c.stride,
-        oh,
-        ow,
-        ocp: cpad(c.oc) / 8,
-        residual: c.residual.map(|r| r.0.to_bits()),
-        relu: c.relu,
+        let flops = 2 * spec.macs();
+        (KernelSpec::Conv(spec), args, flops)
     };
-    let packed = DEFAULT_CONV.pack(&spec, c.oc, c.c, c.dense);
-    let bias = DEFAULT_CONV.pack_bias(&spec, c.oc, c.bias);
-    let (wa, ba) = (p.param(&packed), p.param(&bias));
-    let mut args = vec![Arg::Arena(c.out), Arg::Arena(input), wa, ba];
-    if let Some((_, r)) = c.residual {
-        args.push(r);
-    }
-    let flops = 2 * spec.macs();
-    p.kernel(KernelSpec::Conv(spec), args, flops);
+    p.kernel(kernel, args, flops);
     if let Some(sb) = scratch {
         p.unref(sb);
     }
