@@ -302,6 +302,8 @@ fn onnxruntime_agrees_with_incc() {
     let mut fixtures: Vec<PathBuf> = std::fs::read_dir(root().join("tests/fixtures"))
         .expect("fixtures")
         .map(|e| e.expect("entry").path().join("net.incep"))
+        // Network cases only: `tests/fixtures/images/` holds preprocessing fixtures.
+        .filter(|p| p.is_file())
         .collect();
     fixtures.sort();
     nets.extend(fixtures);
