@@ -319,7 +319,7 @@ fn tile(
                 y = b.ins().fadd(rv, t);
             }
             if let Some(z) = zero {
-                y = b.ins().fmax(y, z);
+                y = pmax(b, y, z);
             }
             stv(b, y, op, off);
         }

@@ -3,8 +3,8 @@
 //! Every kernel is built with Cranelift `Variable`s rather than block parameters, so loops
 //! read like the Rust loops they replace; `seal_all_blocks` runs once at the end.
 
-use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Type, Value, types};
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{Endianness, InstBuilder, MemFlagsData, Type, Value, types};
 use cranelift_frontend::FunctionBuilder;
 
 /// 4 lanes of f32: the only vector type the kernels use (x86-64 SSE/AVX and aarch64 NEON).
@@ -104,4 +104,13 @@ pub fn for_n(b: &mut FunctionBuilder, n: usize, body: impl FnMut(&mut FunctionBu
 pub fn smin_c(b: &mut FunctionBuilder, x: Value, c: i64) -> Value {
     let cv = ic(b, c);
     b.ins().smin(x, cv)
+}
+
+/// `if y < x { x } else { y }` per lane: the pattern Cranelift's x86-64 backend lowers to one
+/// `maxps` (its `fmax` is a NaN-propagating sequence of about eight instructions). Like Rust's
+/// `f32::max` (the reference interpreter's), it does not propagate a NaN in `x`.
+pub fn pmax(b: &mut FunctionBuilder, x: Value, y: Value) -> Value {
+    let lt = b.ins().fcmp(FloatCC::LessThan, y, x);
+    let mask = b.ins().bitcast(V4, MemFlagsData::new().with_endianness(Endianness::Little), lt);
+    b.ins().bitselect(mask, x, y)
 }

@@ -272,7 +272,7 @@ pub fn build(
                                     continue;
                                 }
                                 let v = ldv(b, ip, ((ky * wp + kx) as i64) * BB + k * VB);
-                                acc = if max { b.ins().fmax(acc, v) } else { b.ins().fadd(acc, v) };
+                                acc = if max { pmax(b, v, acc) } else { b.ins().fadd(acc, v) };
                             }
                         }
                         if let Some(ds) = ds {
@@ -306,7 +306,7 @@ pub fn build(
         }
         KernelSpec::Relu { n } => {
             let z = splat_const(b, 0.0);
-            elementwise(b, args, begin, end, *n, 1, &mut |b, x| b.ins().fmax(x[0], z));
+            elementwise(b, args, begin, end, *n, 1, &mut |b, x| pmax(b, x[0], z));
         }
         KernelSpec::Copy { n } => elementwise(b, args, begin, end, *n, 1, &mut |_, x| x[0]),
         KernelSpec::Add { n, scale } => {
