@@ -148,6 +148,7 @@ impl<'a> Case<'a> {
                             m: b.m.min(c.ow - x0),
                             nr: b.nr,
                             kc: b.kc,
+                            lanes: 16,
                             kh: c.k.0,
                             kw: c.k.1,
                             sw: 1,
@@ -257,6 +258,7 @@ fn build_cost() {
         m: 14,
         nr: 2,
         kc: 18,
+        lanes: 16,
         kh: 1,
         kw: 1,
         sw: 1,
@@ -294,6 +296,7 @@ fn build_cost() {
         .map(|i| TileSpec {
             m: 1 + i % 14,
             kc: 1 + i / 14,
+            lanes: 16,
             kh: [1, 3, 1][i % 3],
             kw: [1, 3, 7][i % 3],
             first: i % 2 == 0,

@@ -53,14 +53,14 @@ impl Buf {
 /// element of `out` outside the tile changed.
 fn check(code: &WideCode, idx: usize, s: &TileSpec, rng: &mut Rng) -> f64 {
     let (m, nr) = (s.m as i64, s.nr as i64);
-    let (kc, kh, kw, sw) = (s.kc as i64, s.kh as i64, s.kw as i64, s.sw as i64);
+    let (kc, kh, kw, sw, lanes) = (s.kc as i64, s.kh as i64, s.kw as i64, s.sw as i64, s.lanes as i64);
     // Element extents of the three strided tensors relative to their pointers.
     let span = |n: i64, stride: i64| ((n - 1) * stride / 4).min(0)..=((n - 1) * stride / 4).max(0);
     let (pc, pr) = (span(kc, s.in_plane), span(kh, s.in_row));
-    let inp = Buf::new(pc.start() + pr.start(), pc.end() + pr.end() + ((m - 1) * sw + kw - 1) * 16 + 15, rng);
+    let inp = Buf::new(pc.start() + pr.start(), pc.end() + pr.end() + ((m - 1) * sw + kw - 1) * lanes + lanes - 1, rng);
     let po = span(nr, s.out_plane);
     let (olo, ohi) = (*po.start(), po.end() + (m - 1) * 16 + 15);
-    let w = rng.fill((kc * kh * kw * 16 * nr * 16) as usize);
+    let w = rng.fill((kc * kh * kw * lanes * nr * 16) as usize);
     let bias = rng.fill((nr * 16) as usize);
     let res = Buf::new(olo, ohi, rng);
     let mut out = Buf::new(olo, ohi, rng);
@@ -75,9 +75,9 @@ fn check(code: &WideCode, idx: usize, s: &TileSpec, rng: &mut Rng) -> f64 {
                 for c in 0..kc {
                     for ky in 0..kh {
                         for kx in 0..kw {
-                            for l in 0..16 {
-                                let x = inp.at((c * s.in_plane + ky * s.in_row) / 4 + (i * sw + kx) * 16 + l);
-                                let wi = ((((c * kh + ky) * kw + kx) * 16 + l) * nr + j) * 16 + o;
+                            for l in 0..lanes {
+                                let x = inp.at((c * s.in_plane + ky * s.in_row) / 4 + (i * sw + kx) * lanes + l);
+                                let wi = ((((c * kh + ky) * kw + kx) * lanes + l) * nr + j) * 16 + o;
                                 acc += x as f64 * w[wi as usize] as f64;
                             }
                         }
@@ -139,6 +139,7 @@ fn spec(
         m,
         nr,
         kc,
+        lanes: 16,
         kh: k.0,
         kw: k.1,
         sw,
@@ -203,6 +204,36 @@ fn grid_of_tiles_matches_the_contract() {
         code.code_bytes()
     );
     assert!(specs.len() > 300);
+}
+
+/// Compact inputs (`lanes < 16` channels per pixel, pixels `lanes * 4` bytes apart, as a
+/// network's RGB image is stored): every lane count, kernels and strides of stems.
+#[test]
+fn compact_lanes_match_the_contract() {
+    if skip() {
+        return;
+    }
+    let mut rng = Rng(4);
+    let mut specs = Vec::new();
+    for lanes in 1..16usize {
+        for (n, &(m, nr)) in [(28usize, 1usize), (14, 2), (9, 3), (7, 4), (5, 1)].iter().enumerate() {
+            let k = [(7, 7), (3, 3), (1, 1), (5, 5), (3, 3)][(n + lanes) % 5];
+            let sw = 1 + (n + lanes) % 2;
+            let wp = ((m - 1) * sw + k.1) as i64 + (lanes % 3) as i64;
+            let in_row = wp * lanes as i64 * 4;
+            let flags = [3, 3 | 16, 1, 2 | 4 | 16, 3][n];
+            let mut s = spec(m, nr, 1, k, sw, flags, 0, 0);
+            s.lanes = lanes;
+            s.in_row = in_row;
+            s.in_plane = in_row * k.0 as i64;
+            specs.push(s);
+        }
+    }
+    let mut kernels = WideKernels::new();
+    let idx: Vec<usize> = specs.iter().map(|s| kernels.add(s).unwrap()).collect();
+    let code = kernels.finish().unwrap();
+    let worst = specs.iter().zip(&idx).map(|(s, &i)| check(&code, i, s, &mut rng)).fold(0f64, f64::max);
+    println!("{} compact specs, worst relative error {worst:e}", specs.len());
 }
 
 /// All four `first`/`last` combinations chained: a 3-chunk reduction equals one call.

@@ -72,6 +72,10 @@ pub struct TileSpec {
     pub nr: usize,
     /// Input-channel blocks reduced, `>= 1`.
     pub kc: usize,
+    /// Channels of one input block, `1..=16`: 16 for the `Nchw16c` layout, fewer for a
+    /// compact `[H][W][C]` input with `C < 16` (a network's RGB image, `kc = 1`). Pixels
+    /// are `lanes * 4` bytes apart.
+    pub lanes: usize,
     /// Kernel height, `>= 1`.
     pub kh: usize,
     /// Kernel width, `>= 1` (unrolled: see [`MAX_BODY_INSTRUCTIONS`]).
@@ -154,12 +158,12 @@ fn fits_i32(v: i64) -> bool {
 impl TileSpec {
     /// Multiply-adds times two: the FLOPs of one call (of a valid spec).
     pub fn flops(&self) -> u64 {
-        2 * (self.m * self.nr * 16 * self.kc * self.kh * self.kw * 16) as u64
+        2 * (self.m * self.nr * 16 * self.kc * self.kh * self.kw * self.lanes) as u64
     }
 
-    /// Bytes of packed weights one call reads (`kc*kh*kw*16*nr*16` f32; of a valid spec).
+    /// Bytes of packed weights one call reads (`kc*kh*kw*lanes*nr*16` f32; of a valid spec).
     pub fn weight_bytes(&self) -> usize {
-        self.kc * self.kh * self.kw * 16 * self.nr * 64
+        self.kc * self.kh * self.kw * self.lanes * self.nr * 64
     }
 
     /// Checks the limits of the contract and that every displacement and immediate the
@@ -169,6 +173,9 @@ impl TileSpec {
         if self.m == 0 || self.kc == 0 || self.kh == 0 || self.kw == 0 || self.sw == 0 {
             return bad("m, kc, kh, kw and sw must be at least 1".into());
         }
+        if !(1..=16).contains(&self.lanes) {
+            return bad(format!("lanes must be 1..=16, found {}", self.lanes));
+        }
         if !(1..=4).contains(&self.nr) {
             return bad(format!("nr must be 1..=4, found {}", self.nr));
         }
@@ -176,14 +183,14 @@ impl TileSpec {
         if regs > 32 {
             return bad(format!("needs {regs} zmm registers (m*nr + nr), there are 32"));
         }
-        let body = self.kw.saturating_mul(16 * regs);
+        let body = self.kw.saturating_mul(self.lanes * regs);
         if body > MAX_BODY_INSTRUCTIONS {
             return bad(format!("an unrolled kernel row of {body} instructions exceeds {MAX_BODY_INSTRUCTIONS}"));
         }
         // m, nr and kw are small now; sw, kc and the strides may be anything.
         let big = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
-        let in_reach = big((self.m - 1).saturating_mul(self.sw).saturating_add(self.kw).saturating_mul(64));
-        let w_bytes = big(self.kc.saturating_mul(self.kh).saturating_mul(self.kw * 16 * self.nr * 64));
+        let in_reach = big((self.m - 1).saturating_mul(self.sw).saturating_add(self.kw).saturating_mul(self.lanes * 4));
+        let w_bytes = big(self.kc.saturating_mul(self.kh).saturating_mul(self.kw * self.lanes * self.nr * 64));
         let back = if self.kh > 1 { self.in_row.checked_mul(big(self.kh)) } else { Some(0) };
         let c_step = back.and_then(|b| self.in_plane.checked_sub(b));
         let out_lo = self.out_plane.min(0).checked_mul(self.nr as i64 - 1);
@@ -227,7 +234,8 @@ struct Emitted {
 
 /// Emits the instructions of one tile (`spec` already validated).
 fn emit(spec: &TileSpec, broadcast: Broadcast) -> std::result::Result<Emitted, IcedError> {
-    let &TileSpec { m, nr, kc, kh, kw, sw, in_row, in_plane, out_plane, .. } = spec;
+    let &TileSpec { m, nr, kc, lanes, kh, kw, sw, in_row, in_plane, out_plane, .. } = spec;
+    let px = (lanes * 4) as i64; // bytes per input pixel
     let broadcast = spec.broadcast(broadcast);
     let acc = |i: usize, j: usize| Z[i * nr + j];
     // Weight vectors held in registers; with Register, the broadcast takes the next one,
@@ -255,7 +263,7 @@ fn emit(spec: &TileSpec, broadcast: Broadcast) -> std::result::Result<Emitted, I
 
     // Input bases: offset `off` from the row start is read from base k = off / IN_SPAN as
     // disp `off - k*IN_SPAN - IN_BIAS`; beyond the last base, with a 32-bit displacement.
-    let max_in = (((m - 1) * sw + kw - 1) * 64 + 60) as i64;
+    let max_in = ((m - 1) * sw + kw - 1) as i64 * px + (lanes as i64 - 1) * 4;
     let n_bases = ((max_in / IN_SPAN) as usize + 1).min(IN_BASES.len());
     let in_addr = |off: i64| {
         let k = ((off / IN_SPAN) as usize).min(n_bases - 1);
@@ -265,7 +273,7 @@ fn emit(spec: &TileSpec, broadcast: Broadcast) -> std::result::Result<Emitted, I
         let k = ((off / IN_SPAN) as usize).min(n_bases - 1);
         dword_ptr(IN_BASES[k] + (off - k as i64 * IN_SPAN - IN_BIAS))
     };
-    let row_w = (kw * 16 * nr * 64) as i64; // weight bytes of one kernel row
+    let row_w = (kw * lanes * nr * 64) as i64; // weight bytes of one kernel row
 
     a.add(rdi, IN_BIAS as i32)?;
     a.add(rsi, W_BIAS as i32)?;
@@ -284,8 +292,8 @@ fn emit(spec: &TileSpec, broadcast: Broadcast) -> std::result::Result<Emitted, I
     }
     let mut w_at = W_BIAS; // where rsi points, relative to this kernel row's weights
     for kx in 0..kw {
-        for l in 0..16 {
-            let step = ((kx * 16 + l) * nr * 64) as i64;
+        for l in 0..lanes {
+            let step = ((kx * lanes + l) * nr * 64) as i64;
             if step + (nr as i64 - 1) * 64 - w_at > W_REACH {
                 a.add(rsi, (2 * W_BIAS) as i32)?;
                 w_at += 2 * W_BIAS;
@@ -295,7 +303,7 @@ fn emit(spec: &TileSpec, broadcast: Broadcast) -> std::result::Result<Emitted, I
                 a.vmovups(wreg(j), w_mem(j))?;
             }
             for i in 0..m {
-                let off = ((i * sw + kx) * 64 + l * 4) as i64;
+                let off = (i * sw + kx) as i64 * px + (l * 4) as i64;
                 match broadcast {
                     Broadcast::Embedded => {
                         for j in 0..nr {

@@ -25,8 +25,11 @@ use cranelift_frontend::FunctionBuilder;
 /// Geometry of one wide convolution; equal specs share code.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct WideConvSpec {
-    /// Input channel blocks of 16.
+    /// Input channel blocks.
     pub cb_in: usize,
+    /// Channels per input block: 16 (`Nchw16c`), or `C < 16` for a compact `[H][W][C]`
+    /// input (then `cb_in = 1`).
+    pub lanes: usize,
     /// Height of the (padded) input buffer.
     pub hp: usize,
     /// Width of the (padded) input buffer.
@@ -90,12 +93,17 @@ impl WideConvSpec {
 
     /// Floats of packed weights per group.
     pub fn group_floats(&self) -> usize {
-        self.cb_in * self.kernel[0] * self.kernel[1] * BLOCK * self.nr * BLOCK
+        self.cb_in * self.kernel[0] * self.kernel[1] * self.lanes * self.nr * BLOCK
     }
 
     /// Multiply-adds executed (padded channels included).
     pub fn macs(&self) -> u64 {
-        (self.ocb * BLOCK * self.oh * self.ow * self.cb_in * BLOCK * self.kernel[0] * self.kernel[1]) as u64
+        (self.ocb * BLOCK * self.oh * self.ow * self.cb_in * self.lanes * self.kernel[0] * self.kernel[1]) as u64
+    }
+
+    /// Bytes of one input pixel of one channel block.
+    fn pixel_bytes(&self) -> i64 {
+        (self.lanes * 4) as i64
     }
 
     /// The tile of `m` pixels.
@@ -104,11 +112,12 @@ impl WideConvSpec {
             m,
             nr: self.nr,
             kc: self.cb_in,
+            lanes: self.lanes,
             kh: self.kernel[0],
             kw: self.kernel[1],
             sw: self.stride[1],
-            in_row: self.wp as i64 * BB,
-            in_plane: (self.hp * self.wp) as i64 * BB,
+            in_row: self.wp as i64 * self.pixel_bytes(),
+            in_plane: (self.hp * self.wp) as i64 * self.pixel_bytes(),
             out_plane: (self.oh * self.ow) as i64 * BB,
             first: true,
             last: true,
@@ -132,6 +141,7 @@ impl WideConvSpec {
         let [kh, kw] = self.kernel;
         let gs = self.group_floats();
         let mut p = vec![0.0f32; self.ocb / self.nr * gs];
+        let l = self.lanes;
         let mut src = dense.iter();
         for o in 0..oc {
             let (g, j, lane) = (o / (BLOCK * self.nr), o / BLOCK % self.nr, o % BLOCK);
@@ -139,7 +149,7 @@ impl WideConvSpec {
             for i in 0..ic {
                 for ky in 0..kh {
                     for kx in 0..kw {
-                        let at = obase + ((((i / BLOCK) * kh + ky) * kw + kx) * BLOCK + i % BLOCK) * self.nr * BLOCK;
+                        let at = obase + ((((i / l) * kh + ky) * kw + kx) * l + i % l) * self.nr * BLOCK;
                         p[at] = src.next().copied().unwrap_or(0.0);
                     }
                 }
@@ -168,7 +178,8 @@ impl WideConvSpec {
             let oy = b.ins().urem_imm_u(item, self.oh as i64);
             let wg = add_scaled(b, w, g, (self.group_floats() * 4) as i64);
             let bg = add_scaled(b, bias, g, self.nr as i64 * BB);
-            let inrow = add_scaled(b, inp, oy, (sh * self.wp) as i64 * BB);
+            let px = self.pixel_bytes();
+            let inrow = add_scaled(b, inp, oy, (sh * self.wp) as i64 * px);
             let o1 = b.ins().imul_imm_s(g, self.nr as i64 * plane);
             let o2 = b.ins().imul_imm_s(oy, self.ow as i64 * BB);
             let ooff = b.ins().iadd(o1, o2);
@@ -180,10 +191,10 @@ impl WideConvSpec {
                 let rp = if self.residual.is_some() { add_scaled(b, resrow, t, scale_out) } else { resrow };
                 b.ins().call_indirect(sigref, f, &[ip, wg, op, bg, rp]);
             };
-            for_n(b, full, |b, t| call(b, full_tile, t, (m * sw) as i64 * BB, m as i64 * BB));
+            for_n(b, full, |b, t| call(b, full_tile, t, (m * sw) as i64 * px, m as i64 * BB));
             if rem > 0 {
                 let t = ic(b, full as i64);
-                call(b, rem_tile, t, (m * sw) as i64 * BB, m as i64 * BB);
+                call(b, rem_tile, t, (m * sw) as i64 * px, m as i64 * BB);
             }
         });
     }

@@ -359,6 +359,21 @@ fn as_f32_mut(mem: &mut [Line]) -> &mut [f32] {
 fn write_blocked(mem: &mut [Line], slot: &Slot, x: &[f32]) {
     let m = as_f32_mut(mem);
     let base = slot.offset / 4;
+    if let Some(k) = slot.compact {
+        // `[hp][wp][c]`: a zero border, the image at (top, left).
+        let c = slot.c;
+        let dst = &mut m[base..base + k.hp * k.wp * c];
+        dst.fill(0.0);
+        for y in 0..k.h {
+            for xx in 0..k.w {
+                let at = ((y + k.top) * k.wp + xx + k.left) * c;
+                for (ch, d) in dst[at..at + c].iter_mut().enumerate() {
+                    *d = x[(ch * k.h + y) * k.w + xx];
+                }
+            }
+        }
+        return;
+    }
     let cp = plan::cpad(slot.c);
     let dst = &mut m[base..base + cp * slot.pix];
     dst.fill(0.0);

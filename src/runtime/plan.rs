@@ -79,6 +79,67 @@ pub struct Slot {
     pub c: usize,
     /// Pixels per channel (1 for vectors).
     pub pix: usize,
+    /// Set when the tensor is stored compact and padded instead of `Nchw16c`.
+    pub compact: Option<Compact>,
+}
+
+/// The compact layout of a network input with fewer than [`BLOCK`] channels that only one
+/// convolution reads (on the wide tier): `[hp][wp][c]`, the image at `(top, left)` inside a
+/// zero border of the convolution's padding. The convolution reduces over `c` lanes instead
+/// of a 16-channel block that is mostly zeros (3 of 16 for an RGB image), and needs no
+/// padding step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Compact {
+    /// Image height.
+    pub h: usize,
+    /// Image width.
+    pub w: usize,
+    /// Padded height.
+    pub hp: usize,
+    /// Padded width.
+    pub wp: usize,
+    /// Rows of zeros above the image.
+    pub top: usize,
+    /// Columns of zeros left of the image.
+    pub left: usize,
+}
+
+impl Compact {
+    /// Bytes of the padded buffer of `c` channels.
+    pub fn bytes(&self, c: usize) -> usize {
+        (self.hp * self.wp * c * 4).div_ceil(BB) * BB
+    }
+}
+
+/// The padded input extent `(hp, wp)` a convolution reads.
+fn padded_extent(c: &crate::ir::Conv2d, h: usize, w: usize, oh: usize, ow: usize) -> (usize, usize) {
+    let [kh, kw] = c.kernel;
+    let [sh, sw] = c.stride;
+    let hp = (h + c.pad.top + c.pad.bottom).max((oh - 1) * sh + kh);
+    let wp = (w + c.pad.left + c.pad.right).max((ow - 1) * sw + kw);
+    (hp, wp)
+}
+
+/// The network inputs stored [`Compact`]: on the wide tier, those with fewer than
+/// [`BLOCK`] channels whose one reader is an ungrouped convolution.
+fn compact_inputs(graph: &Graph, uses: &HashMap<NodeId, usize>, tier: Tier) -> HashMap<NodeId, Compact> {
+    let mut out = HashMap::new();
+    if tier != Tier::Wide {
+        return out;
+    }
+    for id in graph.node_ids() {
+        let Op::Conv2d(c) = &graph.node(id).op else { continue };
+        let Some(&x) = graph.operands(id).first() else { continue };
+        let xs = &graph.node(x).shape;
+        let ys = &graph.node(id).shape;
+        let single = uses.get(&x) == Some(&1);
+        if matches!(graph.node(x).op, Op::Input) && single && xs.is_map() && xs.c() < BLOCK && c.groups <= 1 {
+            let (hp, wp) = padded_extent(c, xs.h(), xs.w(), ys.h(), ys.w());
+            let k = Compact { h: xs.h(), w: xs.w(), hp, wp, top: c.pad.top, left: c.pad.left };
+            out.insert(x, k);
+        }
+    }
+    out
 }
 
 /// A whole network as kernel calls.
@@ -260,6 +321,7 @@ pub fn plan_checked(graph: &Graph, weights: &Weights, tier: Tier, guard: bool) -
         *uses.entry(*id).or_default() += 1 << 40;
     }
     let placed = placements(graph);
+    let compact = compact_inputs(graph, &uses, tier);
     // Storage of each concat whose operands are written in place, created when its first
     // operand is produced.
     let mut storage: HashMap<NodeId, View> = HashMap::new();
@@ -301,9 +363,11 @@ pub fn plan_checked(graph: &Graph, weights: &Weights, tier: Tier, guard: bool) -
             p.bufs[v.buf].refs += nuses;
             buf_of.insert(id, View { buf: v.buf, off: v.off + slice_view.unwrap_or(0) });
         } else if let Op::Input = node.op {
-            let b = p.new_buf(bytes_of(out_shape), nuses);
             let (c, pix) = c_pix(out_shape);
-            inputs.push((id, node.name.clone(), out_shape.clone(), Slot { offset: p.bufs[b].offset, c, pix }));
+            let k = compact.get(&id).copied();
+            let b = p.new_buf(k.map_or(bytes_of(out_shape), |k| k.bytes(c)), nuses);
+            let slot = Slot { offset: p.bufs[b].offset, c, pix, compact: k };
+            inputs.push((id, node.name.clone(), out_shape.clone(), slot));
             buf_of.insert(id, View { buf: b, off: 0 });
         } else {
             let (ov, own) = match storage_of(&mut p, graph, &placed, &mut storage, &uses, id) {
@@ -324,10 +388,12 @@ pub fn plan_checked(graph: &Graph, weights: &Weights, tier: Tier, guard: bool) -
                         None => None,
                     };
                     let src = in0(&p)?;
+                    let src_compact = ops.first().is_some_and(|o| compact.contains_key(o));
                     conv(
                         &mut p,
                         ConvIn {
                             src,
+                            src_compact,
                             c: c.in_channels,
                             h: xs.h(),
                             w: xs.w(),
@@ -352,6 +418,7 @@ pub fn plan_checked(graph: &Graph, weights: &Weights, tier: Tier, guard: bool) -
                         &mut p,
                         ConvIn {
                             src,
+                            src_compact: false,
                             c: l.in_features,
                             h: 1,
                             w: 1,
@@ -579,7 +646,7 @@ pub fn plan_checked(graph: &Graph, weights: &Weights, tier: Tier, guard: bool) -
     let slot_of = |id: NodeId, s: &Shape| -> Result<Slot> {
         let v = buf_of.get(&id).ok_or_else(|| Error::Invalid(format!("output {id} was not planned")))?;
         let (c, pix) = c_pix(s);
-        Ok(Slot { offset: p.at(*v), c, pix })
+        Ok(Slot { offset: p.at(*v), c, pix, compact: None })
     };
     let mut outputs = Vec::new();
     for (name, id) in &graph.outputs {
@@ -702,6 +769,8 @@ fn dense_conv_weight<'a>(c: &crate::ir::Conv2d, w: &'a [f32]) -> std::borrow::Co
 
 struct ConvIn<'a> {
     src: usize,
+    /// `src` is a [`Compact`] input already padded for this convolution.
+    src_compact: bool,
     c: usize,
     h: usize,
     w: usize,
@@ -721,14 +790,14 @@ struct ConvIn<'a> {
 
 /// Pad step (if the layer pads), packed weights and the conv step.
 fn conv(p: &mut Planner, c: ConvIn) {
-    let cb_in = cpad(c.c) / BLOCK;
+    let (cb_in, lanes) = if c.src_compact { (1, c.c) } else { (cpad(c.c) / BLOCK, BLOCK) };
     let [top, bottom, left, right] = c.pad;
     let [kh, kw] = c.kernel;
     let [sh, sw] = c.stride;
     let hp = (c.h + top + bottom).max((c.oh - 1) * sh + kh);
     let wp = (c.w + left + right).max((c.ow - 1) * sw + kw);
     let padded = hp != c.h || wp != c.w;
-    let (input, scratch) = if padded {
+    let (input, scratch) = if padded && !c.src_compact {
         let sb = p.new_buf(cb_in * hp * wp * BB, 1);
         let so = p.bufs[sb].offset;
         p.kernel(
@@ -743,7 +812,7 @@ fn conv(p: &mut Planner, c: ConvIn) {
     // 1x1, stride 1 on an unpadded input: pixels are independent, so whole groups of rows
     // form one long row (fewer remainder tiles).
     let (mut oh, mut ow, mut ihp, mut iwp) = (c.oh, c.ow, hp, wp);
-    if kh == 1 && kw == 1 && sh == 1 && sw == 1 && !padded {
+    if kh == 1 && kw == 1 && sh == 1 && sw == 1 && !padded && !c.src_compact {
         let r = (1..=c.oh).rev().find(|r| c.oh.is_multiple_of(*r) && r * c.ow <= 512).unwrap_or(1);
         oh = c.oh / r;
         ow = c.ow * r;
@@ -752,9 +821,10 @@ fn conv(p: &mut Planner, c: ConvIn) {
     }
     let (kernel, args, flops) = if p.tier == Tier::Wide {
         let ocb = cpad(c.oc) / BLOCK;
-        let (m, nr) = choose_tile(ow, ocb, cb_in * kh * kw * BLOCK);
+        let (m, nr) = choose_tile(ow, ocb, cb_in * kh * kw * lanes);
         let spec = WideConvSpec {
             cb_in,
+            lanes,
             hp: ihp,
             wp: iwp,
             kernel: c.kernel,
