@@ -197,7 +197,5 @@ fn pass_statistics() {
                 r.activation_bytes_after / 1024
             );
         }
-        let conv = incc::passes::conversions(&g).len();
-        println!("| {} | (NCHW copies needed by the layouts) | {conv} | | | |", g.name);
     }
 }

@@ -99,9 +99,16 @@ pub struct AotReport {
 }
 
 /// The plan an object is built from. Objects use the portable kernel tier: they may run on
-/// another machine than the compiler's.
+/// another machine than the compiler's. Their input conversion writes the blocked layout
+/// only, so a compact (`nhwc`) input is stored `nchw16c` instead.
 pub fn plan(graph: &Graph, weights: &Weights) -> Result<Plan> {
-    plan::plan(graph, weights, crate::jit::Tier::Portable)
+    let mut g = graph.clone();
+    for id in g.node_ids() {
+        if g.node(id).layout == crate::ir::Layout::Nhwc {
+            g.node_mut(id).layout = crate::ir::Layout::Nchw16c;
+        }
+    }
+    plan::plan(&g, weights, crate::jit::Tier::Portable)
 }
 
 /// The host ISA with the JIT's settings, position-independent.

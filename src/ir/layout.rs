@@ -2,20 +2,24 @@
 
 use std::fmt;
 
-/// How the elements of a `[N, C, H, W]` tensor are laid out in memory.
+/// How the elements of a `[N, C, H, W]` tensor are laid out in memory: the layouts the
+/// runtime has kernels for.
 ///
-/// Flat `[N, F]` tensors are always [`Layout::Nchw`] (plain row-major). A blocked layout
-/// `Nchw{b}c` stores `[N, C/b, H, W, b]`: the channel count of a tensor in it is a multiple
-/// of `b` (the verifier run by the pass manager checks this).
+/// Flat `[N, F]` tensors are always [`Layout::Nchw`] (plain row-major). A feature map the
+/// `select-layout` pass has not annotated (`-O0`, or the pass disabled) is stored in the
+/// runtime's default, [`Layout::Nchw16c`].
 #[derive(Copy, Clone, PartialEq, Eq, Hash, Debug, Default, serde::Serialize)]
 pub enum Layout {
     /// Plain row-major `[N, C, H, W]`, the layout of inputs, outputs and lowered graphs.
     #[default]
     Nchw,
-    /// `[N, C/4, H, W, 4]`: 4 channels per vector (SSE / NEON width in f32).
-    Nchw4c,
-    /// `[N, C/16, H, W, 16]`: 16 channels per vector (AVX-512 width in f32).
+    /// `[N, ceil(C/16), H, W, 16]`: 16 channels per vector (AVX-512 width in f32), the
+    /// channels rounded up to 16 with zeros.
     Nchw16c,
+    /// Compact `[N, H+pads, W+pads, C]` with the zero border its reader needs: a network
+    /// input of fewer than 16 channels read by one convolution, which then reduces over `C`
+    /// lanes per pixel instead of a 16-channel block.
+    Nhwc,
 }
 
 impl Layout {
@@ -23,8 +27,8 @@ impl Layout {
     pub fn block(self) -> usize {
         match self {
             Layout::Nchw => 1,
-            Layout::Nchw4c => 4,
             Layout::Nchw16c => 16,
+            Layout::Nhwc => 1,
         }
     }
 }
@@ -33,8 +37,8 @@ impl fmt::Display for Layout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Layout::Nchw => "nchw",
-            Layout::Nchw4c => "nchw4c",
             Layout::Nchw16c => "nchw16c",
+            Layout::Nhwc => "nhwc",
         })
     }
 }

@@ -78,6 +78,18 @@ pub struct Conv2d {
     pub epilogue: Epilogue,
 }
 
+impl Conv2d {
+    /// The padded input extent `(hp, wp)` the convolution reads to produce an `oh x ow`
+    /// output from an `h x w` input: the padding, widened when the last window overhangs.
+    pub fn padded_input(&self, h: usize, w: usize, oh: usize, ow: usize) -> (usize, usize) {
+        let [kh, kw] = self.kernel;
+        let [sh, sw] = self.stride;
+        let hp = (h + self.pad.top + self.pad.bottom).max((oh - 1) * sh + kh);
+        let wp = (w + self.pad.left + self.pad.right).max((ow - 1) * sw + kw);
+        (hp, wp)
+    }
+}
+
 /// What a convolution or linear layer does to its sums before storing them.
 #[derive(Clone, Copy, Debug, PartialEq, Default, serde::Serialize)]
 pub struct Epilogue {

@@ -37,6 +37,9 @@ use cranelift_frontend::{FunctionBuilder, Variable};
 pub struct ConvSpec {
     /// Input channel blocks of 16 (input channels rounded up to 16, divided by 16).
     pub cb_in: usize,
+    /// Channels per input block: 16 (`Nchw16c`), or `C < 16` for a compact `[H][W][C]`
+    /// input (then `cb_in = 1`); input pixels are `lanes * 4` bytes apart.
+    pub lanes: usize,
     /// Height and width of the (padded) input buffer.
     pub hp: usize,
     /// Width of the (padded) input buffer.
@@ -92,7 +95,11 @@ pub const L1_BUDGET: usize = 32 * 1024;
 impl ConvSpec {
     /// Floats of packed weights per output-channel pair.
     pub fn pair_stride(&self) -> usize {
-        self.cb_in * self.kernel[0] * self.kernel[1] * BLOCK * NR * 4
+        self.cb_in * self.kernel[0] * self.kernel[1] * self.lanes * NR * 4
+    }
+    /// Bytes of one input pixel of one channel block.
+    pub fn pixel_bytes(&self) -> i64 {
+        (self.lanes * 4) as i64
     }
     /// Work items: one per (output-channel pair, output row).
     pub fn items(&self) -> usize {
@@ -102,13 +109,13 @@ impl ConvSpec {
     /// rows and weights fit [`L1_BUDGET`] bytes (at least 1).
     pub fn ic_chunk(&self) -> usize {
         let [kh, kw] = self.kernel;
-        let per_block = kh * self.wp * BB as usize + kh * kw * BLOCK * NR * VB as usize;
+        let per_block = kh * self.wp * self.lanes * 4 + kh * kw * self.lanes * NR * VB as usize;
         let max = (L1_BUDGET / per_block).max(1);
         (1..=self.cb_in.min(max)).rev().find(|k| self.cb_in.is_multiple_of(*k)).unwrap_or(1)
     }
     /// Multiply-adds actually executed (including padded channels).
     pub fn macs(&self) -> u64 {
-        (self.ocp * 8 * self.oh * self.ow * self.cb_in * BLOCK * self.kernel[0] * self.kernel[1]) as u64
+        (self.ocp * 8 * self.oh * self.ow * self.cb_in * self.lanes * self.kernel[0] * self.kernel[1]) as u64
     }
 }
 
@@ -125,14 +132,15 @@ impl ConvProvider for F32x4Conv {
         let ps = s.pair_stride();
         let mut p = vec![0.0f32; s.ocp * ps];
         // Read in source order, scatter to
-        // [ocp][icb][ky][kx][l = ic % 16][j = (oc % 8) / 4][lane = oc % 4].
+        // [ocp][icb][ky][kx][l = ic % lanes][j = (oc % 8) / 4][lane = oc % 4].
+        let l = s.lanes;
         let mut src = dense.iter();
         for o in 0..oc {
             let obase = (o / 8) * ps + (o % 8 / 4) * 4 + o % 4;
             for i in 0..ic {
                 for ky in 0..kh {
                     for kx in 0..kw {
-                        let at = obase + ((((i / BLOCK) * kh + ky) * kw + kx) * BLOCK + i % BLOCK) * NR * 4;
+                        let at = obase + ((((i / l) * kh + ky) * kw + kx) * l + i % l) * NR * 4;
                         p[at] = src.next().copied().unwrap_or(0.0);
                     }
                 }
@@ -158,15 +166,15 @@ impl ConvProvider for F32x4Conv {
         let plane = (s.oh * s.ow) as i64 * BB;
         let kc = s.ic_chunk();
         let nchunks = s.cb_in / kc;
-        let plane_in = (s.hp * s.wp) as i64 * BB;
+        let plane_in = (s.hp * s.wp) as i64 * s.pixel_bytes();
         let chunk_in = kc as i64 * plane_in;
-        let chunk_w = (kc * s.kernel[0] * s.kernel[1] * BLOCK * NR) as i64 * VB;
+        let chunk_w = (kc * s.kernel[0] * s.kernel[1] * s.lanes * NR) as i64 * VB;
         for_range(b, begin, end, |b, item| {
             let ocp = b.ins().udiv_imm_u(item, s.oh as i64);
             let oy = b.ins().urem_imm_u(item, s.oh as i64);
             let wbase = add_scaled(b, w, ocp, (s.pair_stride() * 4) as i64);
             let bb = add_scaled(b, bias, ocp, NR as i64 * VB);
-            let inrow = add_scaled(b, inp, oy, (s.stride[0] * s.wp) as i64 * BB);
+            let inrow = add_scaled(b, inp, oy, (s.stride[0] * s.wp) as i64 * s.pixel_bytes());
             // Tile `ocp` is half `ocp % 2` of output block `ocp / 2`.
             let blk = b.ins().ushr_imm_u(ocp, 1);
             let half = b.ins().band_imm_u(ocp, 1);
@@ -209,13 +217,13 @@ impl F32x4Conv {
         let rem = s.ow % mr;
         let t = TileKind { kc, first, last };
         for_n(b, full, |b, i| {
-            let ip = add_scaled(b, row.inrow, i, (mr * s.stride[1]) as i64 * BB);
+            let ip = add_scaled(b, row.inrow, i, (mr * s.stride[1]) as i64 * s.pixel_bytes());
             let op = add_scaled(b, row.outrow, i, mr as i64 * BB);
             let rp = row.resrow.map(|r| add_scaled(b, r, i, mr as i64 * BB));
             tile(b, s, mr, t, ip, row.wbase, row.bb, op, rp);
         });
         if rem > 0 {
-            let ip = add(b, row.inrow, (full * mr * s.stride[1]) as i64 * BB);
+            let ip = add(b, row.inrow, (full * mr * s.stride[1]) as i64 * s.pixel_bytes());
             let op = add(b, row.outrow, (full * mr) as i64 * BB);
             let rp = row.resrow.map(|r| add(b, r, (full * mr) as i64 * BB));
             tile(b, s, rem, t, ip, row.wbase, row.bb, op, rp);
@@ -282,10 +290,11 @@ fn tile(
     // Reduction over input-channel blocks (and kernel rows): do-while loops, counts >= 1.
     let step = |b: &mut FunctionBuilder, ipk: Value, wpk: Value| {
         for kx in 0..kw {
-            for l in 0..BLOCK {
-                let wv: Vec<Value> = (0..NR).map(|j| ldv(b, wpk, (((kx * BLOCK + l) * NR + j) as i64) * VB)).collect();
+            for l in 0..s.lanes {
+                let wv: Vec<Value> =
+                    (0..NR).map(|j| ldv(b, wpk, (((kx * s.lanes + l) * NR + j) as i64) * VB)).collect();
                 for i in 0..m {
-                    let x = lds(b, ipk, ((i * sw + kx) as i64) * BB + (l * 4) as i64);
+                    let x = lds(b, ipk, ((i * sw + kx) as i64) * s.pixel_bytes() + (l * 4) as i64);
                     let sp = b.ins().splat(V4, x);
                     for (j, &wj) in wv.iter().enumerate() {
                         let a = b.use_var(acc[i * NR + j]);
@@ -296,9 +305,9 @@ fn tile(
             }
         }
     };
-    let row_bytes = s.wp as i64 * BB;
-    let plane_in = (s.hp * s.wp) as i64 * BB;
-    let kstep = (kw * BLOCK * NR) as i64 * VB;
+    let row_bytes = s.wp as i64 * s.pixel_bytes();
+    let plane_in = (s.hp * s.wp) as i64 * s.pixel_bytes();
+    let kstep = (kw * s.lanes * NR) as i64 * VB;
     if kh == 1 {
         counted(b, t.kc, ip, wp, plane_in, kstep, &mut |b, p, q| step(b, p, q));
     } else {

@@ -36,7 +36,7 @@ pub use eliminate_dead_outputs::EliminateDeadOutputs;
 pub use fold_batch_norm::FoldBatchNorm;
 pub use fuse_activation::FuseActivation;
 pub use fuse_sibling_1x1::FuseSibling1x1;
-pub use select_layout::{SelectLayout, conversions};
+pub use select_layout::{SelectLayout, compact_reader};
 
 use crate::error::{Error, Result};
 use crate::ir::{Graph, Layout, NodeId, Op};
@@ -186,9 +186,13 @@ fn check(g: &Graph, w: &Weights, pass: &'static str) -> Result<()> {
     let mut errors = crate::ir::verify::verify(g);
     for id in g.node_ids() {
         let n = g.node(id);
-        let b = n.layout.block();
-        if n.layout != Layout::Nchw && (!n.shape.is_map() || !n.shape.c().is_multiple_of(b)) {
-            errors.push(format!("{id} ({}): layout {} does not fit shape {}", n.name, n.layout, n.shape));
+        let fits = match n.layout {
+            Layout::Nchw => true,
+            Layout::Nchw16c => n.shape.is_map(),
+            Layout::Nhwc => compact_reader(g, id).is_some(),
+        };
+        if !fits {
+            errors.push(format!("{id} ({}): layout {} does not fit {} {}", n.name, n.layout, n.op.kind(), n.shape));
         }
         if n.in_place {
             if !matches!(n.op, Op::Concat) {

@@ -1,44 +1,44 @@
-//! Choose a memory layout per tensor by a cost model of the kernels that write and read it.
+//! Choose each feature map's memory layout among those the runtime has kernels for, by a
+//! cost model of the kernels that write and read it.
 //!
 //! ```text
-//! %4 = conv2d[64, 1x1, bias, relu] %3 : 1x64x35x35          %4 = conv2d[...] %3 : 1x64x35x35 nchw16c
-//! %7 = conv2d[96, 3x3, p1, bias, relu] %6 : 1x96x35x35  =>  %7 = conv2d[...] %6 : 1x96x35x35 nchw16c
-//! %9 = concat %4, %7 : 1x160x35x35                          %9 = concat %4, %7 : 1x160x35x35 nchw16c
+//! %0 = input : 1x3x224x224                                 %0 = input : 1x3x224x224 nhwc
+//! %1 = conv2d[64, 7x7, s2, p3, relu] %0 : 1x64x112x112 =>  %1 = conv2d[...] %0 : 1x64x112x112 nchw16c
+//! %2 = max_pool[3x3, s2] %1 : 1x64x56x56                   %2 = max_pool[...] %1 : 1x64x56x56 nchw16c
 //! ```
 //!
-//! The decision is each node's [`layout`](crate::ir::Node::layout). What the runtime must do:
-//! store every tensor in its layout; a convolution reads its (slot 0) input in whatever
-//! layout that has and writes its own; every other op reads and writes the one layout its
-//! class shares (below); and the tensors [`conversions`] lists get an NCHW copy for their
-//! `lrn` / `flatten` consumers or as network outputs.
+//! The layouts ([`Layout`]) and who can use them:
+//! - `nchw16c`, `[C/16][H][W][16]` with the channels rounded up to 16: every kernel of both
+//!   tiers reads and writes it, so it is the layout of every feature map but one kind:
+//! - `nhwc`, compact `[H+pads][W+pads][C]`: a network input of fewer than 16 channels whose
+//!   one reader is an ungrouped convolution (the stem). The runtime writes the caller's
+//!   NCHW image into it with the convolution's zero border, and the convolution reduces
+//!   over `C` lanes per pixel.
+//! - `nchw`: flat `[N, F]` tensors (after `flatten`, `linear`).
 //!
-//! The model. Tensors that an op requires to share a layout form a class: an element-wise
-//! op, pool, slice or batch norm with its operand, an add or a concat with all operands, a
-//! residual convolution with its residual input. Inputs, `lrn` outputs and flat `[N, F]`
-//! tensors are NCHW. A class may use `Nchw{b}c` when every member has a multiple of `b`
-//! channels and every slice starts at one. Its cost in a layout, in MAC-equivalents, is
-//! - per convolution writing a member: `MACs / lane use`, with 16-lane f32 vectors; an NCHW
-//!   kernel vectorises along W (`W / (16 * ceil(W / 16))` of the lanes do work), an
-//!   `Nchw{b}c` kernel along the channel block (`b / 16`);
-//! - per member read by `lrn` / `flatten` or returned as an output while blocked (unless it
-//!   is 1x1, where both layouts hold the same bytes): [`CONVERT_COST`] per element.
+//! Inputs arrive and outputs leave as NCHW; the runtime converts them while copying them in
+//! and out, whatever the layout, so those copies cost the same in every choice.
 //!
-//! The cheapest layout wins; a tie keeps NCHW. So conversions appear only where the faster
-//! convolutions pay for them. One rewrite per tensor given a blocked layout.
+//! The model, in multiply-accumulate equivalents, for such an input `x` of `C` channels read
+//! by convolution `y` (`macs(y)` useful multiply-adds, padded input extent `hp x wp`):
+//! - `nchw16c`: `y` reduces over all 16 lanes of the block, so it runs
+//!   `macs(y) * 16 / C`; a padding step copies `hp * wp * 16` elements;
+//! - `nhwc`: `macs(y)`, plus writing `hp * wp * C` elements of the border.
+//!
+//! Each copied element costs [`COPY_COST`]. The cheaper layout wins. One rewrite per
+//! feature map given a layout other than `nchw`.
 
 use super::Pass;
 use crate::error::Result;
 use crate::ir::{Graph, Layout, NodeId, Op};
 use crate::weights::Weights;
-use std::collections::HashMap;
 
-/// Assumed cost of converting one element between layouts, in multiply-accumulates: a
-/// strided read and a write, several times a MAC's cost on a machine whose convolutions are
-/// compute bound.
-pub const CONVERT_COST: f64 = 8.0;
+/// Cost of copying one element, in multiply-accumulates: an AVX-512 core retires 32 MACs
+/// (two 16-lane FMAs) per cycle and copies about 16 cached floats.
+pub const COPY_COST: f64 = 2.0;
 
-/// Lanes of the f32 vectors the model assumes (AVX-512).
-const LANES: f64 = 16.0;
+/// Channels per block of [`Layout::Nchw16c`].
+const BLOCK: usize = 16;
 
 /// The `select-layout` pass.
 pub struct SelectLayout;
@@ -49,113 +49,50 @@ impl Pass for SelectLayout {
     }
 
     fn run(&self, g: &mut Graph, _w: &mut Weights) -> Result<usize> {
-        let ids = g.node_ids();
-        let mut parent: HashMap<NodeId, NodeId> = ids.iter().map(|&i| (i, i)).collect();
-        for &id in &ids {
-            let ops = g.operands(id);
-            let same: Vec<NodeId> = match &g.node(id).op {
-                Op::Relu
-                | Op::BatchNorm(_)
-                | Op::Dropout { .. }
-                | Op::Pool(_)
-                | Op::GlobalAvgPool
-                | Op::Slice { .. } => ops,
-                Op::Add { .. } | Op::Concat => ops,
-                Op::Conv2d(c) if c.epilogue.residual.is_some() => ops.into_iter().skip(1).collect(),
-                _ => vec![],
-            };
-            for o in same {
-                union(&mut parent, id, o);
-            }
-        }
-        let mut classes: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
-        for &id in &ids {
-            classes.entry(find(&mut parent, id)).or_default().push(id);
-        }
         let mut rewrites = 0;
-        let mut roots: Vec<_> = classes.keys().copied().collect();
-        roots.sort();
-        for root in roots {
-            let members = &classes[&root];
-            let layout = [Layout::Nchw, Layout::Nchw16c, Layout::Nchw4c]
-                .into_iter()
-                .filter(|&l| feasible(g, members, l))
-                .map(|l| (l, cost(g, members, l)))
-                .fold(None, |best: Option<(Layout, f64)>, (l, c)| match best {
-                    Some((_, bc)) if bc <= c => best,
-                    _ => Some((l, c)),
-                })
-                .map_or(Layout::Nchw, |(l, _)| l);
-            for &m in members {
-                g.node_mut(m).layout = layout;
-                rewrites += usize::from(layout != Layout::Nchw);
-            }
+        for id in g.node_ids() {
+            let layout = choose(g, id);
+            g.node_mut(id).layout = layout;
+            rewrites += usize::from(layout != Layout::Nchw);
         }
         Ok(rewrites)
     }
 }
 
-/// The blocked tensors that need an NCHW copy: read by an `lrn` or `flatten`, or returned as
-/// a network output, and larger than 1x1 (a 1x1 blocked tensor holds the NCHW bytes).
-pub fn conversions(g: &Graph) -> Vec<NodeId> {
-    g.node_ids().into_iter().filter(|&id| g.node(id).layout != Layout::Nchw && converted_reads(g, id) > 0).collect()
-}
-
-/// How many NCHW copies of `id` would be needed if it were blocked.
-fn converted_reads(g: &Graph, id: NodeId) -> usize {
-    let s = &g.node(id).shape;
-    if !s.is_map() || s.h() * s.w() == 1 {
-        return 0;
+/// The cheaper layout of `id`.
+fn choose(g: &Graph, id: NodeId) -> Layout {
+    if !g.node(id).shape.is_map() {
+        return Layout::Nchw;
     }
-    let readers = g.users(id).into_iter().filter(|&u| matches!(g.node(u).op, Op::Lrn(_) | Op::Flatten)).count();
-    readers + usize::from(g.outputs.iter().any(|(_, o)| *o == id))
-}
-
-fn feasible(g: &Graph, members: &[NodeId], l: Layout) -> bool {
-    let b = l.block();
-    l == Layout::Nchw
-        || members.iter().all(|&m| {
-            let n = g.node(m);
-            n.shape.is_map()
-                && n.shape.c().is_multiple_of(b)
-                && !matches!(n.op, Op::Input | Op::Lrn(_))
-                && !matches!(n.op, Op::Slice { start, .. } if start % b != 0)
-        })
-}
-
-fn cost(g: &Graph, members: &[NodeId], l: Layout) -> f64 {
-    members
-        .iter()
-        .map(|&m| {
-            let n = g.node(m);
-            let lane_use = match l {
-                Layout::Nchw if n.shape.is_map() => n.shape.w() as f64 / (LANES * (n.shape.w() as f64 / LANES).ceil()),
-                Layout::Nchw => 1.0,
-                _ => l.block() as f64 / LANES,
-            };
-            let compute = if matches!(n.op, Op::Conv2d(_)) { g.macs(m) as f64 / lane_use } else { 0.0 };
-            let convert = if l == Layout::Nchw {
-                0.0
-            } else {
-                converted_reads(g, m) as f64 * n.shape.numel() as f64 * CONVERT_COST
-            };
-            compute + convert
-        })
-        .sum()
-}
-
-fn find(parent: &mut HashMap<NodeId, NodeId>, mut x: NodeId) -> NodeId {
-    while parent[&x] != x {
-        let up = parent[&parent[&x]];
-        parent.insert(x, up);
-        x = up;
+    match compact_reader(g, id) {
+        Some(conv) if cost(g, id, conv, Layout::Nhwc) < cost(g, id, conv, Layout::Nchw16c) => Layout::Nhwc,
+        _ => Layout::Nchw16c,
     }
-    x
 }
 
-fn union(parent: &mut HashMap<NodeId, NodeId>, a: NodeId, b: NodeId) {
-    let (ra, rb) = (find(parent, a), find(parent, b));
-    if ra != rb {
-        parent.insert(ra.max(rb), ra.min(rb));
+/// The convolution that could read `id` in [`Layout::Nhwc`]: `id` is a network input of
+/// fewer than 16 channels, not itself an output, read once, by an ungrouped convolution.
+pub fn compact_reader(g: &Graph, id: NodeId) -> Option<NodeId> {
+    let n = g.node(id);
+    let readers = g.users(id);
+    let is_output = g.outputs.iter().any(|(_, o)| *o == id);
+    if !matches!(n.op, Op::Input) || !n.shape.is_map() || n.shape.c() >= BLOCK || is_output || readers.len() != 1 {
+        return None;
     }
+    let r = readers[0];
+    let once = g.operands(r) == vec![id];
+    matches!(&g.node(r).op, Op::Conv2d(c) if c.groups <= 1 && once).then_some(r)
+}
+
+/// The model's cost of storing input `x` in `layout` for its convolution `y`.
+fn cost(g: &Graph, x: NodeId, y: NodeId, layout: Layout) -> f64 {
+    let (xs, ys) = (&g.node(x).shape, &g.node(y).shape);
+    let Op::Conv2d(c) = &g.node(y).op else { return f64::INFINITY };
+    let (hp, wp) = c.padded_input(xs.h(), xs.w(), ys.h(), ys.w());
+    let macs = g.macs(y) as f64;
+    let lanes = match layout {
+        Layout::Nhwc => xs.c(),
+        _ => BLOCK,
+    };
+    macs * lanes as f64 / xs.c() as f64 + (hp * wp * lanes) as f64 * COPY_COST
 }

@@ -6,20 +6,22 @@
 //!                                 =>   Conv  { .. }        buf(%3) <- scratch, W@0, b@..
 //! ```
 //!
-//! Every tensor lives in the arena as `Nchw16c` with channels rounded up to 16 (see
-//! [`crate::jit::kernel`]); the padded channels are kept zero, because every kernel either
+//! Every feature map lives in the arena as `Nchw16c` with channels rounded up to 16 (see
+//! [`crate::jit::kernel`]), except network inputs `select-layout` made `nhwc` ([`Compact`]);
+//! the padded channels are kept zero, because every kernel either
 //! writes its whole output or runs after a [`Step::Zero`] of the channels it leaves out.
 //! Buffers are reused once their last reader has run (best fit, no splitting); network
 //! outputs are never reused.
 
 use crate::error::{Error, Result};
-use crate::ir::{Graph, NodeId, Op, PoolKind, Shape};
+use crate::ir::{Graph, Layout, NodeId, Op, PoolKind, Shape};
 use crate::jit::Tier;
 use crate::jit::conv::{ConvProvider, ConvSpec, DEFAULT_CONV};
 pub use crate::jit::emit::BLOCK;
 use crate::jit::kernel::{ChannelOp, KernelSpec};
 use crate::jit::wide::TileSpec;
 use crate::jit::wide_conv::{WideConvSpec, choose_tile};
+use crate::passes::compact_reader;
 use crate::weights::Weights;
 use std::collections::HashMap;
 
@@ -83,9 +85,9 @@ pub struct Slot {
     pub compact: Option<Compact>,
 }
 
-/// The compact layout of a network input with fewer than [`BLOCK`] channels that only one
-/// convolution reads (on the wide tier): `[hp][wp][c]`, the image at `(top, left)` inside a
-/// zero border of the convolution's padding. The convolution reduces over `c` lanes instead
+/// Where a [`Layout::Nhwc`] network input (fewer than [`BLOCK`] channels, one convolution
+/// reads it) lives: `[hp][wp][c]`, the image at `(top, left)` inside a zero border of the
+/// convolution's padding. The convolution reduces over `c` lanes instead
 /// of a 16-channel block that is mostly zeros (3 of 16 for an RGB image), and needs no
 /// padding step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,35 +113,26 @@ impl Compact {
     }
 }
 
-/// The padded input extent `(hp, wp)` a convolution reads.
-fn padded_extent(c: &crate::ir::Conv2d, h: usize, w: usize, oh: usize, ow: usize) -> (usize, usize) {
-    let [kh, kw] = c.kernel;
-    let [sh, sw] = c.stride;
-    let hp = (h + c.pad.top + c.pad.bottom).max((oh - 1) * sh + kh);
-    let wp = (w + c.pad.left + c.pad.right).max((ow - 1) * sw + kw);
-    (hp, wp)
-}
-
-/// The network inputs stored [`Compact`]: on the wide tier, those with fewer than
-/// [`BLOCK`] channels whose one reader is an ungrouped convolution.
-fn compact_inputs(graph: &Graph, uses: &HashMap<NodeId, usize>, tier: Tier) -> HashMap<NodeId, Compact> {
+/// The network inputs stored [`Compact`]: those `select-layout` gave [`Layout::Nhwc`]
+/// (checked again here: the plan must not trust an annotation it cannot honour).
+fn compact_inputs(graph: &Graph) -> Result<HashMap<NodeId, Compact>> {
     let mut out = HashMap::new();
-    if tier != Tier::Wide {
-        return out;
-    }
     for id in graph.node_ids() {
-        let Op::Conv2d(c) = &graph.node(id).op else { continue };
-        let Some(&x) = graph.operands(id).first() else { continue };
-        let xs = &graph.node(x).shape;
-        let ys = &graph.node(id).shape;
-        let single = uses.get(&x) == Some(&1);
-        if matches!(graph.node(x).op, Op::Input) && single && xs.is_map() && xs.c() < BLOCK && c.groups <= 1 {
-            let (hp, wp) = padded_extent(c, xs.h(), xs.w(), ys.h(), ys.w());
-            let k = Compact { h: xs.h(), w: xs.w(), hp, wp, top: c.pad.top, left: c.pad.left };
-            out.insert(x, k);
+        if graph.node(id).layout != Layout::Nhwc {
+            continue;
         }
+        let conv = compact_reader(graph, id);
+        let (xs, Some(Op::Conv2d(c))) = (&graph.node(id).shape, conv.map(|r| &graph.node(r).op)) else {
+            return Err(Error::Invalid(format!(
+                "{id} `{}`: layout nhwc without a convolution to read it",
+                graph.node(id).name
+            )));
+        };
+        let ys = &graph.node(conv.unwrap_or(id)).shape;
+        let (hp, wp) = c.padded_input(xs.h(), xs.w(), ys.h(), ys.w());
+        out.insert(id, Compact { h: xs.h(), w: xs.w(), hp, wp, top: c.pad.top, left: c.pad.left });
     }
-    out
+    Ok(out)
 }
 
 /// A whole network as kernel calls.
@@ -321,7 +314,7 @@ pub fn plan_checked(graph: &Graph, weights: &Weights, tier: Tier, guard: bool) -
         *uses.entry(*id).or_default() += 1 << 40;
     }
     let placed = placements(graph);
-    let compact = compact_inputs(graph, &uses, tier);
+    let compact = compact_inputs(graph)?;
     // Storage of each concat whose operands are written in place, created when its first
     // operand is produced.
     let mut storage: HashMap<NodeId, View> = HashMap::new();
@@ -794,6 +787,7 @@ fn conv(p: &mut Planner, c: ConvIn) {
     let [top, bottom, left, right] = c.pad;
     let [kh, kw] = c.kernel;
     let [sh, sw] = c.stride;
+    // As `Conv2d::padded_input` (which sized a compact input).
     let hp = (c.h + top + bottom).max((c.oh - 1) * sh + kh);
     let wp = (c.w + left + right).max((c.ow - 1) * sw + kw);
     let padded = hp != c.h || wp != c.w;
@@ -856,6 +850,7 @@ fn conv(p: &mut Planner, c: ConvIn) {
     } else {
         let spec = ConvSpec {
             cb_in,
+            lanes,
             hp: ihp,
             wp: iwp,
             kernel: c.kernel,
