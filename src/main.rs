@@ -287,6 +287,14 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    // A closed pipe (`incc summary x.incep | head`) ends the process quietly, as it does for
+    // every Unix filter, instead of making `println!` panic.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE at startup, before any thread
+    // exists, has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
