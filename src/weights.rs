@@ -49,6 +49,11 @@ impl Weights {
         self.map.insert(key.into(), tensor)
     }
 
+    /// Keeps only the tensors whose key satisfies `keep`.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        self.map.retain(|k, _| keep(k));
+    }
+
     /// All tensors, by key in byte order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Tensor)> {
         self.map.iter().map(|(k, t)| (k.as_str(), t))

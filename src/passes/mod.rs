@@ -215,14 +215,7 @@ fn check(g: &Graph, w: &Weights, pass: &'static str) -> Result<()> {
 /// convolutions, removed layers).
 fn prune_weights(g: &Graph, w: &mut Weights) {
     let used: std::collections::HashSet<String> = g.params().into_iter().map(|p| p.key).collect();
-    if w.iter().all(|(k, _)| used.contains(k)) {
-        return;
-    }
-    let mut kept = Weights::new();
-    for (k, t) in w.iter().filter(|(k, _)| used.contains(*k)) {
-        kept.insert(k, t.clone());
-    }
-    *w = kept;
+    w.retain(|k| used.contains(k));
 }
 
 /// Bytes of activation buffers a straightforward runtime materialises: every node's output

@@ -298,7 +298,10 @@ pub fn plan_checked(graph: &Graph, weights: &Weights, tier: Tier, guard: bool) -
         kernels: Vec::new(),
         kernel_ids: HashMap::new(),
         steps: Vec::new(),
-        params: Vec::new(),
+        // Packed weights take about as many floats as the dense ones (channels rounded up
+        // to 16, grouped convolutions made dense): reserving generously avoids copying
+        // 100+ MB on every doubling, and pages never written are never touched.
+        params: Vec::with_capacity(weights.iter().map(|(_, t)| t.data.len()).sum::<usize>() * 3 / 2 + (1 << 16)),
         free: Vec::new(),
         top: 0,
         bufs: Vec::new(),
