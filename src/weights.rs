@@ -416,17 +416,17 @@ fn init_tensor(spec: &ParamSpec, seed: u64) -> Tensor {
     let mut rng = SplitMix64::for_key(seed, &spec.key);
     let n: usize = spec.shape.iter().product();
     let fan_in = spec.fan_in.max(1) as f64;
-    let data = (0..n)
-        .map(|_| {
-            let v = match spec.role {
-                ParamRole::Weight => rng.normal() * (2.0 / fan_in).sqrt(),
-                ParamRole::Bias => rng.uniform(1.0 / fan_in.sqrt()),
-                ParamRole::BnWeight | ParamRole::RunningVar => 1.0 + rng.uniform(0.1),
-                ParamRole::BnBias | ParamRole::RunningMean => rng.uniform(0.1),
-            };
-            v as f32
-        })
-        .collect();
+    let mut data = Vec::with_capacity(n);
+    crate::runtime::mem::hint_huge_pages(&data);
+    data.extend((0..n).map(|_| {
+        let v = match spec.role {
+            ParamRole::Weight => rng.normal() * (2.0 / fan_in).sqrt(),
+            ParamRole::Bias => rng.uniform(1.0 / fan_in.sqrt()),
+            ParamRole::BnWeight | ParamRole::RunningVar => 1.0 + rng.uniform(0.1),
+            ParamRole::BnBias | ParamRole::RunningMean => rng.uniform(0.1),
+        };
+        v as f32
+    }));
     Tensor { shape: spec.shape.clone(), data }
 }
 

@@ -102,7 +102,7 @@ mod tests {
         assert_ne!(fingerprint(&a), fingerprint(&b));
         let g = crate::frontend::compile_str("t.incep", NET).expect("compiles");
         let other = crate::aot::plan(&g, &crate::weights::Weights::init(&g, 2)).expect("plans");
-        assert_ne!(other.params, a.params);
+        assert_ne!(*other.params, *a.params);
         assert_eq!(fingerprint(&other), fingerprint(&a));
     }
 }

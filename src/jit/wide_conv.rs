@@ -136,26 +136,40 @@ impl WideConvSpec {
         t
     }
 
-    /// Packs a dense `[oc][ic][kh][kw]` weight in tile read order.
-    pub fn pack(&self, oc: usize, ic: usize, dense: &[f32]) -> Vec<f32> {
+    /// Floats of all packed weights.
+    pub fn packed_floats(&self) -> usize {
+        self.ocb / self.nr * self.group_floats()
+    }
+
+    /// Packs a dense `[oc][ic][kh][kw]` weight in tile read order,
+    /// `[g][cb][ky][kx][lane][j][o % 16]`, into `out` (zeroed, [`Self::packed_floats`]
+    /// long). Written in order, each float read from where it lies in `dense`; channels
+    /// beyond `oc` and `ic` stay zero.
+    pub fn pack_into(&self, oc: usize, ic: usize, dense: &[f32], out: &mut [f32]) {
         let [kh, kw] = self.kernel;
-        let gs = self.group_floats();
-        let mut p = vec![0.0f32; self.ocb / self.nr * gs];
-        let l = self.lanes;
-        let mut src = dense.iter();
-        for o in 0..oc {
-            let (g, j, lane) = (o / (BLOCK * self.nr), o / BLOCK % self.nr, o % BLOCK);
-            let obase = g * gs + j * BLOCK + lane;
-            for i in 0..ic {
+        let (l, nr) = (self.lanes, self.nr);
+        let mut dst = out.chunks_exact_mut(BLOCK);
+        for g in 0..self.ocb / nr {
+            for cb in 0..self.cb_in {
                 for ky in 0..kh {
                     for kx in 0..kw {
-                        let at = obase + ((((i / l) * kh + ky) * kw + kx) * l + i % l) * self.nr * BLOCK;
-                        p[at] = src.next().copied().unwrap_or(0.0);
+                        for lane in 0..l {
+                            let i = cb * l + lane;
+                            for j in 0..nr {
+                                let Some(d) = dst.next() else { return };
+                                if i >= ic {
+                                    continue;
+                                }
+                                let o0 = (g * nr + j) * BLOCK;
+                                for (k, v) in d.iter_mut().enumerate().take(oc.saturating_sub(o0)) {
+                                    *v = dense[(((o0 + k) * ic + i) * kh + ky) * kw + kx];
+                                }
+                            }
+                        }
                     }
                 }
             }
         }
-        p
     }
 
     /// Emits the kernel body: args are out, in, weights, bias, residual (or null), full

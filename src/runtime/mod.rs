@@ -1,5 +1,6 @@
 //! The compiled network: execution plan, threads and the [`Model`] that runs it.
 
+pub mod mem;
 pub mod model;
 pub mod plan;
 pub mod pool;

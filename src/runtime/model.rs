@@ -1,6 +1,6 @@
 //! [`Model`]: JIT code, packed weights and a pool of preallocated activation arenas.
 
-use super::plan::{self, Arg, Helper, Plan, Slot, Step};
+use super::plan::{self, Arg, Helper, Line, Plan, Slot, Step, as_f32, as_f32_mut};
 use super::pool::{KernelFn, ThreadPool};
 use crate::error::{Error, Result};
 use crate::ir::{Graph, Shape};
@@ -18,13 +18,12 @@ use std::time::Instant;
 /// Kernels below this many flops run on the calling thread only.
 const PARALLEL_FLOPS: u64 = 200_000;
 
-/// 64 bytes, 64-byte aligned: the unit of the arena and of the packed parameters.
-#[derive(Clone, Copy)]
-#[repr(C, align(64))]
-struct Line([f32; 16]);
-
 fn lines(bytes: usize) -> Vec<Line> {
-    vec![Line([0.0; 16]); bytes.div_ceil(64)]
+    let n = bytes.div_ceil(64);
+    let mut v = Vec::with_capacity(n);
+    super::mem::hint_huge_pages(&v);
+    v.resize(n, Line::ZERO);
+    v
 }
 
 extern "C" fn helper_powf(x: f32, y: f32) -> f32 {
@@ -112,7 +111,7 @@ impl Model {
     }
 
     /// Compiles the kernels of `plan` (planned for `tier`; planning began at `t0`).
-    fn from_plan(plan: Plan, tier: jit::Tier, opts: &JitOptions, t0: Instant) -> Result<Model> {
+    fn from_plan(mut plan: Plan, tier: jit::Tier, opts: &JitOptions, t0: Instant) -> Result<Model> {
         let t1 = Instant::now();
         let mut wide = jit::wide::WideKernels::new();
         let mut tile_ids = Vec::with_capacity(plan.tiles.len());
@@ -150,10 +149,8 @@ impl Model {
             })
             .collect();
         let codegen_ms = t1.elapsed().as_secs_f64() * 1e3;
-        let mut params = lines(plan.params.len() * 4);
-        // SAFETY: `Line` is 16 plain f32s with no padding; the slice covers `params` exactly.
-        let flat = unsafe { std::slice::from_raw_parts_mut(params.as_mut_ptr() as *mut f32, params.len() * 16) };
-        flat[..plan.params.len()].copy_from_slice(&plan.params);
+        let param_bytes = plan.params.len() * 4;
+        let params = std::mem::take(&mut plan.params).into_lines();
         let mut arg_at = Vec::new();
         let mut n = 0;
         for s in &plan.steps {
@@ -169,7 +166,7 @@ impl Model {
             steps: plan.steps.len(),
             code_bytes: code_bytes + wide_bytes,
             arena_bytes: plan.arena_bytes,
-            param_bytes: plan.params.len() * 4,
+            param_bytes,
             plan_ms: (t1 - t0).as_secs_f64() * 1e3,
             codegen_ms,
             tier: Some(tier),
@@ -344,16 +341,6 @@ impl Model {
 
 /// The guard pattern: a quiet NaN no kernel produces by chance.
 const GUARD_BITS: u32 = 0x7fc0_dead;
-
-fn as_f32(mem: &[Line]) -> &[f32] {
-    // SAFETY: `Line` is 16 plain f32s with no padding.
-    unsafe { std::slice::from_raw_parts(mem.as_ptr() as *const f32, mem.len() * 16) }
-}
-
-fn as_f32_mut(mem: &mut [Line]) -> &mut [f32] {
-    // SAFETY: `Line` is 16 plain f32s with no padding.
-    unsafe { std::slice::from_raw_parts_mut(mem.as_mut_ptr() as *mut f32, mem.len() * 16) }
-}
 
 /// NCHW (or `[F]`) to the blocked layout, padded channels zero.
 fn write_blocked(mem: &mut [Line], slot: &Slot, x: &[f32]) {

@@ -143,7 +143,7 @@ pub struct Plan {
     /// Steps in execution order.
     pub steps: Vec<Step>,
     /// Packed parameters (each block 64-byte aligned).
-    pub params: Vec<f32>,
+    pub params: Params,
     /// Arena size in bytes.
     pub arena_bytes: usize,
     /// Network inputs: name, shape, slot.
@@ -154,6 +154,70 @@ pub struct Plan {
     pub tiles: Vec<TileSpec>,
     /// Arena offsets of the [`GUARD`]-byte guard zones (bounds-checking plans only).
     pub guards: Vec<usize>,
+}
+
+/// 64 bytes, 64-byte aligned: the unit of the arena and of the packed parameters.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+pub struct Line(pub [f32; 16]);
+
+impl Line {
+    /// Sixteen zeros.
+    pub const ZERO: Line = Line([0.0; 16]);
+}
+
+/// `mem` as floats.
+pub fn as_f32(mem: &[Line]) -> &[f32] {
+    // SAFETY: `Line` is 16 plain f32s with no padding.
+    unsafe { std::slice::from_raw_parts(mem.as_ptr() as *const f32, mem.len() * 16) }
+}
+
+/// `mem` as mutable floats.
+pub fn as_f32_mut(mem: &mut [Line]) -> &mut [f32] {
+    // SAFETY: `Line` is 16 plain f32s with no padding.
+    unsafe { std::slice::from_raw_parts_mut(mem.as_mut_ptr() as *mut f32, mem.len() * 16) }
+}
+
+/// The packed parameters: 64-byte aligned floats, every block starting on a [`Line`]
+/// (dereferences to all the floats, the padding between blocks included). Blocks are
+/// written where they will stay, so the runtime adopts the storage without a copy.
+#[derive(Debug, Default)]
+pub struct Params(Vec<Line>);
+
+impl Params {
+    fn with_capacity(floats: usize) -> Params {
+        let v = Vec::with_capacity(floats.div_ceil(16));
+        super::mem::hint_huge_pages(&v);
+        Params(v)
+    }
+
+    /// Appends `n` zeros, lets `fill` write them, and returns their offset in floats.
+    fn push_with(&mut self, n: usize, fill: impl FnOnce(&mut [f32])) -> usize {
+        let at = self.0.len();
+        self.0.resize(at + n.div_ceil(16), Line::ZERO);
+        fill(&mut as_f32_mut(&mut self.0[at..])[..n]);
+        at * 16
+    }
+
+    /// The storage, as lines.
+    pub fn into_lines(self) -> Vec<Line> {
+        self.0
+    }
+}
+
+impl std::ops::Deref for Params {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        as_f32(&self.0)
+    }
+}
+
+impl<'a> IntoIterator for &'a Params {
+    type Item = &'a f32;
+    type IntoIter = std::slice::Iter<'a, f32>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
 }
 
 /// Channels rounded up to the layout's block of [`BLOCK`].
@@ -195,7 +259,7 @@ struct Planner {
     kernels: Vec<KernelSpec>,
     kernel_ids: HashMap<KernelSpec, usize>,
     steps: Vec<Step>,
-    params: Vec<f32>,
+    params: Params,
     free: Vec<(usize, usize)>,
     top: usize,
     bufs: Vec<Buf>,
@@ -250,10 +314,12 @@ impl Planner {
     }
 
     fn param(&mut self, data: &[f32]) -> Arg {
-        let at = self.params.len();
-        self.params.extend_from_slice(data);
-        self.params.resize(self.params.len().div_ceil(16) * 16, 0.0);
-        Arg::Param(at * 4)
+        self.param_with(data.len(), |d| d.copy_from_slice(data))
+    }
+
+    /// A parameter block of `n` floats, zeroed, then written by `fill` in place.
+    fn param_with(&mut self, n: usize, fill: impl FnOnce(&mut [f32])) -> Arg {
+        Arg::Param(self.params.push_with(n, fill) * 4)
     }
 
     fn kernel(&mut self, spec: KernelSpec, args: Vec<Arg>, flops: u64) {
@@ -301,7 +367,7 @@ pub fn plan_checked(graph: &Graph, weights: &Weights, tier: Tier, guard: bool) -
         // Packed weights take about as many floats as the dense ones (channels rounded up
         // to 16, grouped convolutions made dense): reserving generously avoids copying
         // 100+ MB on every doubling, and pages never written are never touched.
-        params: Vec::with_capacity(weights.iter().map(|(_, t)| t.data.len()).sum::<usize>() * 3 / 2 + (1 << 16)),
+        params: Params::with_capacity(weights.iter().map(|(_, t)| t.data.len()).sum::<usize>() * 3 / 2 + (1 << 16)),
         free: Vec::new(),
         top: 0,
         bufs: Vec::new(),
@@ -834,12 +900,12 @@ fn conv(p: &mut Planner, c: ConvIn) {
             residual: c.residual.map(|r| r.0.to_bits()),
             relu: c.relu,
         };
-        let packed = spec.pack(c.oc, c.c, c.dense);
-        let mut bias = vec![0.0f32; ocb * BLOCK];
-        if let Some(b) = c.bias {
-            bias[..c.oc].copy_from_slice(&b[..c.oc]);
-        }
-        let (wa, ba) = (p.param(&packed), p.param(&bias));
+        let wa = p.param_with(spec.packed_floats(), |d| spec.pack_into(c.oc, c.c, c.dense, d));
+        let ba = p.param_with(ocb * BLOCK, |d| {
+            if let Some(b) = c.bias {
+                d[..c.oc].copy_from_slice(&b[..c.oc]);
+            }
+        });
         let mut args = vec![Arg::Arena(c.out), Arg::Arena(input), wa, ba, c.residual.map_or(Arg::Null, |r| r.1)];
         for t in spec.tiles() {
             p.tiles.push(t);
