@@ -119,9 +119,12 @@ fn kept(all: &[String], eliminated: bool) -> Vec<String> {
     if !eliminated || main.is_empty() { all.to_vec() } else { main }
 }
 
+/// A model's outputs: name, shape, values.
+type Outputs = Vec<(String, incc::ir::Shape, Vec<f32>)>;
+
 /// Compiles `src` under `cfg`, runs it and compares with `want`.
 fn check(src: &str, seed: u64, cfg: &Config, want: &Expected) -> Result<(), Failure> {
-    let run = || -> Result<(bool, Vec<(String, incc::ir::Shape, Vec<f32>)>), Error> {
+    let run = || -> Result<(bool, Outputs), Error> {
         let c = cfg.compiler(seed).compile_str("diff.incep", src)?;
         let eliminated = c.report.passes.iter().any(|p| p.name == "eliminate-dead-outputs");
         // A first run on other values leaves the arena dirty: nothing may depend on it
