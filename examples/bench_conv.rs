@@ -53,7 +53,9 @@ fn convs(filter: &str) {
     ];
     for (name, g) in cases.into_iter().filter(|c| c.0.contains(filter)) {
         let w = Weights::init(&g, 1);
-        let m = Model::compile(&g, &w, &JitOptions { threads: 1, verify: false }).expect("compile");
+        let m =
+            Model::compile(&g, &w, &JitOptions { threads: 1, verify: false, tier: tier(), ..JitOptions::default() })
+                .expect("compile");
         let x = vec![0.5f32; g.node(g.inputs[0]).shape.numel()];
         let mut conv_t = Vec::new();
         let mut flops = 0;
@@ -84,7 +86,9 @@ fn nets(filter: &str) {
         let mut compile_ms = 0.0;
         for threads in [1, 2] {
             let t0 = Instant::now();
-            let m = Model::compile(&g, &w, &JitOptions { threads, verify: false }).expect("compile");
+            let m =
+                Model::compile(&g, &w, &JitOptions { threads, verify: false, tier: tier(), ..JitOptions::default() })
+                    .expect("compile");
             compile_ms = t0.elapsed().as_secs_f64() * 1e3;
             m.run(&x).expect("warm up");
             let t: Vec<f64> = (0..7)
@@ -120,7 +124,7 @@ fn main() {
 fn disasm() {
     use cranelift_codegen::control::ControlPlane;
     let g = conv_graph(64, 16, [1, 1], Pad::default(), 10);
-    let plan = incc::runtime::plan::plan(&g, &Weights::init(&g, 1)).expect("plan");
+    let plan = incc::runtime::plan::plan(&g, &Weights::init(&g, 1), incc::jit::Tier::Portable).expect("plan");
     let isa = incc::jit::host_isa(false).expect("isa");
     let mut fbc = cranelift_frontend::FunctionBuilderContext::new();
     for (i, k) in plan.kernels.iter().enumerate() {
@@ -128,5 +132,14 @@ fn disasm() {
         ctx.set_disasm(true);
         let code = ctx.compile(&*isa, &mut ControlPlane::default()).expect("compile");
         println!("{k:?}\n{}", code.vcode.clone().unwrap_or_default());
+    }
+}
+
+/// The tier to measure: `INCC_TIER=portable|wide` (default: auto).
+fn tier() -> incc::jit::TierChoice {
+    match std::env::var("INCC_TIER").as_deref() {
+        Ok("portable") => incc::jit::TierChoice::Portable,
+        Ok("wide") => incc::jit::TierChoice::Wide,
+        _ => incc::jit::TierChoice::Auto,
     }
 }

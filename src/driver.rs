@@ -10,8 +10,8 @@
 
 use crate::error::{Error, Result};
 use crate::ir::Graph;
-use crate::jit::JitOptions;
-use crate::passes::{self, Level, PassOptions, PassReport};
+use crate::jit::{JitOptions, TierChoice};
+use crate::passes::{self, Level, Pass, PassOptions, PassReport};
 use crate::runtime::Model;
 use crate::weights::Weights;
 use serde::Serialize;
@@ -30,6 +30,9 @@ pub enum WeightSource {
     File(PathBuf),
 }
 
+/// The kernel tier asked for (`auto`, `portable`, `wide`); see [`TierChoice`].
+pub type Tier = TierChoice;
+
 /// Builds compiled [`Model`]s; every option has a sensible default.
 #[derive(Clone, Debug)]
 pub struct Compiler {
@@ -37,6 +40,8 @@ pub struct Compiler {
     pass_options: PassOptions,
     threads: usize,
     verify_code: bool,
+    tier: TierChoice,
+    check_bounds: bool,
 }
 
 impl Default for Compiler {
@@ -46,6 +51,8 @@ impl Default for Compiler {
             pass_options: PassOptions { verify: cfg!(debug_assertions), ..PassOptions::default() },
             threads: 0,
             verify_code: cfg!(debug_assertions),
+            tier: TierChoice::Auto,
+            check_bounds: false,
         }
     }
 }
@@ -73,6 +80,10 @@ pub struct CompileReport {
     pub steps: usize,
     /// Machine code bytes.
     pub code_bytes: usize,
+    /// The convolution tier: `wide` (AVX-512 tiles) or `portable` (Cranelift f32x4).
+    pub tier: String,
+    /// Distinct AVX-512 tiles assembled (wide tier).
+    pub tiles: usize,
     /// Bytes of one activation arena.
     pub arena_bytes: usize,
     /// Bytes of packed parameters.
@@ -126,6 +137,17 @@ impl Compiler {
         self.threads = n;
         self
     }
+    /// The kernel tier (default: the fastest this CPU runs).
+    pub fn tier(mut self, tier: TierChoice) -> Self {
+        self.tier = tier;
+        self
+    }
+    /// Debug mode: guard zones around every buffer, checked after every kernel (see
+    /// [`JitOptions::check_bounds`]).
+    pub fn check_bounds(mut self, on: bool) -> Self {
+        self.check_bounds = on;
+        self
+    }
     /// Run the IR verifier after every pass and Cranelift's verifier on every function.
     pub fn verify(mut self, on: bool) -> Self {
         self.pass_options.verify = on;
@@ -154,6 +176,24 @@ impl Compiler {
         Ok((graph, w, reports))
     }
 
+    /// The graph as lowered, with only the chosen [`outputs`](Self::outputs) kept (the pass
+    /// `eliminate-dead-outputs` and nothing else: no folding, fusion or layout), and its
+    /// weights, without generating code. This is the network as written, as `incc export`
+    /// writes it. Errors: weights that do not fit, an unknown output name, or a verifier
+    /// failure (a compiler bug).
+    pub fn select_outputs(&self, mut graph: Graph) -> Result<(Graph, Weights)> {
+        let mut w = self.load_weights(&graph)?;
+        let pass = passes::EliminateDeadOutputs { outputs: self.pass_options.outputs.clone() };
+        pass.run(&mut graph, &mut w)?;
+        if self.pass_options.verify {
+            let errors = crate::ir::verify::verify(&graph);
+            if !errors.is_empty() {
+                return Err(Error::Verifier { pass: pass.name().into(), errors });
+            }
+        }
+        Ok((graph, w))
+    }
+
     fn load_weights(&self, graph: &Graph) -> Result<Weights> {
         match &self.weights {
             WeightSource::Init { seed } => Ok(Weights::init(graph, *seed)),
@@ -168,7 +208,16 @@ impl Compiler {
         let t2 = Instant::now();
         let reports = passes::optimize(&mut graph, &mut w, &self.pass_options)?;
         let t3 = Instant::now();
-        let model = Model::compile(&graph, &w, &JitOptions { threads: self.threads, verify: self.verify_code })?;
+        let model = Model::compile(
+            &graph,
+            &w,
+            &JitOptions {
+                threads: self.threads,
+                verify: self.verify_code,
+                tier: self.tier,
+                check_bounds: self.check_bounds,
+            },
+        )?;
         let t4 = Instant::now();
         let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
         let s = model.stats().clone();
@@ -185,6 +234,11 @@ impl Compiler {
             code_bytes: s.code_bytes,
             arena_bytes: s.arena_bytes,
             param_bytes: s.param_bytes,
+            tier: match s.tier {
+                Some(crate::jit::Tier::Wide) => "wide".into(),
+                _ => "portable".into(),
+            },
+            tiles: s.tiles,
             passes: reports,
         };
         Ok(Compiled { model, graph, report })

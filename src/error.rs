@@ -32,6 +32,14 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// An image file (`incc run --image`) is not a JPEG or PNG that can be decoded.
+    #[error("{path}: {message}")]
+    Image {
+        /// The image file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
     /// An input tensor of the wrong shape or length was given.
     #[error("input `{name}` must have shape {expected}, found {found}")]
     InputShape {
@@ -53,6 +61,25 @@ pub enum Error {
     /// Code generation failed (an unsupported CPU, or a compiler bug).
     #[error("code generation: {0}")]
     Jit(String),
+    /// A network that an export format cannot express.
+    #[error("cannot export to {format}: {message}")]
+    Export {
+        /// The format (`ONNX`).
+        format: &'static str,
+        /// What cannot be expressed, and where.
+        message: String,
+    },
+    /// A compile profile (`--profile-file`) is not valid YAML or not a profile.
+    #[error("{at}: {message}")]
+    Profile {
+        /// `file:line:column`, or the file alone when the problem has no location.
+        at: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Graphviz is missing or failed (`incc graph --format svg|html`).
+    #[error("graphviz: {0}")]
+    Graphviz(String),
     /// An invalid option or request.
     #[error("{0}")]
     Invalid(String),

@@ -3,7 +3,10 @@
 //! A network is written in the `.incep` language (see `docs/LANGUAGE.md`), parsed
 //! ([`syntax`]), elaborated into a shape-checked graph ([`lower`], [`ir`]), optimised
 //! ([`passes`]) and JIT-compiled with Cranelift into native kernels ([`jit`], [`runtime`]).
-//! [`reference`] is the plain interpreter every fast path is checked against.
+//! [`aot`] writes the same code as a relocatable object with a C ABI.
+//! [`reference`] is the plain interpreter every fast path is checked against; [`export`]
+//! writes the network and its weights as an ONNX model.
+//! [`graphviz`] draws a network and [`profile`] reads compile options from YAML.
 //!
 //! ```
 //! let src = "
@@ -32,20 +35,25 @@
 #![deny(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod aot;
 pub mod diag;
 pub mod driver;
 pub mod error;
+pub mod export;
 pub mod frontend;
+pub mod graphviz;
 pub mod ir;
 pub mod jit;
 pub mod lower;
 pub mod npy;
 pub mod passes;
+pub mod preprocess;
+pub mod profile;
 pub mod reference;
 pub mod runtime;
 pub mod summary;
 pub mod syntax;
 pub mod weights;
 
-pub use driver::{CompileReport, Compiled, Compiler};
+pub use driver::{CompileReport, Compiled, Compiler, Tier};
 pub use error::{Error, Result};

@@ -390,14 +390,19 @@ impl SplitMix64 {
         (2.0 * self.unit() - 1.0) * a
     }
 
-    /// Approximately standard normal: the sum of 12 uniforms minus 6 (Irwin–Hall), which
-    /// has mean 0, variance 1 and is cut off at ±6.
+    /// Approximately standard normal: the sum of 4 uniforms (the four 16-bit quarters of
+    /// one draw, Irwin–Hall), centred and scaled to mean 0, variance 1, cut off at ±2√3.
     ///
     /// A hard choice: Box–Muller is exact but needs `ln` and `cos`, whose last bits come
-    /// from the platform's libm; sums of uniforms need only IEEE additions, so the weights
-    /// are bit-identical everywhere.
+    /// from the platform's libm; sums of uniforms need only integer and IEEE arithmetic, so
+    /// the weights are bit-identical everywhere. One draw per value keeps the init of
+    /// Inception-v4's 43M parameters at tens of milliseconds.
     fn normal(&mut self) -> f64 {
-        (0..12).map(|_| self.unit()).sum::<f64>() - 6.0
+        let z = self.next();
+        let s = (z & 0xffff) + (z >> 16 & 0xffff) + (z >> 32 & 0xffff) + (z >> 48);
+        // Each quarter is uniform on {0..65535}: (q + 0.5) / 65536 has mean 1/2, variance
+        // ~1/12, so the sum has mean 2 and variance 1/3.
+        ((s as f64 + 2.0) / 65536.0 - 2.0) * 3f64.sqrt()
     }
 }
 
@@ -576,7 +581,7 @@ pub(crate) mod tests {
         assert!(mean.iter().all(|m| m.abs() <= 0.1) && mean.iter().any(|m| *m != 0.0));
     }
 
-    const PINNED_CONV_WEIGHT_BITS: [u32; 3] = [3207442058, 1045076832, 3199405769];
+    const PINNED_CONV_WEIGHT_BITS: [u32; 3] = [3201431406, 1049708768, 3188855700];
 
     #[test]
     fn the_normal_generator_has_unit_variance() {

@@ -13,8 +13,12 @@ fn incc(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// A fresh path in this process's scratch folder: tests run in parallel, so every call
+/// gets its own file (a shared one was read half-written by another test).
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("incc-cli-{}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("incc-cli-{}", std::process::id())).join(n.to_string());
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir.join(name)
 }

@@ -24,6 +24,8 @@ fn case_dirs() -> Vec<PathBuf> {
         .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_dir())
+        // Not a network case: the image preprocessing fixtures of `tests/preprocess.rs`.
+        .filter(|p| !p.ends_with("images"))
         .collect();
     dirs.sort();
     dirs

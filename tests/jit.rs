@@ -4,7 +4,7 @@
 //! Run with `cargo test --release --test jit` (debug builds are slow on whole networks).
 
 use incc::ir::{BatchNorm, Conv2d, Epilogue, Graph, Linear, Lrn, NodeId, Op, Pad, Pool, PoolKind, Shape};
-use incc::jit::JitOptions;
+use incc::jit::{JitOptions, TierChoice};
 use incc::runtime::Model;
 use incc::weights::Weights;
 use proptest::prelude::*;
@@ -23,19 +23,38 @@ fn input(n: usize, seed: u64) -> Vec<f32> {
 }
 
 fn opts(threads: usize) -> JitOptions {
-    JitOptions { threads, verify: true }
+    JitOptions { threads, verify: true, tier: TierChoice::Auto, check_bounds: false }
 }
 
-/// max |jit - ref| / max |ref| over all outputs (checks names and shapes too).
+/// Every tier this CPU runs.
+fn tiers() -> Vec<TierChoice> {
+    let mut t = vec![TierChoice::Portable];
+    if incc::jit::wide::available() {
+        t.push(TierChoice::Wide);
+    }
+    t
+}
+
+/// max |jit - ref| / max |ref| over all outputs and every tier (checks names and shapes
+/// too).
 fn rel_diff(g: &Graph, w: &Weights, threads: usize, seed: u64) -> f32 {
     let n = g.node(g.inputs[0]).shape.numel();
     let x = input(n, seed);
     let want = incc::reference::run(g, w, &[&x]).expect("reference");
-    let m = Model::compile(g, w, &opts(threads)).expect("compile");
-    let got = m.run(&x).expect("run");
+    tiers()
+        .into_iter()
+        .map(|tier| {
+            let m = Model::compile(g, w, &JitOptions { tier, ..opts(threads) }).expect("compile");
+            worst_diff(&m.run(&x).expect("run"), &want)
+        })
+        .fold(0.0, f32::max)
+}
+
+/// max |got - want| / max |want| over all outputs.
+fn worst_diff(got: &[(String, Shape, Vec<f32>)], want: &[(String, Shape, Vec<f32>)]) -> f32 {
     assert_eq!(got.len(), want.len());
     let mut worst = 0.0f32;
-    for (a, b) in got.iter().zip(&want) {
+    for (a, b) in got.iter().zip(want) {
         assert_eq!(a.0, b.0);
         assert_eq!(a.1, b.1);
         assert_eq!(a.2.len(), b.2.len());
@@ -56,9 +75,27 @@ fn arch(name: &str) {
     let path = format!("{}/architectures/{name}.incep", env!("CARGO_MANIFEST_DIR"));
     let g = incc::frontend::compile_file(&path).expect("front end");
     let w = Weights::init(&g, 7);
-    let d = rel_diff(&g, &w, 2, 1);
-    eprintln!("{name}: max rel diff {d:e}");
-    assert!(d <= 1e-4, "{name}: max |jit - ref| = {d:e} of max |ref|");
+    let n = g.node(g.inputs[0]).shape.numel();
+    let x = input(n, 1);
+    let want = incc::reference::run(&g, &w, &[&x]).expect("reference");
+    for tier in tiers() {
+        let m = Model::compile(&g, &w, &JitOptions { tier, ..opts(2) }).expect("compile");
+        let d = worst_diff(&m.run(&x).expect("run"), &want);
+        eprintln!("{name} -O0 {tier:?}: max rel diff {d:e}");
+        assert!(d <= 1e-4, "{name} -O0 {tier:?}: max |jit - ref| = {d:e} of max |ref|");
+    }
+    // -O2 (folded, fused, concats in place, slices as views) against the unoptimised
+    // reference.
+    let (mut g2, mut w2) = (g.clone(), w.clone());
+    incc::passes::optimize(&mut g2, &mut w2, &incc::passes::PassOptions::default()).expect("passes");
+    let kept: Vec<_> = want.into_iter().filter(|o| g2.outputs.iter().any(|(n, _)| *n == o.0)).collect();
+    for tier in tiers() {
+        // With guard zones around every buffer, checked after every kernel.
+        let m = Model::compile(&g2, &w2, &JitOptions { tier, check_bounds: true, ..opts(2) }).expect("compile");
+        let d = worst_diff(&m.run(&x).expect("run"), &kept);
+        eprintln!("{name} -O2 {tier:?}: max rel diff {d:e}");
+        assert!(d <= 1e-4, "{name} -O2 {tier:?}: max |jit - ref| = {d:e} of max |ref|");
+    }
 }
 
 #[test]
@@ -249,7 +286,7 @@ fn compiles_for_aarch64() {
     let path = format!("{}/architectures/inception_v3.incep", env!("CARGO_MANIFEST_DIR"));
     let g = incc::frontend::compile_file(&path).expect("front end");
     let w = Weights::init(&g, 1);
-    let plan = incc::runtime::plan::plan(&g, &w).expect("plan");
+    let plan = incc::runtime::plan::plan(&g, &w, incc::jit::Tier::Portable).expect("plan");
     let isa = incc::jit::isa_by_name("aarch64", true).expect("aarch64 backend");
     let bytes = incc::jit::compile_for(&*isa, &plan.kernels).expect("aarch64 codegen");
     assert!(bytes > 0);

@@ -28,6 +28,43 @@ impl fmt::Display for NodeId {
     }
 }
 
+/// A [`Scope`] of [`Graph::scopes`]. Displays as `scope7`.
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct ScopeId(pub u32);
+
+impl ScopeId {
+    /// The raw index into [`Graph::scopes`].
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl fmt::Display for ScopeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "scope{}", self.0)
+    }
+}
+
+/// A region of the source that nodes were elaborated in: a labelled statement (`Mixed_5b: ...`,
+/// `branch1: [ ... ]`), an element of an indexed sequence (`features: [ ... ]` makes `0`, `1`,
+/// ...), or a block instance. Scopes nest as the source does; they exist for people (drawings,
+/// `incc graph --depth`) and no pass reads them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scope {
+    /// This scope's own component: the label (`branch1`, `_1`), the index (`6`), or the
+    /// block's name for an unlabelled block instance.
+    pub label: String,
+    /// The hierarchical name its nodes get (`features.6`, `inception_3a`); the same as the
+    /// parent's for an unlabelled block instance.
+    pub path: String,
+    /// The enclosing scope; `None` at the top level.
+    pub parent: Option<ScopeId>,
+    /// For a block instance: the call with its evaluated arguments (`inception_a(32)`).
+    pub block: Option<String>,
+    /// The statement that opened the scope.
+    pub span: Span,
+}
+
 /// One operation with its inferred output shape.
 #[derive(Clone, Debug)]
 pub struct Node {
@@ -41,6 +78,9 @@ pub struct Node {
     pub name: String,
     /// Memory layout of this node's output; [`Layout::Nchw`] until `select-layout` runs.
     pub layout: Layout,
+    /// The innermost [`Scope`] it was written in; `None` at the top level. Rewrites copy it
+    /// onto replacements, as they copy `span`.
+    pub scope: Option<ScopeId>,
     /// On a `Concat` only, set by `eliminate-concat`: each operand is used by this concat
     /// alone and is written by its producer straight into its channel slice of the concat's
     /// buffer, so the concat copies nothing. Always `false` on other ops.
@@ -58,6 +98,11 @@ pub struct Graph {
     pub outputs: Vec<(String, NodeId)>,
     /// The network's name.
     pub name: String,
+    /// The source regions nodes were written in; [`Node::scope`] indexes it. A scope's
+    /// parent always precedes it.
+    pub scopes: Vec<Scope>,
+    /// How an image becomes the input (`preprocess` in the source), if declared.
+    pub preprocess: Option<crate::preprocess::Preprocess>,
 }
 
 impl Graph {
@@ -68,12 +113,42 @@ impl Graph {
 
     /// Adds a node computing `op` from `operands` (in slot order).
     pub fn add(&mut self, op: Op, shape: Shape, span: Span, name: impl Into<String>, operands: &[NodeId]) -> NodeId {
-        let id =
-            NodeId(self.g.add_node(Node { op, shape, span, name: name.into(), layout: Layout::Nchw, in_place: false }));
+        let id = NodeId(self.g.add_node(Node {
+            op,
+            shape,
+            span,
+            name: name.into(),
+            layout: Layout::Nchw,
+            scope: None,
+            in_place: false,
+        }));
         for (slot, o) in operands.iter().enumerate() {
             self.g.add_edge(o.0, id.0, slot as u32);
         }
         id
+    }
+
+    /// The scope `id`.
+    pub fn scope(&self, id: ScopeId) -> &Scope {
+        &self.scopes[id.index()]
+    }
+
+    /// The scopes from the top level down to `id` (empty for `None`).
+    pub fn scope_chain(&self, id: Option<ScopeId>) -> Vec<ScopeId> {
+        let mut chain = vec![];
+        let mut cur = id;
+        while let Some(s) = cur {
+            chain.push(s);
+            cur = self.scope(s).parent;
+        }
+        chain.reverse();
+        chain
+    }
+
+    /// The innermost scope enclosing both `a` and `b`.
+    pub fn common_scope(&self, a: Option<ScopeId>, b: Option<ScopeId>) -> Option<ScopeId> {
+        let (ca, cb) = (self.scope_chain(a), self.scope_chain(b));
+        ca.iter().zip(&cb).take_while(|(x, y)| x == y).last().map(|(x, _)| *x)
     }
 
     /// The node `id`. Panics if it was removed (a compiler bug, not a user error).

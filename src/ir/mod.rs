@@ -8,7 +8,7 @@ pub mod print;
 pub mod shape;
 pub mod verify;
 
-pub use graph::{Graph, Node, NodeId};
+pub use graph::{Graph, Node, NodeId, Scope, ScopeId};
 pub use layout::Layout;
 pub use op::{BatchNorm, Conv2d, Epilogue, Linear, Lrn, Op, ParamRole, ParamSpec, Pool, PoolKind};
 pub use shape::{Pad, Shape};

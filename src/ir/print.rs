@@ -39,3 +39,76 @@ pub fn print(g: &Graph) -> String {
     }
     s
 }
+
+/// The IR as data (`incc compile --emit ir --emit-format yaml`): the same facts as [`print`].
+#[derive(serde::Serialize, Debug)]
+pub struct Document<'g> {
+    /// The network's name.
+    pub network: &'g str,
+    /// Every node, in topological order.
+    pub nodes: Vec<DocNode<'g>>,
+    /// The named outputs and the nodes computing them.
+    pub outputs: Vec<DocOutput<'g>>,
+}
+
+/// One node of a [`Document`].
+#[derive(serde::Serialize, Debug)]
+pub struct DocNode<'g> {
+    /// As the text form writes it: `%7`.
+    pub id: String,
+    /// The operation and its attributes.
+    pub op: &'g super::Op,
+    /// Operand ids in slot order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub operands: Vec<String>,
+    /// Output shape.
+    pub shape: &'g [usize],
+    /// Hierarchical name.
+    pub name: &'g str,
+    /// Memory layout when not NCHW.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layout: Option<String>,
+    /// Set on concats whose operands write into it in place.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub in_place: bool,
+}
+
+/// One output of a [`Document`].
+#[derive(serde::Serialize, Debug)]
+pub struct DocOutput<'g> {
+    /// The output's name.
+    pub name: &'g str,
+    /// The node computing it.
+    pub node: String,
+}
+
+/// The graph as a serialisable [`Document`].
+pub fn document(g: &Graph) -> Document<'_> {
+    let nodes = g
+        .topo_order()
+        .into_iter()
+        .map(|id| {
+            let n = g.node(id);
+            DocNode {
+                id: id.to_string(),
+                op: &n.op,
+                operands: g.operands(id).iter().map(|o| o.to_string()).collect(),
+                shape: &n.shape.0,
+                name: &n.name,
+                layout: (n.layout != Layout::Nchw).then(|| n.layout.to_string()),
+                in_place: n.in_place,
+            }
+        })
+        .collect();
+    let outputs = g.outputs.iter().map(|(name, id)| DocOutput { name, node: id.to_string() }).collect();
+    Document { network: &g.name, nodes, outputs }
+}
+
+/// The graph as YAML; ops are maps with one key, their kind (`{Conv2d: {out_channels: 64, ...}}`).
+pub fn to_yaml(g: &Graph) -> crate::Result<String> {
+    let mut out = Vec::new();
+    let mut ser = serde_yaml_ng::Serializer::new(&mut out);
+    serde_yaml_ng::with::singleton_map_recursive::serialize(&document(g), &mut ser)
+        .map_err(|e| crate::Error::Invalid(format!("IR as YAML: {e}")))?;
+    String::from_utf8(out).map_err(|e| crate::Error::Invalid(format!("IR as YAML: {e}")))
+}

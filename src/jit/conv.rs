@@ -1,9 +1,9 @@
-//! Direct convolution on channel-blocked (`Nchw4c`) tensors: weight packing and the
+//! Direct convolution on channel-blocked (`Nchw16c`) tensors: weight packing and the
 //! register-blocked f32x4 micro-kernel.
 //!
-//! The input is `[cb_in][hp][wp][4]` (already zero-padded by a `Pad` kernel when the layer
-//! pads), the output `[cb_out][oh][ow][4]`. A micro-tile computes `MR` consecutive output
-//! pixels of one row times `NR = 2` output-channel blocks (8 channels): `MR * NR`
+//! The input is `[cb_in][hp][wp][16]` (already zero-padded by a `Pad` kernel when the layer
+//! pads), the output `[cb_out][oh][ow][16]`. A micro-tile computes `MR` consecutive output
+//! pixels of one row times `NR = 2` f32x4 vectors (8 channels, half a block): `MR * NR`
 //! accumulators stay in registers across the whole reduction over input-channel blocks,
 //! kernel rows (both run-time loops) and kernel columns and lanes (unrolled). Each step
 //! loads `NR` packed weight vectors and broadcasts `MR` input scalars (each broadcast is
@@ -19,7 +19,7 @@
 //! for chunk:                   (loop)
 //!  for tile in row:            (loop)
 //!   for icb in chunk, ky:      (loops)
-//!    for kx, l in 0..4:        (unrolled)
+//!    for kx, l in 0..16:       (unrolled)
 //!     w_j = W[ocp][icb][ky][kx][l][j]          j < NR, one f32x4 each
 //!     for i < MR: acc[i][j] = fma(splat(x[icb][oy*sh+ky][(ox+i)*sw+kx][l]), w_j, acc[i][j])
 //! ```
@@ -35,7 +35,7 @@ use cranelift_frontend::{FunctionBuilder, Variable};
 /// same `ConvSpec` share their code.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ConvSpec {
-    /// Input channel blocks of 4 (input channels rounded up to 8, divided by 4).
+    /// Input channel blocks of 16 (input channels rounded up to 16, divided by 16).
     pub cb_in: usize,
     /// Height and width of the (padded) input buffer.
     pub hp: usize,
@@ -49,7 +49,7 @@ pub struct ConvSpec {
     pub oh: usize,
     /// Output columns.
     pub ow: usize,
-    /// Output-channel pairs of blocks (output channels rounded up to 8, divided by 8).
+    /// Output-channel tiles of 8 (output channels rounded up to 16, divided by 8).
     pub ocp: usize,
     /// The fused epilogue: residual scale (as f32 bits) and relu.
     pub residual: Option<u32>,
@@ -92,7 +92,7 @@ pub const L1_BUDGET: usize = 32 * 1024;
 impl ConvSpec {
     /// Floats of packed weights per output-channel pair.
     pub fn pair_stride(&self) -> usize {
-        self.cb_in * self.kernel[0] * self.kernel[1] * 4 * NR * 4
+        self.cb_in * self.kernel[0] * self.kernel[1] * BLOCK * NR * 4
     }
     /// Work items: one per (output-channel pair, output row).
     pub fn items(&self) -> usize {
@@ -102,13 +102,13 @@ impl ConvSpec {
     /// rows and weights fit [`L1_BUDGET`] bytes (at least 1).
     pub fn ic_chunk(&self) -> usize {
         let [kh, kw] = self.kernel;
-        let per_block = kh * self.wp * VB as usize + kh * kw * 4 * NR * VB as usize;
+        let per_block = kh * self.wp * BB as usize + kh * kw * BLOCK * NR * VB as usize;
         let max = (L1_BUDGET / per_block).max(1);
         (1..=self.cb_in.min(max)).rev().find(|k| self.cb_in.is_multiple_of(*k)).unwrap_or(1)
     }
     /// Multiply-adds actually executed (including padded channels).
     pub fn macs(&self) -> u64 {
-        (self.ocp * 8 * self.oh * self.ow * self.cb_in * 4 * self.kernel[0] * self.kernel[1]) as u64
+        (self.ocp * 8 * self.oh * self.ow * self.cb_in * BLOCK * self.kernel[0] * self.kernel[1]) as u64
     }
 }
 
@@ -125,14 +125,14 @@ impl ConvProvider for F32x4Conv {
         let ps = s.pair_stride();
         let mut p = vec![0.0f32; s.ocp * ps];
         // Read in source order, scatter to
-        // [ocp][icb][ky][kx][l = ic % 4][j = (oc % 8) / 4][lane = oc % 4].
+        // [ocp][icb][ky][kx][l = ic % 16][j = (oc % 8) / 4][lane = oc % 4].
         let mut src = dense.iter();
         for o in 0..oc {
             let obase = (o / 8) * ps + (o % 8 / 4) * 4 + o % 4;
             for i in 0..ic {
                 for ky in 0..kh {
                     for kx in 0..kw {
-                        let at = obase + ((((i / 4) * kh + ky) * kw + kx) * 4 + i % 4) * NR * 4;
+                        let at = obase + ((((i / BLOCK) * kh + ky) * kw + kx) * BLOCK + i % BLOCK) * NR * 4;
                         p[at] = src.next().copied().unwrap_or(0.0);
                     }
                 }
@@ -155,24 +155,29 @@ impl ConvProvider for F32x4Conv {
         let w = arg(b, args, 2);
         let bias = arg(b, args, 3);
         let res = if s.residual.is_some() { Some(arg(b, args, 4)) } else { None };
-        let plane = (s.oh * s.ow) as i64 * VB;
+        let plane = (s.oh * s.ow) as i64 * BB;
         let kc = s.ic_chunk();
         let nchunks = s.cb_in / kc;
-        let plane_in = (s.hp * s.wp) as i64 * VB;
+        let plane_in = (s.hp * s.wp) as i64 * BB;
         let chunk_in = kc as i64 * plane_in;
-        let chunk_w = (kc * s.kernel[0] * s.kernel[1] * 4 * NR) as i64 * VB;
+        let chunk_w = (kc * s.kernel[0] * s.kernel[1] * BLOCK * NR) as i64 * VB;
         for_range(b, begin, end, |b, item| {
             let ocp = b.ins().udiv_imm_u(item, s.oh as i64);
             let oy = b.ins().urem_imm_u(item, s.oh as i64);
             let wbase = add_scaled(b, w, ocp, (s.pair_stride() * 4) as i64);
             let bb = add_scaled(b, bias, ocp, NR as i64 * VB);
-            let inrow = add_scaled(b, inp, oy, (s.stride[0] * s.wp) as i64 * VB);
-            let o1 = b.ins().imul_imm_s(ocp, NR as i64 * plane);
-            let o2 = b.ins().imul_imm_s(oy, s.ow as i64 * VB);
+            let inrow = add_scaled(b, inp, oy, (s.stride[0] * s.wp) as i64 * BB);
+            // Tile `ocp` is half `ocp % 2` of output block `ocp / 2`.
+            let blk = b.ins().ushr_imm_u(ocp, 1);
+            let half = b.ins().band_imm_u(ocp, 1);
+            let o1 = b.ins().imul_imm_s(blk, plane);
+            let o2 = b.ins().imul_imm_s(oy, s.ow as i64 * BB);
+            let o3 = b.ins().imul_imm_s(half, NR as i64 * VB);
             let ooff = b.ins().iadd(o1, o2);
+            let ooff = b.ins().iadd(ooff, o3);
             let outrow = b.ins().iadd(out, ooff);
             let resrow = res.map(|r| b.ins().iadd(r, ooff));
-            let row = Row { inrow, wbase, bb, outrow, resrow, plane };
+            let row = Row { inrow, wbase, bb, outrow, resrow };
             if nchunks == 1 {
                 self.row(b, s, row, kc, true, true);
                 return;
@@ -204,16 +209,16 @@ impl F32x4Conv {
         let rem = s.ow % mr;
         let t = TileKind { kc, first, last };
         for_n(b, full, |b, i| {
-            let ip = add_scaled(b, row.inrow, i, (mr * s.stride[1]) as i64 * VB);
-            let op = add_scaled(b, row.outrow, i, mr as i64 * VB);
-            let rp = row.resrow.map(|r| add_scaled(b, r, i, mr as i64 * VB));
-            tile(b, s, mr, t, ip, row.wbase, row.bb, op, rp, row.plane);
+            let ip = add_scaled(b, row.inrow, i, (mr * s.stride[1]) as i64 * BB);
+            let op = add_scaled(b, row.outrow, i, mr as i64 * BB);
+            let rp = row.resrow.map(|r| add_scaled(b, r, i, mr as i64 * BB));
+            tile(b, s, mr, t, ip, row.wbase, row.bb, op, rp);
         });
         if rem > 0 {
-            let ip = add(b, row.inrow, (full * mr * s.stride[1]) as i64 * VB);
-            let op = add(b, row.outrow, (full * mr) as i64 * VB);
-            let rp = row.resrow.map(|r| add(b, r, (full * mr) as i64 * VB));
-            tile(b, s, rem, t, ip, row.wbase, row.bb, op, rp, row.plane);
+            let ip = add(b, row.inrow, (full * mr * s.stride[1]) as i64 * BB);
+            let op = add(b, row.outrow, (full * mr) as i64 * BB);
+            let rp = row.resrow.map(|r| add(b, r, (full * mr) as i64 * BB));
+            tile(b, s, rem, t, ip, row.wbase, row.bb, op, rp);
         }
     }
 }
@@ -226,7 +231,6 @@ struct Row {
     bb: Value,
     outrow: Value,
     resrow: Option<Value>,
-    plane: i64,
 }
 
 /// Which part of the reduction a tile computes.
@@ -252,7 +256,6 @@ fn tile(
     bias: Value,
     op: Value,
     rp: Option<Value>,
-    plane: i64,
 ) {
     let [kh, kw] = s.kernel;
     let [_, sw] = s.stride;
@@ -270,7 +273,7 @@ fn tile(
             .map(|k| {
                 let (i, j) = (k / NR, k % NR);
                 let v = b.declare_var(V4);
-                let x = ldv(b, op, j as i64 * plane + i as i64 * VB);
+                let x = ldv(b, op, i as i64 * BB + j as i64 * VB);
                 b.def_var(v, x);
                 v
             })
@@ -279,10 +282,10 @@ fn tile(
     // Reduction over input-channel blocks (and kernel rows): do-while loops, counts >= 1.
     let step = |b: &mut FunctionBuilder, ipk: Value, wpk: Value| {
         for kx in 0..kw {
-            for l in 0..4 {
-                let wv: Vec<Value> = (0..NR).map(|j| ldv(b, wpk, (((kx * 4 + l) * NR + j) as i64) * VB)).collect();
+            for l in 0..BLOCK {
+                let wv: Vec<Value> = (0..NR).map(|j| ldv(b, wpk, (((kx * BLOCK + l) * NR + j) as i64) * VB)).collect();
                 for i in 0..m {
-                    let x = lds(b, ipk, (((i * sw + kx) * 4 + l) * 4) as i64);
+                    let x = lds(b, ipk, ((i * sw + kx) as i64) * BB + (l * 4) as i64);
                     let sp = b.ins().splat(V4, x);
                     for (j, &wj) in wv.iter().enumerate() {
                         let a = b.use_var(acc[i * NR + j]);
@@ -293,9 +296,9 @@ fn tile(
             }
         }
     };
-    let row_bytes = s.wp as i64 * VB;
-    let plane_in = (s.hp * s.wp) as i64 * VB;
-    let kstep = (kw * 4 * NR) as i64 * VB;
+    let row_bytes = s.wp as i64 * BB;
+    let plane_in = (s.hp * s.wp) as i64 * BB;
+    let kstep = (kw * BLOCK * NR) as i64 * VB;
     if kh == 1 {
         counted(b, t.kc, ip, wp, plane_in, kstep, &mut |b, p, q| step(b, p, q));
     } else {
@@ -308,7 +311,7 @@ fn tile(
     let zero = if s.relu && t.last { Some(splat_const(b, 0.0)) } else { None };
     for i in 0..m {
         for j in 0..NR {
-            let off = j as i64 * plane + i as i64 * VB;
+            let off = i as i64 * BB + j as i64 * VB;
             let mut y = b.use_var(acc[i * NR + j]);
             if let (Some(sc), Some(r)) = (scale, rp) {
                 let rv = ldv(b, r, off);

@@ -6,12 +6,14 @@
 //! documents. A kernel computes work items `begin..end` of [`KernelSpec::items`]; disjoint
 //! item ranges write disjoint memory, so threads may run them at once.
 //!
-//! Tensors are `Nchw4c`: `[C/4][H][W][4]` with `C` rounded up to 8 and the extra channels
-//! zero; vectors `[F]` are the same layout with `H = W = 1`. The byte address of channel
-//! `c`, pixel `p` of a map with `P` pixels is `(c / 4) * P * 16 + p * 16 + (c % 4) * 4`.
+//! Tensors are `Nchw16c`: `[C/16][H][W][16]` with `C` rounded up to 16 and the extra
+//! channels zero; vectors `[F]` are the same layout with `H = W = 1`. The byte address of
+//! channel `c`, pixel `p` of a map with `P` pixels is `(c / 16) * P * 64 + p * 64 + (c % 16) * 4`.
+//! One channel block of one pixel is one AVX-512 vector, or [`NV`] f32x4 vectors.
 
 use super::conv::{ConvProvider, ConvSpec, DEFAULT_CONV};
 use super::emit::*;
+use super::wide_conv::WideConvSpec;
 use cranelift_codegen::ir::{AbiParam, Function, InstBuilder, Signature, Value, types};
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -34,6 +36,10 @@ pub enum KernelSpec {
     /// Direct convolution (also linear layers); args: out, in, packed weight, bias,
     /// [residual]. Items: output-channel pairs x rows.
     Conv(ConvSpec),
+    /// Convolution with AVX-512 tiles (the wide tier); args: out, in, packed weight, bias,
+    /// residual (or null), full tile, remainder tile (or null). Items: channel-block
+    /// groups x rows.
+    WideConv(WideConvSpec),
     /// Copies `[cb][h][w][4]` into the interior of `[cb][hp][wp][4]` at (`top`, `left`),
     /// filling the rest with `fill` (f32 bits). Args: out, in. Items: channel blocks.
     Pad {
@@ -155,6 +161,7 @@ impl KernelSpec {
     pub fn items(&self) -> usize {
         match self {
             KernelSpec::Conv(s) => s.items(),
+            KernelSpec::WideConv(s) => s.items(),
             KernelSpec::Pad { cb, .. } | KernelSpec::Affine { cb, .. } | KernelSpec::GlobalAvg { cb, .. } => *cb,
             KernelSpec::Pool { cb, oh, .. } => cb * oh,
             KernelSpec::Relu { n } | KernelSpec::Add { n, .. } | KernelSpec::Copy { n } => n.div_ceil(CHUNK),
@@ -190,15 +197,16 @@ pub fn build(
     let b = &mut fb;
     match spec {
         KernelSpec::Conv(s) => DEFAULT_CONV.emit(b, s, args, begin, end),
+        KernelSpec::WideConv(s) => s.emit(b, args, begin, end, call_conv),
         KernelSpec::Pad { cb: _, h, w, top, left, hp, wp, fill } => {
             let (out, inp) = (arg(b, args, 0), arg(b, args, 1));
             let f = splat_const(b, f32::from_bits(*fill));
             let (h, w, top, left, hp, wp) = (*h, *w, *top, *left, *hp, *wp);
             for_range(b, begin, end, |b, cbi| {
-                let src = add_scaled(b, inp, cbi, (h * w) as i64 * VB);
-                let dst = add_scaled(b, out, cbi, (hp * wp) as i64 * VB);
+                let src = add_scaled(b, inp, cbi, (h * w) as i64 * BB);
+                let dst = add_scaled(b, out, cbi, (hp * wp) as i64 * BB);
                 for_n(b, hp, |b, y| {
-                    let row = add_scaled(b, dst, y, wp as i64 * VB);
+                    let row = add_scaled(b, dst, y, wp as i64 * BB);
                     let inside_lo = b.ins().icmp_imm_s(
                         cranelift_codegen::ir::condcodes::IntCC::SignedGreaterThanOrEqual,
                         y,
@@ -215,13 +223,15 @@ pub fn build(
                     b.switch_to_block(yes);
                     fill_n(b, f, row, 0, left);
                     let yy = b.ins().iadd_imm_s(y, -(top as i64));
-                    let srow = add_scaled(b, src, yy, w as i64 * VB);
-                    let drow = add(b, row, left as i64 * VB);
+                    let srow = add_scaled(b, src, yy, w as i64 * BB);
+                    let drow = add(b, row, left as i64 * BB);
                     for_n(b, w, |b, x| {
-                        let sp = add_scaled(b, srow, x, VB);
-                        let v = ldv(b, sp, 0);
-                        let dp = add_scaled(b, drow, x, VB);
-                        stv(b, v, dp, 0);
+                        let sp = add_scaled(b, srow, x, BB);
+                        let dp = add_scaled(b, drow, x, BB);
+                        for k in 0..NV as i64 {
+                            let v = ldv(b, sp, k * VB);
+                            stv(b, v, dp, k * VB);
+                        }
                     });
                     fill_n(b, f, row, left + w, wp - left - w);
                     b.ins().jump(join, &[]);
@@ -241,31 +251,35 @@ pub fn build(
             for_range(b, begin, end, |b, item| {
                 let cbi = b.ins().udiv_imm_u(item, oh as i64);
                 let oy = b.ins().urem_imm_u(item, oh as i64);
-                let ib = add_scaled(b, inp, cbi, (hp * wp) as i64 * VB);
-                let inrow = add_scaled(b, ib, oy, (sh * wp) as i64 * VB);
-                let ob = add_scaled(b, out, cbi, (oh * ow) as i64 * VB);
-                let outrow = add_scaled(b, ob, oy, ow as i64 * VB);
+                let ib = add_scaled(b, inp, cbi, (hp * wp) as i64 * BB);
+                let inrow = add_scaled(b, ib, oy, (sh * wp) as i64 * BB);
+                let ob = add_scaled(b, out, cbi, (oh * ow) as i64 * BB);
+                let outrow = add_scaled(b, ob, oy, ow as i64 * BB);
                 let drow = div.map(|d| add_scaled(b, d, oy, ow as i64 * 4));
                 for_n(b, ow, |b, ox| {
-                    let ip = add_scaled(b, inrow, ox, (sw as i64) * VB);
-                    let mut acc = ldv(b, ip, 0);
-                    for ky in 0..kh {
-                        for kx in 0..kw {
-                            if ky == 0 && kx == 0 {
-                                continue;
-                            }
-                            let v = ldv(b, ip, ((ky * wp + kx) as i64) * VB);
-                            acc = if max { b.ins().fmax(acc, v) } else { b.ins().fadd(acc, v) };
-                        }
-                    }
-                    if let Some(d) = drow {
+                    let ip = add_scaled(b, inrow, ox, (sw as i64) * BB);
+                    let op = add_scaled(b, outrow, ox, BB);
+                    let ds = drow.map(|d| {
                         let dp = add_scaled(b, d, ox, 4);
                         let dv = lds(b, dp, 0);
-                        let ds = b.ins().splat(V4, dv);
-                        acc = b.ins().fdiv(acc, ds);
+                        b.ins().splat(V4, dv)
+                    });
+                    for k in 0..NV as i64 {
+                        let mut acc = ldv(b, ip, k * VB);
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                if ky == 0 && kx == 0 {
+                                    continue;
+                                }
+                                let v = ldv(b, ip, ((ky * wp + kx) as i64) * BB + k * VB);
+                                acc = if max { b.ins().fmax(acc, v) } else { b.ins().fadd(acc, v) };
+                            }
+                        }
+                        if let Some(ds) = ds {
+                            acc = b.ins().fdiv(acc, ds);
+                        }
+                        stv(b, acc, op, k * VB);
                     }
-                    let op = add_scaled(b, outrow, ox, VB);
-                    stv(b, acc, op, 0);
                 });
             });
         }
@@ -273,18 +287,20 @@ pub fn build(
             let (out, inp, sp, tp) = (arg(b, args, 0), arg(b, args, 1), arg(b, args, 2), arg(b, args, 3));
             let pix = *pix;
             for_range(b, begin, end, |b, cbi| {
-                let s = add_scaled(b, sp, cbi, VB);
-                let s = ldv(b, s, 0);
-                let t = add_scaled(b, tp, cbi, VB);
-                let t = ldv(b, t, 0);
-                let src = add_scaled(b, inp, cbi, pix as i64 * VB);
-                let dst = add_scaled(b, out, cbi, pix as i64 * VB);
+                let s = add_scaled(b, sp, cbi, BB);
+                let s: Vec<Value> = (0..NV as i64).map(|k| ldv(b, s, k * VB)).collect();
+                let t = add_scaled(b, tp, cbi, BB);
+                let t: Vec<Value> = (0..NV as i64).map(|k| ldv(b, t, k * VB)).collect();
+                let src = add_scaled(b, inp, cbi, pix as i64 * BB);
+                let dst = add_scaled(b, out, cbi, pix as i64 * BB);
                 for_n(b, pix, |b, p| {
-                    let a = add_scaled(b, src, p, VB);
-                    let x = ldv(b, a, 0);
-                    let y = b.ins().fma(x, s, t);
-                    let d = add_scaled(b, dst, p, VB);
-                    stv(b, y, d, 0);
+                    let a = add_scaled(b, src, p, BB);
+                    let d = add_scaled(b, dst, p, BB);
+                    for k in 0..NV {
+                        let x = ldv(b, a, k as i64 * VB);
+                        let y = b.ins().fma(x, s[k], t[k]);
+                        stv(b, y, d, k as i64 * VB);
+                    }
                 });
             });
         }
@@ -305,21 +321,30 @@ pub fn build(
             let pix = *pix;
             let n = splat_const(b, pix as f32);
             for_range(b, begin, end, |b, cbi| {
-                let src = add_scaled(b, inp, cbi, pix as i64 * VB);
-                let var = b.declare_var(V4);
+                let src = add_scaled(b, inp, cbi, pix as i64 * BB);
                 let z = splat_const(b, 0.0);
-                b.def_var(var, z);
+                let vars: Vec<_> = (0..NV)
+                    .map(|_| {
+                        let v = b.declare_var(V4);
+                        b.def_var(v, z);
+                        v
+                    })
+                    .collect();
                 for_n(b, pix, |b, p| {
-                    let a = add_scaled(b, src, p, VB);
-                    let x = ldv(b, a, 0);
-                    let acc = b.use_var(var);
-                    let r = b.ins().fadd(acc, x);
-                    b.def_var(var, r);
+                    let a = add_scaled(b, src, p, BB);
+                    for (k, &var) in vars.iter().enumerate() {
+                        let x = ldv(b, a, k as i64 * VB);
+                        let acc = b.use_var(var);
+                        let r = b.ins().fadd(acc, x);
+                        b.def_var(var, r);
+                    }
                 });
-                let acc = b.use_var(var);
-                let y = b.ins().fdiv(acc, n);
-                let d = add_scaled(b, out, cbi, VB);
-                stv(b, y, d, 0);
+                let d = add_scaled(b, out, cbi, BB);
+                for (k, &var) in vars.iter().enumerate() {
+                    let acc = b.use_var(var);
+                    let y = b.ins().fdiv(acc, n);
+                    stv(b, y, d, k as i64 * VB);
+                }
             });
         }
         KernelSpec::Lrn { c, pix, size, alpha, beta, k } => {
@@ -476,24 +501,26 @@ fn sum_of_squares(b: &mut FunctionBuilder, inp: Value, p: Value, pix: usize, lo:
 }
 
 fn scalar_addr(b: &mut FunctionBuilder, base: Value, c: Value, p: Value, pix: usize) -> Value {
-    let blk = b.ins().ushr_imm_u(c, 2);
-    let lane = b.ins().band_imm_u(c, 3);
-    let a = add_scaled(b, base, blk, pix as i64 * VB);
-    let a = add_scaled(b, a, p, VB);
+    let blk = b.ins().ushr_imm_u(c, BLOCK.trailing_zeros() as i64);
+    let lane = b.ins().band_imm_u(c, BLOCK as i64 - 1);
+    let a = add_scaled(b, base, blk, pix as i64 * BB);
+    let a = add_scaled(b, a, p, BB);
     add_scaled(b, a, lane, 4)
 }
 
-/// Stores `fill` into vectors `first..first + n` after `row`.
+/// Stores `fill` into pixels `first..first + n` (all lanes of the block) after `row`.
 fn fill_n(b: &mut FunctionBuilder, fill: Value, row: Value, first: usize, n: usize) {
-    if n <= 4 {
-        for x in first..first + n {
+    if n <= 2 {
+        for x in first * NV..(first + n) * NV {
             stv(b, fill, row, x as i64 * VB);
         }
     } else {
-        let base = add(b, row, first as i64 * VB);
+        let base = add(b, row, first as i64 * BB);
         for_n(b, n, |b, x| {
-            let p = add_scaled(b, base, x, VB);
-            stv(b, fill, p, 0);
+            let p = add_scaled(b, base, x, BB);
+            for k in 0..NV as i64 {
+                stv(b, fill, p, k * VB);
+            }
         });
     }
 }

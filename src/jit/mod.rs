@@ -12,6 +12,8 @@
 pub mod conv;
 pub mod emit;
 pub mod kernel;
+pub mod wide;
+pub mod wide_conv;
 
 use crate::error::{Error, Result};
 use cranelift_codegen::isa::{OwnedTargetIsa, TargetIsa};
@@ -20,6 +22,40 @@ use cranelift_codegen::{Context, control::ControlPlane, ir::UserFuncName};
 use cranelift_frontend::FunctionBuilderContext;
 use kernel::KernelSpec;
 
+/// Which kernels compute the convolutions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Tier {
+    /// Cranelift's f32x4 kernels: any CPU Cranelift supports.
+    Portable,
+    /// AVX-512 micro-tiles ([`wide`]) called from Cranelift loops: x86-64 with AVX-512F.
+    Wide,
+}
+
+/// The tier asked for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TierChoice {
+    /// The fastest this CPU runs (CPUID at run time).
+    #[default]
+    Auto,
+    /// Always [`Tier::Portable`].
+    Portable,
+    /// [`Tier::Wide`], or an error on a CPU without AVX-512F.
+    Wide,
+}
+
+impl TierChoice {
+    /// The tier for this CPU.
+    pub fn resolve(self) -> Result<Tier> {
+        match self {
+            TierChoice::Portable => Ok(Tier::Portable),
+            TierChoice::Auto => Ok(if wide::available() { Tier::Wide } else { Tier::Portable }),
+            TierChoice::Wide if wide::available() => Ok(Tier::Wide),
+            TierChoice::Wide => Err(Error::Jit("the wide tier needs an x86-64 CPU with AVX-512F".into())),
+        }
+    }
+}
+
 /// Options of [`crate::runtime::Model::compile`].
 #[derive(Clone, Debug)]
 pub struct JitOptions {
@@ -27,13 +63,18 @@ pub struct JitOptions {
     pub threads: usize,
     /// Run Cranelift's IR verifier on every function (slower compiles; on in tests).
     pub verify: bool,
+    /// Kernel tier.
+    pub tier: TierChoice,
+    /// Debug mode: every buffer sits between guard zones, checked after every kernel;
+    /// a kernel that wrote out of bounds makes `run` fail, naming it.
+    pub check_bounds: bool,
 }
 
 // Not derivable in debug builds, where the verifier defaults to on.
 #[allow(clippy::derivable_impls)]
 impl Default for JitOptions {
     fn default() -> Self {
-        JitOptions { threads: 0, verify: cfg!(debug_assertions) }
+        JitOptions { threads: 0, verify: cfg!(debug_assertions), tier: TierChoice::Auto, check_bounds: false }
     }
 }
 

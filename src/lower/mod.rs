@@ -7,6 +7,7 @@
 
 pub mod attrs;
 pub mod eval;
+pub mod preprocess;
 
 use crate::diag::{Diagnostic, Span};
 use crate::ir::infer::{MAX_TENSOR_ELEMENTS, infer};
@@ -89,6 +90,8 @@ struct Lowering<'a> {
     params_total: u64,
     aborted: bool,
     seen: std::collections::HashSet<(Span, String)>,
+    /// The innermost scope being elaborated (see [`ir::Scope`]).
+    scope: Option<ir::ScopeId>,
 }
 
 impl<'a> Lowering<'a> {
@@ -107,6 +110,7 @@ impl<'a> Lowering<'a> {
             params_total: 0,
             aborted: false,
             seen: Default::default(),
+            scope: None,
         }
     }
 
@@ -187,6 +191,10 @@ impl<'a> Lowering<'a> {
             }
         }
         let x = self.declare_input(file);
+        let mut errs = vec![];
+        let input = file.inputs.first().filter(|_| x.is_some());
+        self.g.preprocess = preprocess::lower(&file.preprocess, input, &mut errs);
+        self.report(errs);
         let defaults = self.file_defaults.clone();
         let y = self.seq(&body, x, "", None, &env, &defaults);
         if self.g.outputs.is_empty() && !self.aborted {
@@ -344,11 +352,15 @@ impl<'a> Lowering<'a> {
                         }
                     };
                     let sub = match &s.label {
-                        Some(l) => self.label_text(l, env).map(|t| self.join(path, &t)),
-                        None => Some(path.to_string()),
+                        Some(l) => self.label_text(l, env).map(|t| (self.join(path, &t), Some(t))),
+                        None => Some((path.to_string(), None)),
                     };
-                    let Some(sub) = sub else { continue };
+                    let Some((sub, label)) = sub else { continue };
                     let defs = defs.clone();
+                    let outer = self.scope;
+                    if let Some(label) = label {
+                        self.enter(label, &sub, s.span, None);
+                    }
                     for i in 0..n {
                         let mut e = env.clone();
                         if let Some(v) = var {
@@ -362,29 +374,36 @@ impl<'a> Lowering<'a> {
                             break;
                         }
                     }
+                    self.scope = outer;
                 }
                 _ => {
                     let counts = !matches!(s.kind, StmtKind::Output { .. });
+                    // The statement's path and, when it is labelled or indexed, its scope's label.
                     let sub = match (&s.label, index.as_deref_mut()) {
                         (Some(l), idx) => {
                             if let (Some(i), true) = (idx, counts) {
                                 *i += 1;
                             }
-                            self.label_text(l, env).map(|t| self.join(path, &t))
+                            self.label_text(l, env).map(|t| (self.join(path, &t), Some(t)))
                         }
                         (None, Some(i)) if counts => {
                             let t = i.to_string();
                             *i += 1;
-                            Some(self.join(path, &t))
+                            Some((self.join(path, &t), Some(t)))
                         }
-                        _ => Some(path.to_string()),
+                        _ => Some((path.to_string(), None)),
                     };
-                    let Some(sub) = sub else {
+                    let Some((sub, label)) = sub else {
                         x = None;
                         continue;
                     };
                     let defs = defs.clone();
+                    let outer = self.scope;
+                    if let Some(label) = label {
+                        self.enter(label, &sub, s.span, None);
+                    }
                     x = self.stmt(s, x, &sub, env, &defs);
+                    self.scope = outer;
                 }
             }
         }
@@ -412,7 +431,11 @@ impl<'a> Lowering<'a> {
                 let ins = ins?;
                 let shapes: Vec<&Shape> = ins.iter().map(|&i| &self.g.node(i).shape).collect();
                 match infer(&Op::Concat, &shapes) {
-                    Ok(shape) => Some(self.g.add(Op::Concat, shape, s.span, self.node_name(path, "concat"), &ins)),
+                    Ok(shape) => {
+                        let id = self.g.add(Op::Concat, shape, s.span, self.node_name(path, "concat"), &ins);
+                        self.g.node_mut(id).scope = self.scope;
+                        Some(id)
+                    }
                     Err(msg) => {
                         let mut d = Diagnostic::error(s.span, format!("concat in {}: {msg}", display_path(path)))
                             .with_label("branches must agree in every dimension but channels");
@@ -589,6 +612,7 @@ impl<'a> Lowering<'a> {
             }
         }
         let mut inner = Env::default();
+        let mut shown = vec![];
         for (i, p) in params.iter().enumerate() {
             let v = match (vals[i], bound[i], &p.default) {
                 (Some(v), _, _) => Some(v),
@@ -607,7 +631,10 @@ impl<'a> Lowering<'a> {
                 }
             };
             match v {
-                Some(v) => inner.bind(&p.name.name, v),
+                Some(v) => {
+                    shown.push(v.to_string());
+                    inner.bind(&p.name.name, v)
+                }
                 None => ok = false,
             }
         }
@@ -615,11 +642,26 @@ impl<'a> Lowering<'a> {
         if !ok {
             return None;
         }
+        // The instance's scope: the one its label opened, or a scope of its own.
+        let call = format!("{}({})", block.name.name, shown.join(", "));
+        let outer = self.scope;
+        match self.scope.map(|id| &mut self.g.scopes[id.index()]) {
+            Some(own) if own.span == span && own.block.is_none() => own.block = Some(call),
+            _ => self.enter(block.name.name.clone(), path, span, Some(call)),
+        }
         self.stack.push((&block.name.name, span));
         let defaults = self.file_defaults.clone();
         let y = self.seq(&block.body, x, path, None, &inner, &defaults);
         self.stack.pop();
+        self.scope = outer;
         y
+    }
+
+    /// Opens a scope inside the current one; the caller restores `self.scope` when it ends.
+    fn enter(&mut self, label: String, path: &str, span: Span, block: Option<String>) {
+        let id = ir::ScopeId(self.g.scopes.len() as u32);
+        self.g.scopes.push(ir::Scope { label, path: path.to_string(), parent: self.scope, block, span });
+        self.scope = Some(id);
     }
 
     fn unknown_layer(&mut self, kind: &Ident) {
@@ -692,7 +734,9 @@ impl<'a> Lowering<'a> {
             }
             self.keys.insert(p.key.clone(), span);
         }
-        Some(self.g.add(op, shape, span, self.node_name(path, what), ins))
+        let id = self.g.add(op, shape, span, self.node_name(path, what), ins);
+        self.g.node_mut(id).scope = self.scope;
+        Some(id)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -89,12 +89,15 @@ impl FuseSibling1x1 {
         }
         let (h, wd) = (g.node(members[0]).shape.h(), g.node(members[0]).shape.w());
         let (span, name) = (g.node(members[0]).span, joined(&names));
+        let scope = members.iter().map(|&m| g.node(m).scope).reduce(|a, b| g.common_scope(a, b)).flatten();
         let wide = g.add(Op::Conv2d(merged), Shape::nchw(total, h, wd), span, name, &[x]);
+        g.node_mut(wide).scope = scope;
         let mut start = 0;
         for (&m, c) in members.iter().zip(&convs) {
             let n = g.node(m);
-            let (shape, span, name) = (n.shape.clone(), n.span, n.name.clone());
+            let (shape, span, scope, name) = (n.shape.clone(), n.span, n.scope, n.name.clone());
             let slice = g.add(Op::Slice { start, len: c.out_channels }, shape, span, name, &[wide]);
+            g.node_mut(slice).scope = scope;
             g.replace_uses(m, slice);
             g.remove(m);
             start += c.out_channels;

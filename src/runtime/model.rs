@@ -6,6 +6,9 @@ use crate::error::{Error, Result};
 use crate::ir::{Graph, Shape};
 use crate::jit::{self, JitOptions};
 use crate::weights::Weights;
+
+/// Channels per block of the layout.
+const B: usize = crate::jit::emit::BLOCK;
 use cranelift_frontend::FunctionBuilderContext;
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{Linkage, Module, default_libcall_names};
@@ -75,6 +78,10 @@ pub struct CompileStats {
     pub plan_ms: f64,
     /// Code generation time (ms).
     pub codegen_ms: f64,
+    /// The tier the convolutions run on.
+    pub tier: Option<jit::Tier>,
+    /// Distinct AVX-512 tiles (wide tier).
+    pub tiles: usize,
 }
 
 /// A network compiled to native code, ready to run. `Send + Sync`: any number of threads
@@ -88,15 +95,36 @@ pub struct Model {
     arenas: Mutex<Vec<Arena>>,
     pool: Option<Mutex<ThreadPool>>,
     stats: CompileStats,
+    /// Entry points of the wide tiles, by [`Plan::tiles`] index.
+    tiles: Vec<usize>,
     _code: Code,
+    /// Owns the wide tiles' executable memory; dropped after `_code`.
+    _wide: Option<jit::wide::WideCode>,
 }
 
 impl Model {
     /// Compiles `graph` with `weights` for the host CPU.
     pub fn compile(graph: &Graph, weights: &Weights, opts: &JitOptions) -> Result<Model> {
         let t0 = Instant::now();
-        let plan = plan::plan(graph, weights)?;
+        let tier = opts.tier.resolve()?;
+        let plan = plan::plan_checked(graph, weights, tier, opts.check_bounds)?;
+        Model::from_plan(plan, tier, opts, t0)
+    }
+
+    /// Compiles the kernels of `plan` (planned for `tier`; planning began at `t0`).
+    fn from_plan(plan: Plan, tier: jit::Tier, opts: &JitOptions, t0: Instant) -> Result<Model> {
         let t1 = Instant::now();
+        let mut wide = jit::wide::WideKernels::new();
+        let mut tile_ids = Vec::with_capacity(plan.tiles.len());
+        for t in &plan.tiles {
+            tile_ids.push(wide.add(t)?);
+        }
+        let wide = if plan.tiles.is_empty() { None } else { Some(wide.finish()?) };
+        let tiles: Vec<usize> = match &wide {
+            Some(code) => tile_ids.iter().map(|&i| code.tile(i) as usize).collect(),
+            None => Vec::new(),
+        };
+        let wide_bytes = wide.as_ref().map_or(0, |w| w.code_bytes());
         let isa = jit::host_isa(opts.verify)?;
         let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
         let mut fbc = FunctionBuilderContext::new();
@@ -139,11 +167,13 @@ impl Model {
         let stats = CompileStats {
             kernels: plan.kernels.len(),
             steps: plan.steps.len(),
-            code_bytes,
+            code_bytes: code_bytes + wide_bytes,
             arena_bytes: plan.arena_bytes,
             param_bytes: plan.params.len() * 4,
             plan_ms: (t1 - t0).as_secs_f64() * 1e3,
             codegen_ms,
+            tier: Some(tier),
+            tiles: wide.as_ref().map_or(0, |w| w.len()),
         };
         let mut m = Model {
             plan,
@@ -153,7 +183,9 @@ impl Model {
             arenas: Mutex::new(Vec::new()),
             pool: if threads > 1 { Some(Mutex::new(ThreadPool::new(threads - 1))) } else { None },
             stats,
+            tiles,
             _code: Code(Some(module)),
+            _wide: wide,
         };
         let a = m.new_arena();
         m.arenas.get_mut().map_err(|_| Error::Jit("arena lock poisoned".into()))?.push(a);
@@ -182,6 +214,8 @@ impl Model {
                     Arg::Param(o) => pbase + o,
                     Arg::Helper(Helper::Powf) => helper_powf as *const () as usize,
                     Arg::Helper(Helper::Expf) => helper_expf as *const () as usize,
+                    Arg::Tile(i) => self.tiles[i],
+                    Arg::Null => 0,
                 }));
             }
         }
@@ -220,7 +254,8 @@ impl Model {
         for ((_, _, slot), x) in self.plan.inputs.iter().zip(inputs) {
             write_blocked(&mut arena.mem, slot, x);
         }
-        self.execute(&mut arena, None);
+        // On an error the arena (its guards spoiled) is dropped, not returned to the pool.
+        self.execute(&mut arena, None)?;
         let out = self
             .plan
             .outputs
@@ -242,7 +277,7 @@ impl Model {
             write_blocked(&mut arena.mem, slot, x);
         }
         let mut times = Vec::new();
-        self.execute(&mut arena, Some(&mut times));
+        self.execute(&mut arena, Some(&mut times))?;
         Ok(self
             .plan
             .steps
@@ -255,10 +290,17 @@ impl Model {
             .collect())
     }
 
-    fn execute(&self, arena: &mut Arena, mut times: Option<&mut Vec<f64>>) {
+    fn execute(&self, arena: &mut Arena, mut times: Option<&mut Vec<f64>>) -> Result<()> {
         let base = arena.mem.as_mut_ptr() as *mut u8;
+        let guards = &self.plan.guards;
+        for &g in guards {
+            // SAFETY: the plan keeps every guard zone (`GUARD` bytes, 4-aligned) within
+            // `arena_bytes`.
+            let zone = unsafe { std::slice::from_raw_parts_mut(base.add(g) as *mut u32, plan::GUARD / 4) };
+            zone.fill(GUARD_BITS);
+        }
         let mut pool = self.pool.as_ref().and_then(|p| p.try_lock().ok());
-        for (s, &at) in self.plan.steps.iter().zip(&self.arg_at) {
+        for (i, (s, &at)) in self.plan.steps.iter().zip(&self.arg_at).enumerate() {
             let t0 = times.as_ref().map(|_| Instant::now());
             match s {
                 Step::Zero { offset, len } => {
@@ -282,9 +324,26 @@ impl Model {
             if let (Some(t), Some(t0)) = (times.as_mut(), t0) {
                 t.push(t0.elapsed().as_secs_f64());
             }
+            for &g in guards {
+                // SAFETY: as above; the kernel has returned, nothing else writes the arena.
+                let zone = unsafe { std::slice::from_raw_parts(base.add(g) as *const u32, plan::GUARD / 4) };
+                if zone.iter().any(|&v| v != GUARD_BITS) {
+                    let what = match s {
+                        Step::Kernel { kernel, .. } => format!("{:?}", self.plan.kernels[*kernel]),
+                        Step::Zero { offset, len } => format!("Zero {{ offset: {offset}, len: {len} }}"),
+                    };
+                    return Err(Error::Jit(format!(
+                        "bounds check: step {i} wrote into the guard zone at arena byte {g}: {what}"
+                    )));
+                }
+            }
         }
+        Ok(())
     }
 }
+
+/// The guard pattern: a quiet NaN no kernel produces by chance.
+const GUARD_BITS: u32 = 0x7fc0_dead;
 
 fn as_f32(mem: &[Line]) -> &[f32] {
     // SAFETY: `Line` is 16 plain f32s with no padding.
@@ -305,7 +364,7 @@ fn write_blocked(mem: &mut [Line], slot: &Slot, x: &[f32]) {
     dst.fill(0.0);
     for c in 0..slot.c {
         for p in 0..slot.pix {
-            dst[(c / 4) * slot.pix * 4 + p * 4 + c % 4] = x[c * slot.pix + p];
+            dst[(c / B) * slot.pix * B + p * B + c % B] = x[c * slot.pix + p];
         }
     }
 }
@@ -317,8 +376,42 @@ fn read_blocked(mem: &[Line], slot: &Slot) -> Vec<f32> {
     let mut y = vec![0.0f32; slot.c * slot.pix];
     for c in 0..slot.c {
         for p in 0..slot.pix {
-            y[c * slot.pix + p] = src[(c / 4) * slot.pix * 4 + p * 4 + c % 4];
+            y[c * slot.pix + p] = src[(c / B) * slot.pix * B + p * B + c % B];
         }
     }
     y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{Graph, Op, Shape};
+
+    /// A kernel given an output pointer 64 bytes too far writes into the guard after its
+    /// buffer: the bounds check names it.
+    #[test]
+    fn guard_zones_catch_an_out_of_bounds_write() {
+        let mut g = Graph::new("t");
+        let x = g.add(Op::Input, Shape(vec![1, 16, 4, 4]), Default::default(), "x", &[]);
+        let y = g.add(Op::Relu, Shape(vec![1, 16, 4, 4]), Default::default(), "y", &[x]);
+        g.inputs.push(x);
+        g.outputs.push(("y".into(), y));
+        let w = Weights::default();
+        let opts = JitOptions { threads: 1, verify: true, tier: jit::TierChoice::Portable, check_bounds: true };
+        let input = vec![1.0f32; 256];
+        let good = Model::compile(&g, &w, &opts).expect("compile");
+        assert_eq!(good.run(&input).expect("in bounds")[0].2, input);
+        let mut plan = plan::plan_checked(&g, &w, jit::Tier::Portable, true).expect("plan");
+        assert!(!plan.guards.is_empty());
+        for s in &mut plan.steps {
+            if let Step::Kernel { args, .. } = s
+                && let Some(Arg::Arena(o)) = args.first_mut()
+            {
+                *o += 64;
+            }
+        }
+        let bad = Model::from_plan(plan, jit::Tier::Portable, &opts, Instant::now()).expect("compile");
+        let err = bad.run(&input).expect_err("out of bounds").to_string();
+        assert!(err.contains("bounds check") && err.contains("Relu"), "{err}");
+    }
 }

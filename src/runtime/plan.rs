@@ -6,7 +6,7 @@
 //!                                 =>   Conv  { .. }        buf(%3) <- scratch, W@0, b@..
 //! ```
 //!
-//! Every tensor lives in the arena as `Nchw4c` with channels rounded up to 8 (see
+//! Every tensor lives in the arena as `Nchw16c` with channels rounded up to 16 (see
 //! [`crate::jit::kernel`]); the padded channels are kept zero, because every kernel either
 //! writes its whole output or runs after a [`Step::Zero`] of the channels it leaves out.
 //! Buffers are reused once their last reader has run (best fit, no splitting); network
@@ -14,8 +14,12 @@
 
 use crate::error::{Error, Result};
 use crate::ir::{Graph, NodeId, Op, PoolKind, Shape};
+use crate::jit::Tier;
 use crate::jit::conv::{ConvProvider, ConvSpec, DEFAULT_CONV};
+pub use crate::jit::emit::BLOCK;
 use crate::jit::kernel::{ChannelOp, KernelSpec};
+use crate::jit::wide::TileSpec;
+use crate::jit::wide_conv::{WideConvSpec, choose_tile};
 use crate::weights::Weights;
 use std::collections::HashMap;
 
@@ -28,6 +32,10 @@ pub enum Arg {
     Param(usize),
     /// A runtime helper function (`powf` or `expf`).
     Helper(Helper),
+    /// The entry of wide tile [`Plan::tiles`]`[i]`.
+    Tile(usize),
+    /// A null pointer (an argument the kernel does not read).
+    Null,
 }
 
 /// Functions the generated code calls through a pointer.
@@ -88,12 +96,19 @@ pub struct Plan {
     pub inputs: Vec<(String, Shape, Slot)>,
     /// Network outputs: name, shape, slot.
     pub outputs: Vec<(String, Shape, Slot)>,
+    /// AVX-512 tiles the wide convolutions call (empty on the portable tier).
+    pub tiles: Vec<TileSpec>,
+    /// Arena offsets of the [`GUARD`]-byte guard zones (bounds-checking plans only).
+    pub guards: Vec<usize>,
 }
 
-/// Channels rounded up to the layout's multiple of 8.
+/// Channels rounded up to the layout's block of [`BLOCK`].
 pub fn cpad(c: usize) -> usize {
-    c.div_ceil(8) * 8
+    c.div_ceil(BLOCK) * BLOCK
 }
+
+/// Bytes of one pixel of one channel block.
+const BB: usize = BLOCK * 4;
 
 fn bytes_of(s: &Shape) -> usize {
     let (c, pix) = c_pix(s);
@@ -110,8 +125,19 @@ struct Buf {
     refs: usize,
 }
 
-#[derive(Default)]
+/// Where a tensor lives: `off` bytes into buffer `buf` (a concat operand written in place
+/// or a channel slice is a view into a larger buffer).
+#[derive(Clone, Copy, Debug)]
+struct View {
+    buf: usize,
+    off: usize,
+}
+
 struct Planner {
+    tier: Tier,
+    guard: bool,
+    guards: Vec<usize>,
+    tiles: Vec<TileSpec>,
     kernels: Vec<KernelSpec>,
     kernel_ids: HashMap<KernelSpec, usize>,
     steps: Vec<Step>,
@@ -124,6 +150,15 @@ struct Planner {
 impl Planner {
     fn alloc(&mut self, size: usize) -> usize {
         let size = size.max(64).div_ceil(64) * 64;
+        if self.guard {
+            // A guard line on each side, and no reuse: every buffer keeps its own place.
+            self.guards.push(self.top);
+            let off = self.top + GUARD;
+            self.top = off + size;
+            self.guards.push(self.top);
+            self.top += GUARD;
+            return off;
+        }
         let best = self.free.iter().enumerate().filter(|(_, f)| f.1 >= size).min_by_key(|(_, f)| f.1).map(|(i, _)| i);
         if let Some(i) = best {
             return self.free.swap_remove(i).0;
@@ -134,6 +169,9 @@ impl Planner {
     }
 
     fn release(&mut self, offset: usize, size: usize) {
+        if self.guard {
+            return;
+        }
         self.free.push((offset, size.max(64).div_ceil(64) * 64));
     }
 
@@ -141,6 +179,11 @@ impl Planner {
         let offset = self.alloc(size);
         self.bufs.push(Buf { offset, size, refs });
         self.bufs.len() - 1
+    }
+
+    /// Arena byte offset of a view.
+    fn at(&self, v: View) -> usize {
+        self.bufs[v.buf].offset + v.off
     }
 
     fn unref(&mut self, buf: usize) {
@@ -181,10 +224,31 @@ fn param<'a>(w: &'a Weights, key: &str, suffix: &str) -> Result<&'a [f32]> {
     w.get(&full).map(|t| t.data.as_slice()).ok_or_else(|| Error::Invalid(format!("no weight tensor `{full}`")))
 }
 
-/// Lowers `graph` with `weights` to a [`Plan`].
-pub fn plan(graph: &Graph, weights: &Weights) -> Result<Plan> {
+/// Bytes of each guard zone of a bounds-checking plan.
+pub const GUARD: usize = 64;
+
+/// Lowers `graph` with `weights` to a [`Plan`] whose convolutions run on `tier`.
+pub fn plan(graph: &Graph, weights: &Weights, tier: Tier) -> Result<Plan> {
+    plan_checked(graph, weights, tier, false)
+}
+
+/// [`plan`], and with `guard` every buffer gets its own arena range between two
+/// [`GUARD`]-byte guard zones (listed in [`Plan::guards`]) for bounds checking.
+pub fn plan_checked(graph: &Graph, weights: &Weights, tier: Tier, guard: bool) -> Result<Plan> {
     weights.check(graph)?;
-    let mut p = Planner::default();
+    let mut p = Planner {
+        tier,
+        guard,
+        guards: Vec::new(),
+        tiles: Vec::new(),
+        kernels: Vec::new(),
+        kernel_ids: HashMap::new(),
+        steps: Vec::new(),
+        params: Vec::new(),
+        free: Vec::new(),
+        top: 0,
+        bufs: Vec::new(),
+    };
     let mut uses: HashMap<NodeId, usize> = HashMap::new();
     for id in graph.node_ids() {
         for o in graph.operands(id) {
@@ -195,13 +259,17 @@ pub fn plan(graph: &Graph, weights: &Weights) -> Result<Plan> {
         // Outputs are never freed.
         *uses.entry(*id).or_default() += 1 << 40;
     }
-    let mut buf_of: HashMap<NodeId, usize> = HashMap::new();
+    let placed = placements(graph);
+    // Storage of each concat whose operands are written in place, created when its first
+    // operand is produced.
+    let mut storage: HashMap<NodeId, View> = HashMap::new();
+    let mut buf_of: HashMap<NodeId, View> = HashMap::new();
     let mut inputs = Vec::new();
     for id in graph.topo_order() {
         let node = graph.node(id);
         let ops = graph.operands(id);
         let nuses = uses.get(&id).copied().unwrap_or(0);
-        let in_buf = |i: usize| -> Result<usize> {
+        let in_buf = |i: usize| -> Result<View> {
             ops.get(i)
                 .and_then(|o| buf_of.get(o).copied())
                 .ok_or_else(|| Error::Invalid(format!("operand {i} of {id} `{}` was not planned", node.name)))
@@ -221,20 +289,30 @@ pub fn plan(graph: &Graph, weights: &Weights) -> Result<Plan> {
             }
             _ => false,
         };
-        if alias {
-            let b = in_buf(0)?;
-            p.bufs[b].refs += nuses;
-            buf_of.insert(id, b);
+        let slice_view = match node.op {
+            Op::Slice { start, len } => {
+                let (sc, pix) = c_pix(in_shape(0)?);
+                (start % BLOCK == 0 && (len % BLOCK == 0 || start + len == sc)).then_some(start / BLOCK * pix * BB)
+            }
+            _ => None,
+        };
+        if alias || slice_view.is_some() {
+            let v = in_buf(0)?;
+            p.bufs[v.buf].refs += nuses;
+            buf_of.insert(id, View { buf: v.buf, off: v.off + slice_view.unwrap_or(0) });
         } else if let Op::Input = node.op {
             let b = p.new_buf(bytes_of(out_shape), nuses);
             let (c, pix) = c_pix(out_shape);
             inputs.push((id, node.name.clone(), out_shape.clone(), Slot { offset: p.bufs[b].offset, c, pix }));
-            buf_of.insert(id, b);
+            buf_of.insert(id, View { buf: b, off: 0 });
         } else {
-            let ob = p.new_buf(bytes_of(out_shape), nuses);
-            let out = p.bufs[ob].offset;
+            let (ov, own) = match storage_of(&mut p, graph, &placed, &mut storage, &uses, id) {
+                Some(v) => (v, false),
+                None => (View { buf: p.new_buf(bytes_of(out_shape), nuses), off: 0 }, true),
+            };
+            let out = p.at(ov);
             let (oc, opix) = c_pix(out_shape);
-            let in0 = |p: &Planner| -> Result<usize> { Ok(p.bufs[in_buf(0)?].offset) };
+            let in0 = |p: &Planner| -> Result<usize> { Ok(p.at(in_buf(0)?)) };
             match &node.op {
                 Op::Input | Op::Dropout { .. } => {}
                 Op::Conv2d(c) => {
@@ -242,7 +320,7 @@ pub fn plan(graph: &Graph, weights: &Weights) -> Result<Plan> {
                     let dense = dense_conv_weight(c, param(weights, &c.key, "weight")?);
                     let bias = if c.bias { Some(param(weights, &c.key, "bias")?) } else { None };
                     let res = match c.epilogue.residual {
-                        Some(_) => Some(Arg::Arena(p.bufs[in_buf(1)?].offset)),
+                        Some(_) => Some(Arg::Arena(p.at(in_buf(1)?))),
                         None => None,
                     };
                     let src = in0(&p)?;
@@ -306,7 +384,7 @@ pub fn plan(graph: &Graph, weights: &Weights) -> Result<Plan> {
                     let (sa, ta) = (p.param(&s), p.param(&t));
                     let src = in0(&p)?;
                     p.kernel(
-                        KernelSpec::Affine { cb: cpad(oc) / 4, pix: opix },
+                        KernelSpec::Affine { cb: cpad(oc) / BLOCK, pix: opix },
                         vec![Arg::Arena(out), Arg::Arena(src), sa, ta],
                         (2 * cpad(oc) * opix) as u64,
                     );
@@ -318,7 +396,7 @@ pub fn plan(graph: &Graph, weights: &Weights) -> Result<Plan> {
                 }
                 Op::Add { scale } => {
                     let a = in0(&p)?;
-                    let b = p.bufs[in_buf(1)?].offset;
+                    let b = p.at(in_buf(1)?);
                     let n = cpad(oc) * opix / 4;
                     p.kernel(
                         KernelSpec::Add { n, scale: scale.to_bits() },
@@ -334,10 +412,10 @@ pub fn plan(graph: &Graph, weights: &Weights) -> Result<Plan> {
                     let hp = ((oh - 1) * sh + kh).max(h + pl.pad.top);
                     let wp = ((ow - 1) * sw + kw).max(w + pl.pad.left);
                     let max = pl.kind == PoolKind::Max;
-                    let cb = cpad(oc) / 4;
+                    let cb = cpad(oc) / BLOCK;
                     let src = in0(&p)?;
                     let (input, scratch) = if hp != h || wp != w || pl.pad.top > 0 || pl.pad.left > 0 {
-                        let sb = p.new_buf(cb * hp * wp * 16, 1);
+                        let sb = p.new_buf(cb * hp * wp * BB, 1);
                         let so = p.bufs[sb].offset;
                         let fill = if max { f32::NEG_INFINITY } else { 0.0 };
                         p.kernel(
@@ -352,7 +430,7 @@ pub fn plan(graph: &Graph, weights: &Weights) -> Result<Plan> {
                                 fill: fill.to_bits(),
                             },
                             vec![Arg::Arena(so), Arg::Arena(src)],
-                            (cb * hp * wp * 4) as u64,
+                            (cb * hp * wp * BLOCK) as u64,
                         );
                         (so, Some(sb))
                     } else {
@@ -383,7 +461,7 @@ pub fn plan(graph: &Graph, weights: &Weights) -> Result<Plan> {
                     p.kernel(
                         KernelSpec::Pool { cb, hp, wp, kernel: pl.kernel, stride: pl.stride, oh, ow, max },
                         args,
-                        (cb * 4 * oh * ow * kh * kw) as u64,
+                        (cb * BLOCK * oh * ow * kh * kw) as u64,
                     );
                     if let Some(sb) = scratch {
                         p.unref(sb);
@@ -392,11 +470,11 @@ pub fn plan(graph: &Graph, weights: &Weights) -> Result<Plan> {
                 Op::GlobalAvgPool => {
                     let xs = in_shape(0)?;
                     let src = in0(&p)?;
-                    let cb = cpad(oc) / 4;
+                    let cb = cpad(oc) / BLOCK;
                     p.kernel(
                         KernelSpec::GlobalAvg { cb, pix: xs.h() * xs.w() },
                         vec![Arg::Arena(out), Arg::Arena(src)],
-                        (cb * 4 * xs.h() * xs.w()) as u64,
+                        (cb * BLOCK * xs.h() * xs.w()) as u64,
                     );
                 }
                 Op::Lrn(l) => {
@@ -438,11 +516,11 @@ pub fn plan(graph: &Graph, weights: &Weights) -> Result<Plan> {
                 Op::Slice { start, len } => {
                     let src = in0(&p)?;
                     zero_tail(&mut p, out, oc, opix);
-                    if start % 4 == 0 && len % 4 == 0 {
+                    if start % BLOCK == 0 && len % BLOCK == 0 {
                         let n = len / 4 * opix;
                         p.kernel(
                             KernelSpec::Copy { n },
-                            vec![Arg::Arena(out), Arg::Arena(src + start / 4 * opix * 16)],
+                            vec![Arg::Arena(out), Arg::Arena(src + start / BLOCK * opix * BB)],
                             n as u64,
                         );
                     } else {
@@ -454,16 +532,26 @@ pub fn plan(graph: &Graph, weights: &Weights) -> Result<Plan> {
                     }
                 }
                 Op::Concat => {
-                    zero_tail(&mut p, out, oc, opix);
+                    let written = ops.iter().filter(|o| placed.get(o).is_some_and(|t| t.0 == id)).count();
+                    // A placed last operand writes the tail block (padding included) itself,
+                    // before this step: zeroing it here would erase its channels.
+                    let last_placed = ops.last().is_some_and(|o| placed.get(o).is_some_and(|t| t.0 == id));
+                    if written < ops.len() && !last_placed {
+                        zero_tail(&mut p, out, oc, opix);
+                    }
                     let mut off = 0;
-                    for i in 0..ops.len() {
+                    for (i, o) in ops.iter().enumerate() {
                         let (ci, _) = c_pix(in_shape(i)?);
-                        let src = p.bufs[in_buf(i)?].offset;
-                        if off % 4 == 0 {
-                            let n = ci.div_ceil(4) * opix;
+                        if placed.get(o).is_some_and(|t| t.0 == id) {
+                            off += ci;
+                            continue;
+                        }
+                        let src = p.at(in_buf(i)?);
+                        if off % BLOCK == 0 {
+                            let n = cpad(ci) / 4 * opix;
                             p.kernel(
                                 KernelSpec::Copy { n },
-                                vec![Arg::Arena(out + off / 4 * opix * 16), Arg::Arena(src)],
+                                vec![Arg::Arena(out + off / BLOCK * opix * BB), Arg::Arena(src)],
                                 n as u64,
                             );
                         } else {
@@ -477,21 +565,21 @@ pub fn plan(graph: &Graph, weights: &Weights) -> Result<Plan> {
                     }
                 }
             }
-            buf_of.insert(id, ob);
-            if nuses == 0 {
-                p.unref(ob);
+            buf_of.insert(id, ov);
+            if nuses == 0 && own {
+                p.unref(ov.buf);
             }
         }
         for o in &ops {
-            if let Some(&b) = buf_of.get(o) {
-                p.unref(b);
+            if let Some(&v) = buf_of.get(o) {
+                p.unref(v.buf);
             }
         }
     }
     let slot_of = |id: NodeId, s: &Shape| -> Result<Slot> {
-        let b = buf_of.get(&id).ok_or_else(|| Error::Invalid(format!("output {id} was not planned")))?;
+        let v = buf_of.get(&id).ok_or_else(|| Error::Invalid(format!("output {id} was not planned")))?;
         let (c, pix) = c_pix(s);
-        Ok(Slot { offset: p.bufs[*b].offset, c, pix })
+        Ok(Slot { offset: p.at(*v), c, pix })
     };
     let mut outputs = Vec::new();
     for (name, id) in &graph.outputs {
@@ -505,14 +593,88 @@ pub fn plan(graph: &Graph, weights: &Weights) -> Result<Plan> {
         })?;
         ins.push((found.1.clone(), found.2.clone(), found.3.clone()));
     }
-    Ok(Plan { kernels: p.kernels, steps: p.steps, params: p.params, arena_bytes: p.top.max(64), inputs: ins, outputs })
+    Ok(Plan {
+        kernels: p.kernels,
+        steps: p.steps,
+        params: p.params,
+        arena_bytes: p.top.max(64),
+        inputs: ins,
+        outputs,
+        tiles: p.tiles,
+        guards: p.guards,
+    })
+}
+
+/// The operands written straight into their concat's buffer: operand -> (concat, byte
+/// offset in the concat). Only concats marked `in_place` (by `eliminate-concat`) qualify,
+/// and only operands that start on a channel block, own their output (they run a kernel)
+/// and, unless last, end on one (so the padded channels of the concat stay zero).
+fn placements(graph: &Graph) -> HashMap<NodeId, (NodeId, usize)> {
+    let mut placed = HashMap::new();
+    for id in graph.node_ids() {
+        let node = graph.node(id);
+        if !matches!(node.op, Op::Concat) || !node.in_place {
+            continue;
+        }
+        let ops = graph.operands(id);
+        let (_, pix) = c_pix(&node.shape);
+        let mut off = 0;
+        for (i, &o) in ops.iter().enumerate() {
+            let (c, _) = c_pix(&graph.node(o).shape);
+            let owns = !matches!(graph.node(o).op, Op::Input | Op::Dropout { .. } | Op::Flatten | Op::Slice { .. });
+            let once = ops.iter().filter(|&&x| x == o).count() == 1;
+            if owns && once && off % BLOCK == 0 && (c % BLOCK == 0 || i + 1 == ops.len()) {
+                placed.insert(o, (id, off / BLOCK * pix * BB));
+            }
+            off += c;
+        }
+    }
+    placed
+}
+
+/// Readers of `id` and of every tensor written in place inside it.
+fn live_refs(placed: &HashMap<NodeId, (NodeId, usize)>, uses: &HashMap<NodeId, usize>, id: NodeId) -> usize {
+    let inner: usize = placed.iter().filter(|(_, t)| t.0 == id).map(|(&o, _)| live_refs(placed, uses, o)).sum();
+    uses.get(&id).copied().unwrap_or(0) + inner
+}
+
+/// The view `id` must write to when it lives inside a concat's buffer (creating that
+/// buffer, with the readers of everything in it as its references, on first use);
+/// `None` when `id` owns a buffer of its own.
+fn storage_of(
+    p: &mut Planner,
+    graph: &Graph,
+    placed: &HashMap<NodeId, (NodeId, usize)>,
+    storage: &mut HashMap<NodeId, View>,
+    uses: &HashMap<NodeId, usize>,
+    id: NodeId,
+) -> Option<View> {
+    if let Some(&v) = storage.get(&id) {
+        return Some(v);
+    }
+    let is_host = placed.values().any(|t| t.0 == id);
+    if let Some(&(c, off)) = placed.get(&id) {
+        // `c` hosts `id`, so it always has storage.
+        let cv = storage_of(p, graph, placed, storage, uses, c)?;
+        let v = View { buf: cv.buf, off: cv.off + off };
+        if is_host {
+            storage.insert(id, v);
+        }
+        return Some(v);
+    }
+    if is_host {
+        let v = View { buf: p.new_buf(bytes_of(&graph.node(id).shape), live_refs(placed, uses, id)), off: 0 };
+        storage.insert(id, v);
+        return Some(v);
+    }
+    None
 }
 
 /// Zeroes the padded channels `c..cpad(c)` (and the partial block holding channel `c`) of
 /// a map with `pix` pixels at `out`, for kernels that only write the real channels.
 fn zero_tail(p: &mut Planner, out: usize, c: usize, pix: usize) {
-    if !c.is_multiple_of(8) {
-        let from = c / 4 * pix * 16;
+    if !c.is_multiple_of(BLOCK) {
+        let from = c / BLOCK * pix * BB;
         let to = cpad(c) * pix * 4;
         p.steps.push(Step::Zero { offset: out + from, len: to - from });
     }
@@ -559,7 +721,7 @@ struct ConvIn<'a> {
 
 /// Pad step (if the layer pads), packed weights and the conv step.
 fn conv(p: &mut Planner, c: ConvIn) {
-    let cb_in = cpad(c.c) / 4;
+    let cb_in = cpad(c.c) / BLOCK;
     let [top, bottom, left, right] = c.pad;
     let [kh, kw] = c.kernel;
     let [sh, sw] = c.stride;
@@ -567,12 +729,12 @@ fn conv(p: &mut Planner, c: ConvIn) {
     let wp = (c.w + left + right).max((c.ow - 1) * sw + kw);
     let padded = hp != c.h || wp != c.w;
     let (input, scratch) = if padded {
-        let sb = p.new_buf(cb_in * hp * wp * 16, 1);
+        let sb = p.new_buf(cb_in * hp * wp * BB, 1);
         let so = p.bufs[sb].offset;
         p.kernel(
             KernelSpec::Pad { cb: cb_in, h: c.h, w: c.w, top, left, hp, wp, fill: 0 },
             vec![Arg::Arena(so), Arg::Arena(c.src)],
-            (cb_in * hp * wp * 4) as u64,
+            (cb_in * hp * wp * BLOCK) as u64,
         );
         (so, Some(sb))
     } else {
@@ -588,27 +750,63 @@ fn conv(p: &mut Planner, c: ConvIn) {
         ihp = oh;
         iwp = ow;
     }
-    let spec = ConvSpec {
-        cb_in,
-        hp: ihp,
-        wp: iwp,
-        kernel: c.kernel,
-        stride: c.stride,
-        oh,
-        ow,
-        ocp: cpad(c.oc) / 8,
-        residual: c.residual.map(|r| r.0.to_bits()),
-        relu: c.relu,
+    let (kernel, args, flops) = if p.tier == Tier::Wide {
+        let ocb = cpad(c.oc) / BLOCK;
+        let (m, nr) = choose_tile(ow, ocb, cb_in * kh * kw * BLOCK);
+        let spec = WideConvSpec {
+            cb_in,
+            hp: ihp,
+            wp: iwp,
+            kernel: c.kernel,
+            stride: c.stride,
+            oh,
+            ow,
+            ocb,
+            nr,
+            m,
+            residual: c.residual.map(|r| r.0.to_bits()),
+            relu: c.relu,
+        };
+        let packed = spec.pack(c.oc, c.c, c.dense);
+        let mut bias = vec![0.0f32; ocb * BLOCK];
+        if let Some(b) = c.bias {
+            bias[..c.oc].copy_from_slice(&b[..c.oc]);
+        }
+        let (wa, ba) = (p.param(&packed), p.param(&bias));
+        let mut args = vec![Arg::Arena(c.out), Arg::Arena(input), wa, ba, c.residual.map_or(Arg::Null, |r| r.1)];
+        for t in spec.tiles() {
+            p.tiles.push(t);
+            args.push(Arg::Tile(p.tiles.len() - 1));
+        }
+        if args.len() < 7 {
+            args.push(Arg::Null);
+        }
+        let flops = 2 * spec.macs();
+        (KernelSpec::WideConv(spec), args, flops)
+    } else {
+        let spec = ConvSpec {
+            cb_in,
+            hp: ihp,
+            wp: iwp,
+            kernel: c.kernel,
+            stride: c.stride,
+            oh,
+            ow,
+            ocp: cpad(c.oc) / 8,
+            residual: c.residual.map(|r| r.0.to_bits()),
+            relu: c.relu,
+        };
+        let packed = DEFAULT_CONV.pack(&spec, c.oc, c.c, c.dense);
+        let bias = DEFAULT_CONV.pack_bias(&spec, c.oc, c.bias);
+        let (wa, ba) = (p.param(&packed), p.param(&bias));
+        let mut args = vec![Arg::Arena(c.out), Arg::Arena(input), wa, ba];
+        if let Some((_, r)) = c.residual {
+            args.push(r);
+        }
+        let flops = 2 * spec.macs();
+        (KernelSpec::Conv(spec), args, flops)
     };
-    let packed = DEFAULT_CONV.pack(&spec, c.oc, c.c, c.dense);
-    let bias = DEFAULT_CONV.pack_bias(&spec, c.oc, c.bias);
-    let (wa, ba) = (p.param(&packed), p.param(&bias));
-    let mut args = vec![Arg::Arena(c.out), Arg::Arena(input), wa, ba];
-    if let Some((_, r)) = c.residual {
-        args.push(r);
-    }
-    let flops = 2 * spec.macs();
-    p.kernel(KernelSpec::Conv(spec), args, flops);
+    p.kernel(kernel, args, flops);
     if let Some(sb) = scratch {
         p.unref(sb);
     }

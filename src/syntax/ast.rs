@@ -20,6 +20,8 @@ pub struct File {
     pub inputs: Vec<InputDecl>,
     /// `names KIND "TEMPLATE" ...` declarations, in order.
     pub names: Vec<(Ident, String, Span)>,
+    /// `preprocess ...` declarations (at most one is valid; lowering reports extras).
+    pub preprocess: Vec<PreprocessDecl>,
     /// Block definitions.
     pub blocks: Vec<BlockDef>,
     /// The top-level statements: the network body.
@@ -33,6 +35,16 @@ pub struct InputDecl {
     pub name: Option<Ident>,
     /// Dimensions as written (C, H, W).
     pub dims: Vec<u64>,
+    /// The whole declaration.
+    pub span: Span,
+}
+
+/// `preprocess resize 256 crop 224 normalize rgb mean (...) std (...)`: how an image becomes
+/// the input. The words are interpreted by [`lower::preprocess`](crate::lower::preprocess).
+#[derive(Clone, Debug)]
+pub struct PreprocessDecl {
+    /// The words after `preprocess`.
+    pub words: Vec<Word>,
     /// The whole declaration.
     pub span: Span,
 }

@@ -53,6 +53,11 @@ pub fn parse(file: FileId, text: &str) -> Result<File, Vec<Diagnostic>> {
                     out.names.push((cx.ident_of(&k), text, span));
                 }
             }
+            Rule::preprocess_decl => {
+                let span = cx.span(&item);
+                let words = item.into_inner().skip(1).map(|w| cx.word(w)).collect();
+                out.preprocess.push(PreprocessDecl { words, span });
+            }
             Rule::block_def => {
                 if let Some(b) = cx.block_def(item) {
                     out.blocks.push(b);
@@ -353,6 +358,7 @@ fn rule_name(r: &Rule) -> Option<&'static str> {
         | Rule::network_decl
         | Rule::input_decl
         | Rule::names_decl
+        | Rule::preprocess_decl
         | Rule::block_def
         | Rule::default_stmt
         | Rule::concat_stmt
@@ -374,6 +380,7 @@ fn rule_name(r: &Rule) -> Option<&'static str> {
         Rule::kw_network => "`network`",
         Rule::kw_input => "`input`",
         Rule::kw_names => "`names`",
+        Rule::kw_preprocess => "`preprocess`",
         Rule::kw_block => "`block`",
         Rule::kw_default => "`default`",
         Rule::kw_concat => "`concat`",

@@ -1,0 +1,304 @@
+//! The AVX-512 micro-tiles of `incc::jit::wide` against a plain f64 loop of their contract.
+//! Skipped, with a note, on machines without AVX-512F.
+
+use incc::jit::wide::{Broadcast, TileSpec, WideCode, WideKernels, available};
+use proptest::prelude::*;
+
+/// SplitMix64: deterministic test data.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn f32(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+    fn fill(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.f32()).collect()
+    }
+}
+
+fn skip() -> bool {
+    if !available() {
+        eprintln!("note: no AVX-512F on this machine; wide tile tests skipped");
+        return true;
+    }
+    false
+}
+
+/// A buffer and the element index (into it) that the kernel's pointer designates:
+/// covers element offsets `lo..=hi` relative to that pointer, plus 16 guard elements.
+struct Buf {
+    data: Vec<f32>,
+    origin: usize,
+}
+
+impl Buf {
+    fn new(lo: i64, hi: i64, rng: &mut Rng) -> Buf {
+        let origin = (16 - lo) as usize;
+        Buf { data: rng.fill(origin + hi as usize + 17), origin }
+    }
+    fn at(&self, off: i64) -> f32 {
+        self.data[(self.origin as i64 + off) as usize]
+    }
+}
+
+/// Runs tile `idx` of `code` (built from `s`) on random data and checks it against the
+/// contract; returns the relative error `max |diff| / max |value|`. Also checks that no
+/// element of `out` outside the tile changed.
+fn check(code: &WideCode, idx: usize, s: &TileSpec, rng: &mut Rng) -> f64 {
+    let (m, nr) = (s.m as i64, s.nr as i64);
+    let (kc, kh, kw, sw) = (s.kc as i64, s.kh as i64, s.kw as i64, s.sw as i64);
+    // Element extents of the three strided tensors relative to their pointers.
+    let span = |n: i64, stride: i64| ((n - 1) * stride / 4).min(0)..=((n - 1) * stride / 4).max(0);
+    let (pc, pr) = (span(kc, s.in_plane), span(kh, s.in_row));
+    let inp = Buf::new(pc.start() + pr.start(), pc.end() + pr.end() + ((m - 1) * sw + kw - 1) * 16 + 15, rng);
+    let po = span(nr, s.out_plane);
+    let (olo, ohi) = (*po.start(), po.end() + (m - 1) * 16 + 15);
+    let w = rng.fill((kc * kh * kw * 16 * nr * 16) as usize);
+    let bias = rng.fill((nr * 16) as usize);
+    let res = Buf::new(olo, ohi, rng);
+    let mut out = Buf::new(olo, ohi, rng);
+
+    let mut expected = out.data.clone();
+    let mut max_value = 0f64;
+    for i in 0..m {
+        for j in 0..nr {
+            for o in 0..16 {
+                let oo = j * s.out_plane / 4 + i * 16 + o;
+                let mut acc = if s.first { bias[(j * 16 + o) as usize] as f64 } else { out.at(oo) as f64 };
+                for c in 0..kc {
+                    for ky in 0..kh {
+                        for kx in 0..kw {
+                            for l in 0..16 {
+                                let x = inp.at((c * s.in_plane + ky * s.in_row) / 4 + (i * sw + kx) * 16 + l);
+                                let wi = ((((c * kh + ky) * kw + kx) * 16 + l) * nr + j) * 16 + o;
+                                acc += x as f64 * w[wi as usize] as f64;
+                            }
+                        }
+                    }
+                }
+                if s.last {
+                    if let Some(bits) = s.residual {
+                        acc = res.at(oo) as f64 + f32::from_bits(bits) as f64 * acc;
+                    }
+                    if s.relu {
+                        acc = acc.max(0.0);
+                    }
+                }
+                max_value = max_value.max(acc.abs());
+                expected[(out.origin as i64 + oo) as usize] = acc as f32;
+            }
+        }
+    }
+
+    let f = code.tile(idx);
+    let res_ptr = if s.residual.is_some() { res.data[res.origin..].as_ptr() } else { std::ptr::null() };
+    // SAFETY: every pointer designates a buffer covering all elements the contract reads
+    // or writes for `s` (computed above), `res` is null only without a residual, and
+    // `code` (alive here) was built from `s`.
+    unsafe {
+        f(inp.data[inp.origin..].as_ptr(), w.as_ptr(), out.data[out.origin..].as_mut_ptr(), bias.as_ptr(), res_ptr)
+    };
+
+    let mut max_diff = 0f64;
+    for (k, (&got, &want)) in out.data.iter().zip(&expected).enumerate() {
+        let d = (got as f64 - want as f64).abs();
+        assert!(d.is_finite(), "{s:?}: element {k} is {got}, expected {want}");
+        max_diff = max_diff.max(d);
+    }
+    let rel = max_diff / max_value.max(1e-30);
+    assert!(rel <= 1e-5, "{s:?}: max |diff| {max_diff:e} vs max |value| {max_value:e}");
+    rel
+}
+
+const KERNELS: [(usize, usize); 5] = [(1, 1), (3, 3), (1, 7), (7, 1), (5, 5)];
+
+/// A spec with packed strides for an input `wide` pixels wide (plus `extra` bytes of
+/// row and plane padding) and an output plane with `oextra` bytes of padding.
+#[allow(clippy::too_many_arguments)]
+fn spec(
+    m: usize,
+    nr: usize,
+    kc: usize,
+    k: (usize, usize),
+    sw: usize,
+    flags: usize,
+    extra: i64,
+    oextra: i64,
+) -> TileSpec {
+    let w = ((m - 1) * sw + k.1) as i64;
+    let in_row = w * 64 + extra;
+    let in_plane = in_row * k.0 as i64 + extra;
+    TileSpec {
+        m,
+        nr,
+        kc,
+        kh: k.0,
+        kw: k.1,
+        sw,
+        in_row,
+        in_plane,
+        out_plane: m as i64 * 64 + oextra,
+        first: flags & 1 != 0,
+        last: flags & 2 != 0,
+        residual: (flags & 4 != 0).then(|| (-0.75f32 + 0.5 * (flags & 8) as f32).to_bits()),
+        relu: flags & 16 != 0,
+    }
+}
+
+/// Every shape of the contract, every kernel, stride, flag combination and a spread of
+/// unusual strides, all in one executable region.
+#[test]
+fn grid_of_tiles_matches_the_contract() {
+    if skip() {
+        return;
+    }
+    let mut rng = Rng(1);
+    let mut shapes: Vec<(usize, usize)> =
+        (1..=14).flat_map(|m| (1..=4).map(move |nr| (m, nr))).filter(|&(m, nr)| m * nr + nr <= 32).collect();
+    shapes.extend([(7, 4), (9, 3), (28, 1), (31, 1), (15, 1), (10, 2)]);
+    let mut specs = Vec::new();
+    for (n, &(m, nr)) in shapes.iter().enumerate() {
+        for f in 0..32usize {
+            if (f + n) % 3 != 0 && f & 3 != 3 {
+                continue; // keep all `first && last` variants, a third of the rest
+            }
+            let k = KERNELS[(n + f) % KERNELS.len()];
+            let kc = 1 + (n + f) % 5;
+            let sw = 1 + (n + f / 3) % 2;
+            let extra = [0i64, 4, 68, 1028, 192][f % 5];
+            let oextra = [0i64, 12, 64, 4096][(n + f) % 4];
+            let mut s = spec(m, nr, kc, k, sw, f, extra, oextra);
+            if f % 7 == 6 {
+                s.out_plane = -s.out_plane; // channel blocks stored downwards
+            }
+            if f % 11 == 10 {
+                s.in_row = -s.in_row; // rows read upwards
+                s.in_plane = -s.in_plane.abs() * 3;
+            }
+            specs.push(s);
+        }
+    }
+    let mut kernels = WideKernels::new();
+    let idx: Vec<(usize, usize)> = specs
+        .iter()
+        .map(|s| (kernels.add_with(s, Broadcast::Embedded).unwrap(), kernels.add_with(s, Broadcast::Register).unwrap()))
+        .collect();
+    let code = kernels.finish().unwrap();
+    let mut worst = 0f64;
+    for (s, &(e, r)) in specs.iter().zip(&idx) {
+        worst = worst.max(check(&code, e, s, &mut rng));
+        worst = worst.max(check(&code, r, s, &mut rng));
+    }
+    println!(
+        "{} specs, {} tiles, {} bytes, worst relative error {worst:e}",
+        specs.len(),
+        code.len(),
+        code.code_bytes()
+    );
+    assert!(specs.len() > 300);
+}
+
+/// All four `first`/`last` combinations chained: a 3-chunk reduction equals one call.
+#[test]
+fn reduction_chunks_chain_through_out() {
+    if skip() {
+        return;
+    }
+    let mut rng = Rng(2);
+    let whole = spec(9, 3, 6, (3, 3), 1, 1 | 2 | 4 | 16, 64, 0);
+    let chunk = |first, last| TileSpec { kc: 2, first, last, ..whole.clone() };
+    let mut kernels = WideKernels::new();
+    let [iw, i0, i1, i2] =
+        [whole.clone(), chunk(true, false), chunk(false, false), chunk(false, true)].map(|s| kernels.add(&s).unwrap());
+    let code = kernels.finish().unwrap();
+    let n_in = (whole.kc as i64 * whole.in_plane / 4) as usize;
+    let inp = rng.fill(n_in);
+    let w = rng.fill(whole.weight_bytes() / 4);
+    let bias = rng.fill(48);
+    let res = rng.fill(3 * 9 * 16);
+    let (mut one, mut three) = (vec![0f32; 3 * 9 * 16], vec![0f32; 3 * 9 * 16]);
+    // SAFETY: buffers sized by the contract for these specs; `code` is alive.
+    unsafe {
+        code.tile(iw)(inp.as_ptr(), w.as_ptr(), one.as_mut_ptr(), bias.as_ptr(), res.as_ptr());
+        for (t, c) in [(i0, 0usize), (i1, 2), (i2, 4)] {
+            let (inp, w) = (inp[c * whole.in_plane as usize / 4..].as_ptr(), w[c * w.len() / 6..].as_ptr());
+            code.tile(t)(inp, w, three.as_mut_ptr(), bias.as_ptr(), res.as_ptr());
+        }
+    }
+    let max = one.iter().fold(0f32, |a, v| a.max(v.abs()));
+    let diff = one.iter().zip(&three).fold(0f32, |a, (x, y)| a.max((x - y).abs()));
+    assert!(max > 1.0 && diff <= 1e-5 * max, "diff {diff} max {max}");
+}
+
+#[test]
+fn equal_specs_share_a_tile_and_bad_specs_are_refused() {
+    let mut kernels = WideKernels::new();
+    let s = spec(31, 1, 4, (1, 1), 1, 3, 0, 0);
+    let a = kernels.add(&s).unwrap();
+    assert_eq!(kernels.add(&s.clone()).unwrap(), a);
+    // 31x1 has no spare register for a broadcast: Register falls back to the same tile.
+    assert_eq!(kernels.add_with(&s, Broadcast::Register).unwrap(), a);
+    let b = kernels.add(&TileSpec { relu: true, ..s.clone() }).unwrap();
+    assert_ne!(a, b);
+    assert_eq!(kernels.len(), 2);
+    for (bad, why) in [
+        (TileSpec { m: 0, ..s.clone() }, "at least 1"),
+        (TileSpec { nr: 5, m: 1, ..s.clone() }, "nr must be"),
+        (TileSpec { m: 16, nr: 2, ..s.clone() }, "34 zmm"),
+        (TileSpec { kw: 40, ..s.clone() }, "instructions exceeds"),
+        (TileSpec { in_plane: 1 << 40, ..s.clone() }, "2 GiB"),
+        (TileSpec { sw: usize::MAX, ..s.clone() }, "2 GiB"),
+        (TileSpec { kc: 1 << 40, ..s.clone() }, "2 GiB"),
+        (TileSpec { kh: usize::MAX, in_row: 64, ..s.clone() }, "2 GiB"),
+        (TileSpec { out_plane: 1 << 31, m: 14, nr: 2, ..s.clone() }, "2 GiB"),
+    ] {
+        let e = kernels.add(&bad).unwrap_err().to_string();
+        assert!(e.contains(why), "{bad:?}: {e}");
+    }
+    assert_eq!(kernels.len(), 2);
+    if available() {
+        let code = kernels.finish().unwrap();
+        assert_eq!(code.len(), 2);
+        assert!(code.code_bytes() > 0);
+    }
+}
+
+#[test]
+fn wide_code_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<WideCode>();
+}
+
+fn arb_spec() -> impl Strategy<Value = TileSpec> {
+    let shape = (1usize..=4).prop_flat_map(|nr| (1..=(32 / nr - 1).min(28), Just(nr)));
+    (shape, 1usize..=5, 0..KERNELS.len(), 1usize..=2, 0usize..32, 0i64..64, 0i64..64, any::<bool>()).prop_map(
+        |((m, nr), kc, k, sw, flags, extra, oextra, flip)| {
+            let mut s = spec(m, nr, kc, KERNELS[k], sw, flags, extra * 4, oextra * 4);
+            if flip {
+                s.out_plane = -s.out_plane;
+            }
+            s
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    #[test]
+    fn random_tiles_match_the_contract(s in arb_spec(), register in any::<bool>(), seed in any::<u64>()) {
+        if available() {
+            let mut kernels = WideKernels::new();
+            let b = if register { Broadcast::Register } else { Broadcast::Embedded };
+            let idx = kernels.add_with(&s, b).unwrap();
+            let code = kernels.finish().unwrap();
+            check(&code, idx, &s, &mut Rng(seed));
+        }
+    }
+}
