@@ -1,7 +1,8 @@
 //! Differential test: random small valid networks, written as `.incep` source, compiled
 //! under every configuration and compared with the reference interpreter in `f64`.
 //!
-//! Run with `cargo test --release --test differential`. `INCC_DIFF_CASES=N` and
+//! Configurations: `-O0`/`-O1`/`-O2` x 1/2 threads x the portable tier and, on a CPU with
+//! AVX-512F, the wide tier. Run with `cargo test --release --test differential`. `INCC_DIFF_CASES=N` and
 //! `INCC_DIFF_SEED=S` run other cases (default: 200 cases from seed 0).
 //!
 //! The generator builds a small tree of layers ([`Layer`]), tracks every tensor's shape so that
@@ -24,7 +25,7 @@
 
 use incc::passes::Level;
 use incc::weights::{Weights, random_input};
-use incc::{Compiler, Error};
+use incc::{Compiler, Error, Tier};
 use std::fmt::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -38,11 +39,20 @@ const LEVELS: &[Knob] =
     &[("O0", |c| c.opt_level(Level::O0)), ("O1", |c| c.opt_level(Level::O1)), ("O2", |c| c.opt_level(Level::O2))];
 /// Worker threads per run.
 const THREADS: &[Knob] = &[("t1", |c| c.threads(1)), ("t2", |c| c.threads(2))];
-/// Code-generation tiers (`Compiler::tier` does not exist yet: the host's one tier). To
-/// test several, list them here, e.g. `("portable", |c| c.tier(Tier::Portable))`.
-const TIERS: &[Knob] = &[("host", |c| c)];
+/// Code-generation tiers: the portable Cranelift f32x4 kernels everywhere, and the AVX-512
+/// tiles where the CPU has AVX-512F (a machine without it tests the portable tier only).
+fn tiers() -> Vec<Knob> {
+    let mut t: Vec<Knob> = vec![("portable", |c| c.tier(Tier::Portable))];
+    if incc::jit::wide::available() {
+        t.push(("wide", |c| c.tier(Tier::Wide)));
+    }
+    t
+}
+
 /// Every axis; each network is checked under the cartesian product.
-const AXES: &[&[Knob]] = &[LEVELS, THREADS, TIERS];
+fn axes() -> Vec<Vec<Knob>> {
+    vec![LEVELS.to_vec(), THREADS.to_vec(), tiers()]
+}
 
 /// A named compiler configuration.
 struct Config {
@@ -56,10 +66,10 @@ impl Config {
     }
 }
 
-/// The cartesian product of [`AXES`].
+/// The cartesian product of [`axes`].
 fn configs() -> Vec<Config> {
     let mut out = vec![Config { name: String::new(), make: vec![] }];
-    for axis in AXES {
+    for axis in axes() {
         out = out
             .iter()
             .flat_map(|c| {
@@ -130,6 +140,10 @@ fn check(src: &str, seed: u64, cfg: &Config, want: &Expected) -> Result<(), Fail
     let run = || -> Result<(bool, Outputs), Error> {
         let c = cfg.compiler(seed).compile_str("diff.incep", src)?;
         let eliminated = c.report.passes.iter().any(|p| p.name == "eliminate-dead-outputs");
+        // The tier knob is the last part of the name: the model must run on that tier.
+        if !cfg.name.ends_with(&format!("/{}", c.report.tier)) {
+            return Err(Error::Invalid(format!("compiled for the {} tier", c.report.tier)));
+        }
         // A first run on other values leaves the arena dirty: nothing may depend on it
         // starting at zero.
         let other: Vec<f32> = random_input(want.input.len(), seed ^ 0x5eed).iter().map(|v| 8.0 * v).collect();
