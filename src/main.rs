@@ -291,7 +291,26 @@ enum Cmd {
     },
 }
 
+/// Restores the default action of SIGPIPE, which Rust's runtime ignores: then `println!`
+/// to a closed pipe (`incc keys FILE | head`) panics. With the default, incc ends quietly
+/// like other command-line tools.
+#[cfg(unix)]
+fn default_sigpipe() {
+    unsafe extern "C" {
+        fn signal(signum: i32, handler: usize) -> usize;
+    }
+    const SIGPIPE: i32 = 13; // the same on Linux, macOS and the BSDs
+    const SIG_DFL: usize = 0;
+    // SAFETY: `signal` is libc's, with its C signature; installing the default disposition
+    // of one signal at the start of `main`, before any thread exists, has no other effect.
+    unsafe {
+        signal(SIGPIPE, SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    #[cfg(unix)]
+    default_sigpipe();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

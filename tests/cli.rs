@@ -420,3 +420,24 @@ fn good_runs_agree_between_engines() {
     let diff = va.iter().zip(&vb).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
     assert!(diff <= 1e-4 * scale, "jit vs reference: {diff} of {scale}");
 }
+
+/// Output into a closed pipe (`incc keys FILE | head -1`) ends incc quietly, without a panic.
+#[test]
+fn a_closed_stdout_is_no_panic() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for cmd in ["keys", "summary", "emit"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_incc"))
+            .current_dir(root)
+            .args([cmd, "architectures/inception_resnet_v2.incep"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run incc");
+        // Closing the reading end before incc has parsed the file: its first write fails.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{cmd}: {err}");
+        assert_ne!(out.status.code(), Some(101), "{cmd}: {err}");
+    }
+}
