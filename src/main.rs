@@ -352,13 +352,7 @@ fn emit(file: &Path, what: Emit, format: EmitFormat, args: &CompileArgs) -> incc
 /// atomically (a temporary file beside it, renamed into place): on error nothing is left.
 fn write_out(path: Option<&Path>, text: &str) -> incc::Result<()> {
     match path {
-        Some(p) => {
-            let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(p, e))?;
-            std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(|e| Error::io(p, e))?;
-            tmp.persist(p).map_err(|e| Error::io(p, e.error))?;
-            Ok(())
-        }
+        Some(p) => incc::npy::write_atomic(p, |w| std::io::Write::write_all(w, text.as_bytes())),
         None => {
             print!("{text}");
             Ok(())

@@ -57,6 +57,7 @@ fn fails(args: &[&str], needles: &[&str]) {
     let (code, _out, err) = incc(args);
     assert_eq!(code, 1, "{args:?}: exit code {code}\n{err}");
     assert!(!err.contains("panicked"), "{args:?} panicked:\n{err}");
+    assert!(!err.contains("/.tmp"), "{args:?} names a temporary file:\n{err}");
     for n in needles {
         assert!(err.contains(n), "{args:?}: expected {n:?} in:\n{err}");
     }
