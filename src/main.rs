@@ -103,8 +103,8 @@ struct CompileArgs {
     /// The outputs to keep, comma-separated (default: all but auxiliary classifiers `aux*`).
     #[arg(long, value_delimiter = ',')]
     outputs: Option<Vec<String>>,
-    /// Worker threads (default: all cores).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    /// Worker threads, 1 to 1024 (default: all cores).
+    #[arg(long)]
     threads: Option<u32>,
     /// Kernel tier [default: auto].
     #[arg(long, value_enum)]
@@ -117,6 +117,11 @@ struct CompileArgs {
 impl CompileArgs {
     /// The profile file (if any) with the flags over it.
     fn profile(&self) -> incc::Result<Profile> {
+        if let Some(t) = self.threads.filter(|t| !(1..=1024).contains(t)) {
+            return Err(Error::Invalid(format!(
+                "invalid value {t} for --threads: expected from 1 to 1024 (leave it out to use all cores)"
+            )));
+        }
         let file = match &self.profile_file {
             Some(p) => Profile::load(p)?,
             None => Profile::default(),
@@ -332,10 +337,11 @@ fn emit(file: &Path, what: Emit, format: EmitFormat, args: &CompileArgs) -> incc
     Ok(())
 }
 
-/// Writes `text` to `path`, or to standard output without one.
+/// Writes `text` to `path`, or to standard output without one. The file is written
+/// atomically (a temporary file beside it, renamed into place): on error nothing is left.
 fn write_out(path: Option<&Path>, text: &str) -> incc::Result<()> {
     match path {
-        Some(p) => std::fs::write(p, text).map_err(|e| Error::io(p, e)),
+        Some(p) => incc::npy::write_atomic(p, |w| std::io::Write::write_all(w, text.as_bytes())),
         None => {
             print!("{text}");
             Ok(())
@@ -541,29 +547,39 @@ fn run(cli: Cli) -> incc::Result<()> {
             Ok(())
         }
         Cmd::Compile { file, args, format, explain, emit: what, emit_format, write_profile, output, name } => {
-            if let Some(out) = &write_profile {
-                write_out(Some(out), &args.profile()?.effective()?.to_yaml()?)?;
-                eprintln!("wrote the effective profile to {}", out.display());
-            }
-            let Some(file) = file else { return Ok(()) };
-            if let Some(what) = what {
-                return emit(&file, what, emit_format, &args);
-            }
-            if let Some(object) = output {
-                // The object embeds the seeded weights; `--weights` goes to the params file.
-                let opts = incc::aot::AotOptions { object, name, weights: args.weights.clone(), verify: false };
-                let r =
-                    incc::aot::compile_file(&args.compiler()?.seed(args.profile()?.seed.unwrap_or(0)), &file, &opts)?;
-                match format {
-                    ReportFormat::Text => print_object_report(&r),
-                    ReportFormat::Json => println!("{}", to_json(&r)?),
+            // The profile is checked first and written last: a failed compile leaves none.
+            let profile = match &write_profile {
+                Some(out) => Some((out, args.profile()?.effective()?.to_yaml()?)),
+                None => None,
+            };
+            let compile = |file: &Path| -> incc::Result<()> {
+                if let Some(what) = what {
+                    return emit(file, what, emit_format, &args);
                 }
-                return Ok(());
+                if let Some(object) = output {
+                    // The object embeds the seeded weights; `--weights` goes to the params file.
+                    let opts = incc::aot::AotOptions { object, name, weights: args.weights.clone(), verify: false };
+                    let compiler = args.compiler()?.seed(args.profile()?.seed.unwrap_or(0));
+                    let r = incc::aot::compile_file(&compiler, file, &opts)?;
+                    match format {
+                        ReportFormat::Text => print_object_report(&r),
+                        ReportFormat::Json => println!("{}", to_json(&r)?),
+                    }
+                    return Ok(());
+                }
+                let c = args.compiler()?.compile_file(file)?;
+                match format {
+                    ReportFormat::Text => print_report(&c.report, explain),
+                    ReportFormat::Json => println!("{}", to_json(&c.report)?),
+                }
+                Ok(())
+            };
+            if let Some(file) = &file {
+                compile(file)?;
             }
-            let c = args.compiler()?.compile_file(&file)?;
-            match format {
-                ReportFormat::Text => print_report(&c.report, explain),
-                ReportFormat::Json => println!("{}", to_json(&c.report)?),
+            if let Some((out, yaml)) = profile {
+                write_out(Some(out), &yaml)?;
+                eprintln!("wrote the effective profile to {}", out.display());
             }
             Ok(())
         }
@@ -614,9 +630,19 @@ fn run(cli: Cli) -> incc::Result<()> {
             };
             match &output {
                 Some(path) => {
+                    // Every output or none: on an error, the files already written are removed.
+                    let mut written = vec![];
                     for (i, (name, shape, data)) in outs.iter().enumerate() {
                         let p = if i == 0 { path.clone() } else { sibling(path, name) };
-                        incc::npy::write_npy(&p, &shape.0, data)?;
+                        if let Err(e) = incc::npy::write_npy(&p, &shape.0, data) {
+                            for w in &written {
+                                let _ = std::fs::remove_file(w);
+                            }
+                            return Err(e);
+                        }
+                        written.push(p);
+                    }
+                    for ((name, shape, _), p) in outs.iter().zip(&written) {
                         eprintln!("wrote output `{name}` ({shape}) to {}", p.display());
                     }
                 }

@@ -77,16 +77,17 @@ pub fn write_npy(path: impl AsRef<Path>, shape: &[usize], data: &[f32]) -> Resul
 
 /// Writes a file atomically: `write` fills a temporary file in `path`'s directory, which is
 /// then renamed onto `path`. On any error the temporary file is removed and `path` is left
-/// as it was.
-pub(crate) fn write_atomic(
-    path: &Path,
-    write: impl FnOnce(&mut BufWriter<&File>) -> std::io::Result<()>,
-) -> Result<()> {
+/// as it was; the error names `path` (not the temporary file).
+pub fn write_atomic(path: &Path, write: impl FnOnce(&mut BufWriter<&File>) -> std::io::Result<()>) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let io = |e: std::io::Error| Error::io(path, e);
+    // `tempfile` appends ` at path "DIR/.tmpXXXX"` to its errors: the user never sees that file.
+    let io = |e: std::io::Error| {
+        let m = e.to_string();
+        Error::io(path, m.split(" at path \"").next().unwrap_or(&m))
+    };
     // Dropping `tmp` on an early return deletes the temporary file.
     let tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
     {

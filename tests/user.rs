@@ -29,3 +29,19 @@ fn a_new_inception_style_network() {
     assert_eq!(g.total_macs(), 30_886_080);
     assert_eq!(g.node(g.output("probs").expect("probs")).shape.0, vec![1, 10]);
 }
+
+/// The README's language tour is this file, and it means what its comments say.
+#[test]
+fn the_readme_tour() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("tests/user/tour.incep")).expect("tour");
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README");
+    assert!(readme.contains(&format!("```\n{text}```\n")), "README.md's tour differs from tests/user/tour.incep");
+    let g = compile("tour.incep");
+    assert_eq!(g.param_count(), 80_004);
+    assert_eq!(shape_of(&g, "m1"), vec![1, 48, 31, 31]);
+    assert!(g.params().iter().any(|p| p.key == "stem.1.conv.weight"));
+    assert!(g.params().iter().any(|p| p.key == "r1_2.bias"));
+    let outputs: Vec<&str> = g.outputs.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(outputs, ["side", "logits"]);
+}

@@ -41,6 +41,7 @@ use cranelift_module::{DataDescription, Linkage, Module, default_libcall_names};
 use cranelift_object::{ObjectBuilder, ObjectModule};
 use header::Tensor;
 use serde::Serialize;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -222,8 +223,18 @@ pub fn default_prefix(name: &str) -> String {
     s
 }
 
-fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
+/// Writes every `(path, bytes)` atomically, or none: on an error the files already written
+/// are removed (a failed compile leaves no object without its header).
+fn write_all(files: &[(&Path, &[u8])]) -> Result<()> {
+    for (i, (path, bytes)) in files.iter().enumerate() {
+        if let Err(e) = crate::npy::write_atomic(path, |w| w.write_all(bytes)) {
+            for (done, _) in &files[..i] {
+                let _ = std::fs::remove_file(done);
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 /// Compiles the `.incep` file `file` with `compiler`'s options and weights into
@@ -261,13 +272,13 @@ pub fn compile_file(compiler: &Compiler, file: &Path, opts: &AotOptions) -> Resu
         }
         None => None,
     };
-    write(object, &artifacts.object)?;
-    write(&header_path, artifacts.header.as_bytes())?;
-    let mut files = vec![object.display().to_string(), header_path.display().to_string()];
-    if let Some(real) = &real {
-        write(&params_path, &params::encode(real))?;
-        files.push(params_path.display().to_string());
+    let params_bytes = real.as_ref().map(params::encode);
+    let mut out: Vec<(&Path, &[u8])> = vec![(object, &artifacts.object), (&header_path, artifacts.header.as_bytes())];
+    if let Some(p) = &params_bytes {
+        out.push((&params_path, p));
     }
+    write_all(&out)?;
+    let files = out.iter().map(|(p, _)| p.display().to_string()).collect();
     Ok(AotReport {
         network: g.name.clone(),
         name: prefix,

@@ -18,6 +18,10 @@ use std::time::Instant;
 /// Kernels below this many flops run on the calling thread only.
 const PARALLEL_FLOPS: u64 = 200_000;
 
+/// The largest activation arena [`Model::compile`] allocates (each caller gets one); a
+/// larger network is refused before any allocation instead of exhausting memory.
+pub const MAX_ARENA_BYTES: usize = 16 << 30;
+
 fn lines(bytes: usize) -> Vec<Line> {
     let n = bytes.div_ceil(64);
     let mut v = Vec::with_capacity(n);
@@ -107,6 +111,13 @@ impl Model {
         let t0 = Instant::now();
         let tier = opts.tier.resolve()?;
         let plan = plan::plan_checked(graph, weights, tier, opts.check_bounds)?;
+        if plan.arena_bytes > MAX_ARENA_BYTES {
+            return Err(Error::Invalid(format!(
+                "network `{}` needs {} bytes of activation memory at once, more than the {MAX_ARENA_BYTES} \
+                 (16 GiB) incc allocates; make the input or the layers smaller",
+                graph.name, plan.arena_bytes
+            )));
+        }
         Model::from_plan(plan, tier, opts, t0)
     }
 
