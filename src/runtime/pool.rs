@@ -117,7 +117,10 @@ impl ThreadPool {
     /// `args` must be a valid argument table for `f` for the whole call, and `f` must be
     /// safe to run on disjoint item ranges at once.
     pub unsafe fn run(&mut self, f: KernelFn, args: *const usize, items: usize) {
-        let per = (self.threads() * 4).max(1);
+        // Up to 16 chunks per thread, taken dynamically: a thread that finishes early takes
+        // more, and the wait at the end of the step is at most one small chunk (4 chunks per
+        // thread measured 6-7% slower on Inception-v4 and Inception-ResNet-v2, 2 threads).
+        let per = (self.threads() * 16).max(1);
         let chunk = items.div_ceil(per).max(1);
         let chunks = items.div_ceil(chunk);
         self.generation += 1;
