@@ -44,6 +44,11 @@ impl Weights {
         self.map.get(key)
     }
 
+    /// The tensor stored under `key`, to change in place.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Tensor> {
+        self.map.get_mut(key)
+    }
+
     /// Adds or replaces the tensor named `key`, returning the one it replaced.
     pub fn insert(&mut self, key: impl Into<String>, tensor: Tensor) -> Option<Tensor> {
         self.map.insert(key.into(), tensor)

@@ -64,11 +64,7 @@ impl Pass for FoldBatchNorm {
                 )));
             };
             let row = old.data.len() / out;
-            let weight = tensor(w, self.name(), &weight_key, out * row)?;
-            let new_weight = Tensor {
-                shape: old.shape.clone(),
-                data: weight.iter().enumerate().map(|(i, &v)| (v as f64 * scale[i / row]) as f32).collect(),
-            };
+            tensor(w, self.name(), &weight_key, out * row)?;
             let bias_key = format!("{key}.bias");
             let old_bias: Vec<f64> = if had_bias {
                 tensor(w, self.name(), &bias_key, out)?.iter().map(|&v| v as f64).collect()
@@ -76,7 +72,13 @@ impl Pass for FoldBatchNorm {
                 vec![0.0; out]
             };
             let new_bias = (0..out).map(|o| ((old_bias[o] - mean[o]) * scale[o] + beta[o]) as f32).collect();
-            w.insert(weight_key, new_weight);
+            // Scaled in place: each output channel's row of weights by its factor.
+            if let Some(t) = w.get_mut(&weight_key) {
+                for (r, chunk) in t.data.chunks_exact_mut(row).enumerate() {
+                    let s = scale[r];
+                    chunk.iter_mut().for_each(|v| *v = (*v as f64 * s) as f32);
+                }
+            }
             w.insert(bias_key, Tensor { shape: vec![out], data: new_bias });
 
             match &mut g.node_mut(x).op {
