@@ -9,7 +9,7 @@ type Outputs = Vec<(String, incc::ir::Shape, Vec<f32>)>;
 
 fn tiers() -> Vec<Tier> {
     let mut t = vec![Tier::Portable];
-    if incc::jit::wide::available() {
+    if incc::jit::wide::available(incc::jit::wide::Isa::Avx512) {
         t.push(Tier::Wide);
     }
     t

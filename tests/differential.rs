@@ -43,7 +43,7 @@ const THREADS: &[Knob] = &[("t1", |c| c.threads(1)), ("t2", |c| c.threads(2))];
 /// tiles where the CPU has AVX-512F (a machine without it tests the portable tier only).
 fn tiers() -> Vec<Knob> {
     let mut t: Vec<Knob> = vec![("portable", |c| c.tier(Tier::Portable))];
-    if incc::jit::wide::available() {
+    if incc::jit::wide::available(incc::jit::wide::Isa::Avx512) {
         t.push(("wide", |c| c.tier(Tier::Wide)));
     }
     t

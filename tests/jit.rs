@@ -29,7 +29,7 @@ fn opts(threads: usize) -> JitOptions {
 /// Every tier this CPU runs.
 fn tiers() -> Vec<TierChoice> {
     let mut t = vec![TierChoice::Portable];
-    if incc::jit::wide::available() {
+    if incc::jit::wide::available(incc::jit::wide::Isa::Avx512) {
         t.push(TierChoice::Wide);
     }
     t

@@ -49,8 +49,8 @@ impl TierChoice {
     pub fn resolve(self) -> Result<Tier> {
         match self {
             TierChoice::Portable => Ok(Tier::Portable),
-            TierChoice::Auto => Ok(if wide::available() { Tier::Wide } else { Tier::Portable }),
-            TierChoice::Wide if wide::available() => Ok(Tier::Wide),
+            TierChoice::Auto => Ok(if wide::available(wide::Isa::Avx512) { Tier::Wide } else { Tier::Portable }),
+            TierChoice::Wide if wide::available(wide::Isa::Avx512) => Ok(Tier::Wide),
             TierChoice::Wide => Err(Error::Jit("the wide tier needs an x86-64 CPU with AVX-512F".into())),
         }
     }

@@ -124,7 +124,7 @@ impl Model {
     /// Compiles the kernels of `plan` (planned for `tier`; planning began at `t0`).
     fn from_plan(mut plan: Plan, tier: jit::Tier, opts: &JitOptions, t0: Instant) -> Result<Model> {
         let t1 = Instant::now();
-        let mut wide = jit::wide::WideKernels::new();
+        let mut wide = jit::wide::WideKernels::new(jit::wide::Isa::Avx512);
         let mut tile_ids = Vec::with_capacity(plan.tiles.len());
         for t in &plan.tiles {
             tile_ids.push(wide.add(t)?);
