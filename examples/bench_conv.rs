@@ -135,11 +135,12 @@ fn disasm() {
     }
 }
 
-/// The tier to measure: `INCC_TIER=portable|wide` (default: auto).
+/// The tier to measure: `INCC_TIER=portable|wide|avx2` (default: auto).
 fn tier() -> incc::jit::TierChoice {
     match std::env::var("INCC_TIER").as_deref() {
         Ok("portable") => incc::jit::TierChoice::Portable,
         Ok("wide") => incc::jit::TierChoice::Wide,
+        Ok("avx2") => incc::jit::TierChoice::Avx2,
         _ => incc::jit::TierChoice::Auto,
     }
 }

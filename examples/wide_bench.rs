@@ -1,14 +1,20 @@
-//! Benchmarks of the wide tier's AVX-512 tiles (`incc::jit::wide`) on one thread, driven by
-//! a plain Rust loop over reduction chunks, output-channel groups, rows and row tiles:
-//! GFLOP/s (median and best of 40 runs, the configurations interleaved) against the 179 GFLOP/s one core reaches here, and
-//! the cost of emitting and mapping tiles.
+//! Benchmarks of the wide tiers' AVX-512 and AVX2 tiles (`incc::jit::wide`) on one thread,
+//! driven by a plain Rust loop over reduction chunks, output-channel groups, rows and row
+//! tiles: GFLOP/s (median and best of 40 runs, the configurations interleaved) against the
+//! 179 GFLOP/s one core reaches here with AVX-512 (half that with AVX2's 8-float vectors),
+//! and the cost of emitting and mapping AVX-512 tiles.
 //!
 //! Run: `cargo run --release --example wide_bench [-- FILTER]` (FILTER matches a row label).
 
-use incc::jit::wide::{Broadcast, TileFn, TileSpec, WideCode, WideKernels, available};
+use incc::jit::wide::{Broadcast, Isa, TileFn, TileSpec, WideCode, WideKernels};
 use std::time::Instant;
 
+/// One core's FMA peak here with AVX-512 (GFLOP/s); AVX2 reaches half.
 const PEAK: f64 = 179.0;
+
+fn peak(isa: Isa) -> f64 {
+    if isa == Isa::Avx512 { PEAK } else { PEAK / 2.0 }
+}
 const ROUNDS: usize = 20;
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -69,6 +75,7 @@ impl Conv {
 /// How the loops cut the convolution into tiles.
 #[derive(Clone, Copy)]
 struct Blocking {
+    isa: Isa,
     m: usize,
     nr: usize,
     /// Input-channel blocks per call (a divisor of cin/16).
@@ -128,17 +135,18 @@ impl<'a> Case<'a> {
     /// the width).
     fn new(c: &'a Conv, b: Blocking) -> Case<'a> {
         let label = format!(
-            "{} | {}x{} kc {}{}",
+            "{} | {:?} {}x{} kc {}{}",
             c.name,
+            b.isa,
             b.m,
             b.nr,
             b.kc,
-            if b.broadcast == Broadcast::Register { " vbroadcastss" } else { "" }
+            if b.broadcast == Broadcast::Register && b.isa == Isa::Avx512 { " vbroadcastss" } else { "" }
         );
         let (in_row, in_plane) = ((c.iw() * 64) as i64, (c.ih() * c.iw() * 64) as i64);
         let out_plane = (c.oh * c.ow * 64) as i64;
         let chunks = c.cin / 16 / b.kc;
-        let mut kernels = WideKernels::new();
+        let mut kernels = WideKernels::new(b.isa);
         let mut calls = Vec::new();
         for ch in 0..chunks {
             for g in 0..c.cout / (16 * b.nr) {
@@ -246,7 +254,7 @@ fn measure(cases: &mut [Case]) {
         let med = gf(median(case.times.clone()));
         let best = gf(case.times.iter().copied().fold(f64::MAX, f64::min));
         let bytes = case.code.code_bytes();
-        println!("| {} | {med:.1} | {:.0}% | {best:.1} | {bytes} |", case.label, 100.0 * med / PEAK);
+        println!("| {} | {med:.1} | {:.0}% | {best:.1} | {bytes} |", case.label, 100.0 * med / peak(case.b.isa));
     }
 }
 
@@ -270,7 +278,7 @@ fn build_cost() {
         residual: None,
         relu: true,
     };
-    let mut k = WideKernels::new();
+    let mut k = WideKernels::new(Isa::Avx512);
     k.add(&one).unwrap();
     k.finish().unwrap();
     println!("first region in the process (iced-x86 tables): {:.0} us", t.elapsed().as_secs_f64() * 1e6);
@@ -282,7 +290,7 @@ fn build_cost() {
             (0..50)
                 .map(|_| {
                     let t = Instant::now();
-                    let mut k = WideKernels::new();
+                    let mut k = WideKernels::new(Isa::Avx512);
                     k.add(s).unwrap();
                     bytes = k.finish().unwrap().code_bytes();
                     t.elapsed().as_secs_f64() * 1e6
@@ -308,7 +316,7 @@ fn build_cost() {
         (0..7)
             .map(|_| {
                 let t = Instant::now();
-                let mut k = WideKernels::new();
+                let mut k = WideKernels::new(Isa::Avx512);
                 for s in &specs {
                     k.add(s).unwrap();
                 }
@@ -328,25 +336,46 @@ fn build_cost() {
 }
 
 fn main() {
-    if !available() {
-        eprintln!("no AVX-512F on this machine: nothing to measure");
+    let isas: Vec<Isa> = Isa::ALL.into_iter().filter(|i| i.available()).collect();
+    if isas.is_empty() {
+        eprintln!("neither AVX-512F nor AVX2 and FMA on this machine: nothing to measure");
         return;
     }
     let filter = std::env::args().nth(1).unwrap_or_default();
-    build_cost();
-    println!();
-    println!("| conv | tile | GFLOP/s (median) | % of {PEAK} | best | code bytes |");
+    if isas.contains(&Isa::Avx512) {
+        build_cost();
+        println!();
+    }
+    println!("| conv | tile | GFLOP/s (median) | % of peak ({PEAK}, AVX2 {}) | best | code bytes |", PEAK / 2.0);
     println!("|---|---|---|---|---|---|");
     let c1 = Conv { name: "1x1 288->64 @35x35", cin: 288, cout: 64, oh: 35, ow: 35, k: (1, 1) };
     let c3 = Conv { name: "3x3 64->96 @35x35", cin: 64, cout: 96, oh: 35, ow: 35, k: (3, 3) };
     let mut cases = Vec::new();
-    for (c, shapes) in [
-        (&c1, &[(14, 2, 18), (14, 2, 9), (12, 2, 18), (7, 4, 18), (7, 4, 9), (6, 4, 18), (5, 4, 18), (28, 1, 18)][..]),
-        (&c3, &[(14, 2, 4), (14, 2, 2), (12, 2, 4), (9, 3, 4), (9, 3, 2), (9, 3, 1), (8, 3, 4), (7, 3, 4)][..]),
+    for (isa, c, shapes) in [
+        (
+            Isa::Avx512,
+            &c1,
+            &[(14, 2, 18), (14, 2, 9), (12, 2, 18), (7, 4, 18), (7, 4, 9), (6, 4, 18), (5, 4, 18), (28, 1, 18)][..],
+        ),
+        (
+            Isa::Avx512,
+            &c3,
+            &[(14, 2, 4), (14, 2, 2), (12, 2, 4), (9, 3, 4), (9, 3, 2), (9, 3, 1), (8, 3, 4), (7, 3, 4)][..],
+        ),
+        (Isa::Avx2, &c1, &[(6, 1, 18), (6, 1, 9), (7, 1, 18), (5, 1, 18), (3, 2, 18), (1, 4, 18)][..]),
+        (Isa::Avx2, &c3, &[(6, 1, 4), (6, 1, 2), (7, 1, 4), (5, 1, 4), (3, 2, 4), (2, 3, 4)][..]),
     ] {
+        if !isas.contains(&isa) {
+            continue;
+        }
         for &(m, nr, kc) in shapes {
-            for broadcast in [Broadcast::Embedded, Broadcast::Register] {
-                let case = Case::new(c, Blocking { m, nr, kc, broadcast });
+            // AVX2 has one kind of broadcast.
+            let broadcasts: &[Broadcast] = match isa {
+                Isa::Avx512 => &[Broadcast::Embedded, Broadcast::Register],
+                Isa::Avx2 => &[Broadcast::Register],
+            };
+            for &broadcast in broadcasts {
+                let case = Case::new(c, Blocking { isa, m, nr, kc, broadcast });
                 if case.label.contains(&filter) {
                     cases.push(case);
                 }

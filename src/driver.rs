@@ -30,7 +30,7 @@ pub enum WeightSource {
     File(PathBuf),
 }
 
-/// The kernel tier asked for (`auto`, `portable`, `wide`); see [`TierChoice`].
+/// The kernel tier asked for (`auto`, `portable`, `wide`, `avx2`); see [`TierChoice`].
 pub type Tier = TierChoice;
 
 /// Builds compiled [`Model`]s; every option has a sensible default.
@@ -80,9 +80,10 @@ pub struct CompileReport {
     pub steps: usize,
     /// Machine code bytes.
     pub code_bytes: usize,
-    /// The convolution tier: `wide` (AVX-512 tiles) or `portable` (Cranelift f32x4).
+    /// The convolution tier: `wide` (AVX-512 tiles), `avx2` (AVX2 tiles) or `portable`
+    /// (Cranelift f32x4).
     pub tier: String,
-    /// Distinct AVX-512 tiles assembled (wide tier).
+    /// Distinct micro-tiles assembled (wide and avx2 tiers).
     pub tiles: usize,
     /// Bytes of one activation arena.
     pub arena_bytes: usize,
@@ -234,10 +235,7 @@ impl Compiler {
             code_bytes: s.code_bytes,
             arena_bytes: s.arena_bytes,
             param_bytes: s.param_bytes,
-            tier: match s.tier {
-                Some(crate::jit::Tier::Wide) => "wide".into(),
-                _ => "portable".into(),
-            },
+            tier: s.tier.map_or("portable", |t| t.name()).into(),
             tiles: s.tiles,
             passes: reports,
         };

@@ -71,6 +71,8 @@ enum TierArg {
     Portable,
     /// AVX-512 tiles (an error on a CPU without AVX-512F).
     Wide,
+    /// AVX2 tiles (an error on a CPU without AVX2 and FMA).
+    Avx2,
 }
 
 #[derive(Copy, Clone, ValueEnum, PartialEq, Eq)]
@@ -134,6 +136,7 @@ impl CompileArgs {
                 TierArg::Auto => incc::Tier::Auto,
                 TierArg::Portable => incc::Tier::Portable,
                 TierArg::Wide => incc::Tier::Wide,
+                TierArg::Avx2 => incc::Tier::Avx2,
             }),
             outputs: self.outputs.clone(),
             seed: self.seed,
@@ -461,7 +464,7 @@ fn print_report(r: &incc::CompileReport, explain: bool) {
         r.network, r.total_ms, r.parse_ms, r.lower_ms, r.weights_ms, r.passes_ms, r.codegen_ms
     );
     println!(
-        "{} tier: {} kernels ({} AVX-512 tiles), {} steps, {} bytes of code, {} bytes of arena, {} bytes of packed weights",
+        "{} tier: {} kernels ({} micro-tiles), {} steps, {} bytes of code, {} bytes of arena, {} bytes of packed weights",
         r.tier,
         r.kernels,
         r.tiles,

@@ -4,7 +4,7 @@
 //! opt_level: 2                        # 0, 1 or 2
 //! disable_passes: [fuse-sibling-1x1]  # passes not to run
 //! threads: 2                          # worker threads (absent: all cores)
-//! tier: auto                          # kernel tier: auto | portable
+//! tier: auto                          # kernel tier: auto | portable | wide | avx2
 //! outputs: [logits]                   # outputs to keep (absent: all but aux*)
 //! seed: 0                             # seed of the initial weights and input
 //! weights: inception_v4.safetensors   # relative to this file's folder (absent: seeded weights)

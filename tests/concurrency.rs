@@ -8,9 +8,13 @@ use incc::{Compiler, Tier};
 type Outputs = Vec<(String, incc::ir::Shape, Vec<f32>)>;
 
 fn tiers() -> Vec<Tier> {
+    use incc::jit::wide::Isa;
     let mut t = vec![Tier::Portable];
-    if incc::jit::wide::available() {
+    if Isa::Avx512.available() {
         t.push(Tier::Wide);
+    }
+    if Isa::Avx2.available() {
+        t.push(Tier::Avx2);
     }
     t
 }

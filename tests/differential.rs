@@ -2,7 +2,7 @@
 //! under every configuration and compared with the reference interpreter in `f64`.
 //!
 //! Configurations: `-O0`/`-O1`/`-O2` x 1/2 threads x the portable tier and, on a CPU with
-//! AVX-512F, the wide tier. Run with `cargo test --release --test differential`. `INCC_DIFF_CASES=N` and
+//! AVX-512F, the wide tier and, with AVX2 and FMA, the avx2 tier. Run with `cargo test --release --test differential`. `INCC_DIFF_CASES=N` and
 //! `INCC_DIFF_SEED=S` run other cases (default: 200 cases from seed 0).
 //!
 //! The generator builds a small tree of layers ([`Layer`]), tracks every tensor's shape so that
@@ -39,12 +39,16 @@ const LEVELS: &[Knob] =
     &[("O0", |c| c.opt_level(Level::O0)), ("O1", |c| c.opt_level(Level::O1)), ("O2", |c| c.opt_level(Level::O2))];
 /// Worker threads per run.
 const THREADS: &[Knob] = &[("t1", |c| c.threads(1)), ("t2", |c| c.threads(2))];
-/// Code-generation tiers: the portable Cranelift f32x4 kernels everywhere, and the AVX-512
-/// tiles where the CPU has AVX-512F (a machine without it tests the portable tier only).
+/// Code-generation tiers: the portable Cranelift f32x4 kernels everywhere, the AVX-512
+/// tiles where the CPU has AVX-512F and the AVX2 tiles where it has AVX2 and FMA.
 fn tiers() -> Vec<Knob> {
+    use incc::jit::wide::Isa;
     let mut t: Vec<Knob> = vec![("portable", |c| c.tier(Tier::Portable))];
-    if incc::jit::wide::available() {
+    if Isa::Avx512.available() {
         t.push(("wide", |c| c.tier(Tier::Wide)));
+    }
+    if Isa::Avx2.available() {
+        t.push(("avx2", |c| c.tier(Tier::Avx2)));
     }
     t
 }

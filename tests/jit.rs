@@ -28,9 +28,13 @@ fn opts(threads: usize) -> JitOptions {
 
 /// Every tier this CPU runs.
 fn tiers() -> Vec<TierChoice> {
+    use incc::jit::wide::Isa;
     let mut t = vec![TierChoice::Portable];
-    if incc::jit::wide::available() {
+    if Isa::Avx512.available() {
         t.push(TierChoice::Wide);
+    }
+    if Isa::Avx2.available() {
+        t.push(TierChoice::Avx2);
     }
     t
 }

@@ -1,7 +1,7 @@
-//! The AVX-512 micro-tiles of `incc::jit::wide` against a plain f64 loop of their contract.
-//! Skipped, with a note, on machines without AVX-512F.
+//! The AVX-512 and AVX2 micro-tiles of `incc::jit::wide` against a plain f64 loop of their
+//! contract. Each ISA is skipped, with a note, on machines without it.
 
-use incc::jit::wide::{Broadcast, TileSpec, WideCode, WideKernels, available};
+use incc::jit::wide::{Broadcast, Isa, TileSpec, WideCode, WideKernels};
 use proptest::prelude::*;
 
 /// SplitMix64: deterministic test data.
@@ -23,12 +23,28 @@ impl Rng {
     }
 }
 
-fn skip() -> bool {
-    if !available() {
-        eprintln!("note: no AVX-512F on this machine; wide tile tests skipped");
-        return true;
-    }
-    false
+/// The ISAs this machine runs (a note for each one it does not).
+fn isas() -> Vec<Isa> {
+    Isa::ALL
+        .into_iter()
+        .filter(|isa| {
+            if !isa.available() {
+                eprintln!("note: no {} on this machine; {isa:?} tile tests skipped", isa.needs());
+            }
+            isa.available()
+        })
+        .collect()
+}
+
+/// Every tile shape `(m, nr)` the registers of `isa` allow.
+fn shapes(isa: Isa) -> Vec<(usize, usize)> {
+    (1..=31)
+        .flat_map(|m| (1..=4).map(move |nr| (m, nr)))
+        .filter(|&(m, nr)| match isa {
+            Isa::Avx512 => m * nr + nr <= 32,
+            Isa::Avx2 => 2 * m * nr < 16,
+        })
+        .collect()
 }
 
 /// A buffer and the element index (into it) that the kernel's pointer designates:
@@ -157,17 +173,25 @@ fn spec(
 /// unusual strides, all in one executable region.
 #[test]
 fn grid_of_tiles_matches_the_contract() {
-    if skip() {
-        return;
+    for isa in isas() {
+        grid(isa);
     }
+}
+
+fn grid(isa: Isa) {
     let mut rng = Rng(1);
-    let mut shapes: Vec<(usize, usize)> =
-        (1..=14).flat_map(|m| (1..=4).map(move |nr| (m, nr))).filter(|&(m, nr)| m * nr + nr <= 32).collect();
-    shapes.extend([(7, 4), (9, 3), (28, 1), (31, 1), (15, 1), (10, 2)]);
+    let shapes: Vec<(usize, usize)> = match isa {
+        Isa::Avx512 => {
+            let mut s: Vec<_> = shapes(isa).into_iter().filter(|&(m, _)| m <= 14).collect();
+            s.extend([(7, 4), (9, 3), (28, 1), (31, 1), (15, 1), (10, 2)]);
+            s
+        }
+        Isa::Avx2 => shapes(isa),
+    };
     let mut specs = Vec::new();
     for (n, &(m, nr)) in shapes.iter().enumerate() {
         for f in 0..32usize {
-            if (f + n) % 3 != 0 && f & 3 != 3 {
+            if isa == Isa::Avx512 && (f + n) % 3 != 0 && f & 3 != 3 {
                 continue; // keep all `first && last` variants, a third of the rest
             }
             let k = KERNELS[(n + f) % KERNELS.len()];
@@ -186,7 +210,7 @@ fn grid_of_tiles_matches_the_contract() {
             specs.push(s);
         }
     }
-    let mut kernels = WideKernels::new();
+    let mut kernels = WideKernels::new(isa);
     let idx: Vec<(usize, usize)> = specs
         .iter()
         .map(|s| (kernels.add_with(s, Broadcast::Embedded).unwrap(), kernels.add_with(s, Broadcast::Register).unwrap()))
@@ -198,7 +222,7 @@ fn grid_of_tiles_matches_the_contract() {
         worst = worst.max(check(&code, r, s, &mut rng));
     }
     println!(
-        "{} specs, {} tiles, {} bytes, worst relative error {worst:e}",
+        "{isa:?}: {} specs, {} tiles, {} bytes, worst relative error {worst:e}",
         specs.len(),
         code.len(),
         code.code_bytes()
@@ -210,13 +234,20 @@ fn grid_of_tiles_matches_the_contract() {
 /// network's RGB image is stored): every lane count, kernels and strides of stems.
 #[test]
 fn compact_lanes_match_the_contract() {
-    if skip() {
-        return;
+    for isa in isas() {
+        compact_lanes(isa);
     }
+}
+
+fn compact_lanes(isa: Isa) {
     let mut rng = Rng(4);
     let mut specs = Vec::new();
+    let shapes = match isa {
+        Isa::Avx512 => [(28usize, 1usize), (14, 2), (9, 3), (7, 4), (5, 1)],
+        Isa::Avx2 => [(7, 1), (3, 2), (2, 3), (1, 4), (6, 1)],
+    };
     for lanes in 1..16usize {
-        for (n, &(m, nr)) in [(28usize, 1usize), (14, 2), (9, 3), (7, 4), (5, 1)].iter().enumerate() {
+        for (n, &(m, nr)) in shapes.iter().enumerate() {
             let k = [(7, 7), (3, 3), (1, 1), (5, 5), (3, 3)][(n + lanes) % 5];
             let sw = 1 + (n + lanes) % 2;
             let wp = ((m - 1) * sw + k.1) as i64 + (lanes % 3) as i64;
@@ -229,23 +260,28 @@ fn compact_lanes_match_the_contract() {
             specs.push(s);
         }
     }
-    let mut kernels = WideKernels::new();
+    let mut kernels = WideKernels::new(isa);
     let idx: Vec<usize> = specs.iter().map(|s| kernels.add(s).unwrap()).collect();
     let code = kernels.finish().unwrap();
     let worst = specs.iter().zip(&idx).map(|(s, &i)| check(&code, i, s, &mut rng)).fold(0f64, f64::max);
-    println!("{} compact specs, worst relative error {worst:e}", specs.len());
+    println!("{isa:?}: {} compact specs, worst relative error {worst:e}", specs.len());
 }
 
 /// All four `first`/`last` combinations chained: a 3-chunk reduction equals one call.
 #[test]
 fn reduction_chunks_chain_through_out() {
-    if skip() {
-        return;
+    for isa in isas() {
+        reduction_chunks(isa);
     }
+}
+
+fn reduction_chunks(isa: Isa) {
     let mut rng = Rng(2);
-    let whole = spec(9, 3, 6, (3, 3), 1, 1 | 2 | 4 | 16, 64, 0);
+    // 3 output blocks of 9 (AVX-512) or 2 (AVX2) pixels.
+    let m = if isa == Isa::Avx512 { 9 } else { 2 };
+    let whole = spec(m, 3, 6, (3, 3), 1, 1 | 2 | 4 | 16, 64, 0);
     let chunk = |first, last| TileSpec { kc: 2, first, last, ..whole.clone() };
-    let mut kernels = WideKernels::new();
+    let mut kernels = WideKernels::new(isa);
     let [iw, i0, i1, i2] =
         [whole.clone(), chunk(true, false), chunk(false, false), chunk(false, true)].map(|s| kernels.add(&s).unwrap());
     let code = kernels.finish().unwrap();
@@ -253,8 +289,8 @@ fn reduction_chunks_chain_through_out() {
     let inp = rng.fill(n_in);
     let w = rng.fill(whole.weight_bytes() / 4);
     let bias = rng.fill(48);
-    let res = rng.fill(3 * 9 * 16);
-    let (mut one, mut three) = (vec![0f32; 3 * 9 * 16], vec![0f32; 3 * 9 * 16]);
+    let res = rng.fill(3 * m * 16);
+    let (mut one, mut three) = (vec![0f32; 3 * m * 16], vec![0f32; 3 * m * 16]);
     // SAFETY: buffers sized by the contract for these specs; `code` is alive.
     unsafe {
         code.tile(iw)(inp.as_ptr(), w.as_ptr(), one.as_mut_ptr(), bias.as_ptr(), res.as_ptr());
@@ -265,39 +301,51 @@ fn reduction_chunks_chain_through_out() {
     }
     let max = one.iter().fold(0f32, |a, v| a.max(v.abs()));
     let diff = one.iter().zip(&three).fold(0f32, |a, (x, y)| a.max((x - y).abs()));
-    assert!(max > 1.0 && diff <= 1e-5 * max, "diff {diff} max {max}");
+    assert!(max > 1.0 && diff <= 1e-5 * max, "{isa:?}: diff {diff} max {max}");
 }
 
+/// Runs on every machine (emission needs no CPU feature; only `finish` does).
 #[test]
 fn equal_specs_share_a_tile_and_bad_specs_are_refused() {
-    let mut kernels = WideKernels::new();
-    let s = spec(31, 1, 4, (1, 1), 1, 3, 0, 0);
-    let a = kernels.add(&s).unwrap();
-    assert_eq!(kernels.add(&s.clone()).unwrap(), a);
-    // 31x1 has no spare register for a broadcast: Register falls back to the same tile.
-    assert_eq!(kernels.add_with(&s, Broadcast::Register).unwrap(), a);
-    let b = kernels.add(&TileSpec { relu: true, ..s.clone() }).unwrap();
-    assert_ne!(a, b);
-    assert_eq!(kernels.len(), 2);
-    for (bad, why) in [
-        (TileSpec { m: 0, ..s.clone() }, "at least 1"),
-        (TileSpec { nr: 5, m: 1, ..s.clone() }, "nr must be"),
-        (TileSpec { m: 16, nr: 2, ..s.clone() }, "34 zmm"),
-        (TileSpec { kw: 40, ..s.clone() }, "instructions exceeds"),
-        (TileSpec { in_plane: 1 << 40, ..s.clone() }, "2 GiB"),
-        (TileSpec { sw: usize::MAX, ..s.clone() }, "2 GiB"),
-        (TileSpec { kc: 1 << 40, ..s.clone() }, "2 GiB"),
-        (TileSpec { kh: usize::MAX, in_row: 64, ..s.clone() }, "2 GiB"),
-        (TileSpec { out_plane: 1 << 31, m: 14, nr: 2, ..s.clone() }, "2 GiB"),
-    ] {
-        let e = kernels.add(&bad).unwrap_err().to_string();
-        assert!(e.contains(why), "{bad:?}: {e}");
-    }
-    assert_eq!(kernels.len(), 2);
-    if available() {
-        let code = kernels.finish().unwrap();
-        assert_eq!(code.len(), 2);
-        assert!(code.code_bytes() > 0);
+    for isa in Isa::ALL {
+        let mut kernels = WideKernels::new(isa);
+        // The largest single-block tiles: no spare register for a separate broadcast on
+        // AVX-512 (Register falls back to the same tile); AVX2 has only one kind.
+        let (m, two_blocks, (over, too_many)) = match isa {
+            Isa::Avx512 => (31, 14, (16, "34 zmm")),
+            Isa::Avx2 => (7, 3, (4, "17 ymm")),
+        };
+        let s = spec(m, 1, 4, (1, 1), 1, 3, 0, 0);
+        let a = kernels.add(&s).unwrap();
+        assert_eq!(kernels.add(&s.clone()).unwrap(), a);
+        assert_eq!(kernels.add_with(&s, Broadcast::Register).unwrap(), a);
+        assert_eq!(kernels.add_with(&s, Broadcast::Embedded).unwrap(), a);
+        let b = kernels.add(&TileSpec { relu: true, ..s.clone() }).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(kernels.len(), 2);
+        for (bad, why) in [
+            (TileSpec { m: 0, ..s.clone() }, "at least 1"),
+            (TileSpec { nr: 5, m: 1, ..s.clone() }, "nr must be"),
+            (TileSpec { m: over, nr: 2, ..s.clone() }, too_many),
+            (TileSpec { m: m + 1, ..s.clone() }, if isa == Isa::Avx512 { "33 zmm" } else { "17 ymm" }),
+            (TileSpec { kw: 60, ..s.clone() }, "instructions exceeds"),
+            (TileSpec { in_plane: 1 << 40, ..s.clone() }, "2 GiB"),
+            (TileSpec { sw: usize::MAX, ..s.clone() }, "2 GiB"),
+            (TileSpec { kc: 1 << 40, ..s.clone() }, "2 GiB"),
+            (TileSpec { kh: usize::MAX, in_row: 64, ..s.clone() }, "2 GiB"),
+            (TileSpec { out_plane: 1 << 31, m: two_blocks, nr: 2, ..s.clone() }, "2 GiB"),
+        ] {
+            let e = kernels.add(&bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{isa:?} {bad:?}: {e}");
+        }
+        assert_eq!(kernels.len(), 2);
+        if isa.available() {
+            let code = kernels.finish().unwrap();
+            assert_eq!(code.len(), 2);
+            assert!(code.code_bytes() > 0);
+        } else {
+            assert!(kernels.finish().unwrap_err().to_string().contains(isa.needs()));
+        }
     }
 }
 
@@ -307,8 +355,12 @@ fn wide_code_is_send_and_sync() {
     assert_send_sync::<WideCode>();
 }
 
-fn arb_spec() -> impl Strategy<Value = TileSpec> {
-    let shape = (1usize..=4).prop_flat_map(|nr| (1..=(32 / nr - 1).min(28), Just(nr)));
+fn arb_spec(isa: Isa) -> impl Strategy<Value = TileSpec> {
+    let max_m = move |nr: usize| match isa {
+        Isa::Avx512 => (32 / nr - 1).min(28),
+        Isa::Avx2 => 7 / nr,
+    };
+    let shape = (1usize..=4).prop_flat_map(move |nr| (1..=max_m(nr), Just(nr)));
     (shape, 1usize..=5, 0..KERNELS.len(), 1usize..=2, 0usize..32, 0i64..64, 0i64..64, any::<bool>()).prop_map(
         |((m, nr), kc, k, sw, flags, extra, oextra, flip)| {
             let mut s = spec(m, nr, kc, KERNELS[k], sw, flags, extra * 4, oextra * 4);
@@ -320,16 +372,27 @@ fn arb_spec() -> impl Strategy<Value = TileSpec> {
     )
 }
 
+fn random_tile(isa: Isa, s: &TileSpec, register: bool, seed: u64) {
+    if isa.available() {
+        let mut kernels = WideKernels::new(isa);
+        let b = if register { Broadcast::Register } else { Broadcast::Embedded };
+        let idx = kernels.add_with(s, b).unwrap();
+        let code = kernels.finish().unwrap();
+        check(&code, idx, s, &mut Rng(seed));
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
     #[test]
-    fn random_tiles_match_the_contract(s in arb_spec(), register in any::<bool>(), seed in any::<u64>()) {
-        if available() {
-            let mut kernels = WideKernels::new();
-            let b = if register { Broadcast::Register } else { Broadcast::Embedded };
-            let idx = kernels.add_with(&s, b).unwrap();
-            let code = kernels.finish().unwrap();
-            check(&code, idx, &s, &mut Rng(seed));
-        }
+    fn random_avx512_tiles_match_the_contract(
+        s in arb_spec(Isa::Avx512), register in any::<bool>(), seed in any::<u64>()
+    ) {
+        random_tile(Isa::Avx512, &s, register, seed);
+    }
+
+    #[test]
+    fn random_avx2_tiles_match_the_contract(s in arb_spec(Isa::Avx2), seed in any::<u64>()) {
+        random_tile(Isa::Avx2, &s, true, seed);
     }
 }

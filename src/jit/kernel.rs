@@ -36,9 +36,9 @@ pub enum KernelSpec {
     /// Direct convolution (also linear layers); args: out, in, packed weight, bias,
     /// [residual]. Items: output-channel pairs x rows.
     Conv(ConvSpec),
-    /// Convolution with AVX-512 tiles (the wide tier); args: out, in, packed weight, bias,
-    /// residual (or null), full tile, remainder tile (or null). Items: channel-block
-    /// groups x rows.
+    /// Convolution with AVX-512 or AVX2 tiles (the wide and avx2 tiers); args: out, in,
+    /// packed weight, bias, residual (or null), full tile, remainder tile (or null).
+    /// Items: channel-block groups x rows.
     WideConv(WideConvSpec),
     /// Copies `[cb][h][w][4]` into the interior of `[cb][hp][wp][4]` at (`top`, `left`),
     /// filling the rest with `fill` (f32 bits). Args: out, in. Items: channel blocks.

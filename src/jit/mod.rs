@@ -29,6 +29,28 @@ pub enum Tier {
     Portable,
     /// AVX-512 micro-tiles ([`wide`]) called from Cranelift loops: x86-64 with AVX-512F.
     Wide,
+    /// The same with AVX2 micro-tiles ([`wide::Isa::Avx2`]): x86-64 with AVX2 and FMA.
+    Avx2,
+}
+
+impl Tier {
+    /// The ISA of the micro-tiles, or `None` for the portable tier.
+    pub fn isa(self) -> Option<wide::Isa> {
+        match self {
+            Tier::Portable => None,
+            Tier::Wide => Some(wide::Isa::Avx512),
+            Tier::Avx2 => Some(wide::Isa::Avx2),
+        }
+    }
+
+    /// The name `--tier` and profiles use: `portable`, `wide` or `avx2`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::Portable => "portable",
+            Tier::Wide => "wide",
+            Tier::Avx2 => "avx2",
+        }
+    }
 }
 
 /// The tier asked for.
@@ -42,16 +64,30 @@ pub enum TierChoice {
     Portable,
     /// [`Tier::Wide`], or an error on a CPU without AVX-512F.
     Wide,
+    /// [`Tier::Avx2`], or an error on a CPU without AVX2 and FMA.
+    Avx2,
 }
 
 impl TierChoice {
-    /// The tier for this CPU.
+    /// The tier for this CPU: `Auto` is AVX-512 tiles, else AVX2 tiles, else portable.
     pub fn resolve(self) -> Result<Tier> {
-        match self {
-            TierChoice::Portable => Ok(Tier::Portable),
-            TierChoice::Auto => Ok(if wide::available() { Tier::Wide } else { Tier::Portable }),
-            TierChoice::Wide if wide::available() => Ok(Tier::Wide),
-            TierChoice::Wide => Err(Error::Jit("the wide tier needs an x86-64 CPU with AVX-512F".into())),
+        let tier = match self {
+            TierChoice::Portable => return Ok(Tier::Portable),
+            TierChoice::Auto => {
+                return Ok(match wide::Isa::best() {
+                    Some(wide::Isa::Avx512) => Tier::Wide,
+                    Some(wide::Isa::Avx2) => Tier::Avx2,
+                    None => Tier::Portable,
+                });
+            }
+            TierChoice::Wide => Tier::Wide,
+            TierChoice::Avx2 => Tier::Avx2,
+        };
+        match tier.isa() {
+            Some(isa) if !isa.available() => {
+                Err(Error::Jit(format!("the {} tier needs an x86-64 CPU with {}", tier.name(), isa.needs())))
+            }
+            _ => Ok(tier),
         }
     }
 }

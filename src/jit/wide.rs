@@ -1,5 +1,5 @@
-//! The wide tier: AVX-512 convolution micro-tiles, emitted as x86-64 machine code with
-//! iced-x86's code assembler.
+//! The wide tiers: AVX-512 and AVX2 convolution micro-tiles, emitted as x86-64 machine
+//! code with iced-x86's code assembler.
 //!
 //! A tile computes `m` output pixels of one row times `nr` blocks of 16 output channels,
 //! reducing `kc` blocks of 16 input channels over a `kh x kw` window, on tensors laid out
@@ -31,6 +31,13 @@
 //! and the weight pointer is biased by +8192 and advanced by 16384 whenever the next
 //! vector falls out of reach. Weights then stream linearly through `rsi`.
 //!
+//! AVX2 ([`Isa::Avx2`], for CPUs without AVX-512) follows the same contract with 8-float
+//! ymm halves: two accumulators per pixel and block, `vbroadcastss` once per pixel (VEX
+//! has no embedded broadcast), weight halves in the registers left (the FMAs read the rest
+//! from memory), so `2*m*nr + 1 <= 16` (6x1, 3x2, 2x3, 1x4, or 7x1 with one weight half
+//! in a register). VEX displacements are plain bytes ([-128, 127]): the input bases are
+//! 256 bytes apart and the weight pointer moves every 256 bytes (see `emit_avx2`).
+//!
 //! Many tiles share one executable region ([`WideKernels`] -> [`WideCode`]): mapped
 //! read-write, every tile encoded at its final address, then remapped read-execute once
 //! (never writable and executable at once). The code assembler only builds the instruction
@@ -38,7 +45,8 @@
 //! encoder), which is possible because the only branches are loop back-edges.
 //!
 //! Emission is portable Rust; running is not: on other targets, and on x86-64 without
-//! AVX-512F, [`available`] is false and [`WideKernels::finish`] returns an error.
+//! AVX-512F (AVX2 and FMA), [`available`] is false and [`WideKernels::finish`] returns an
+//! error.
 
 use crate::error::{Error, Result};
 use iced_x86::code_asm::*;
@@ -67,8 +75,9 @@ use std::collections::HashMap;
 pub struct TileSpec {
     /// Output pixels of one row per tile, `>= 1`.
     pub m: usize,
-    /// Output-channel blocks of 16 per tile, `1..=4`, with `m*nr + nr <= 32` (the zmm
-    /// registers: e.g. 14x2, 9x3, 7x4, 28x1).
+    /// Output-channel blocks of 16 per tile, `1..=4`, with `m*nr + nr <= 32` on AVX-512
+    /// (the zmm registers: e.g. 14x2, 9x3, 7x4, 28x1) and `2*m*nr + 1 <= 16` on AVX2
+    /// (6x1, 7x1, 3x2, 2x3, 1x4).
     pub nr: usize,
     /// Input-channel blocks reduced, `>= 1`.
     pub kc: usize,
@@ -131,16 +140,52 @@ impl Broadcast {
     }
 }
 
-/// Whether this machine runs wide tiles: x86-64 with AVX-512F, System V calling convention.
-pub fn available() -> bool {
-    #[cfg(all(target_arch = "x86_64", not(windows)))]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
+/// The instruction set a tile is emitted for; one per [`WideKernels`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Isa {
+    /// AVX-512F: 32 zmm registers of 16 floats, one per output block.
+    Avx512,
+    /// AVX2 and FMA (VEX encoded): 16 ymm registers of 8 floats, two per output block.
+    Avx2,
+}
+
+impl Isa {
+    /// Both, widest first.
+    pub const ALL: [Isa; 2] = [Isa::Avx512, Isa::Avx2];
+
+    /// Whether this machine runs tiles of this ISA: x86-64 with AVX-512F, or with AVX2 and
+    /// FMA, and the System V calling convention.
+    pub fn available(self) -> bool {
+        #[cfg(all(target_arch = "x86_64", not(windows)))]
+        {
+            match self {
+                Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+                Isa::Avx2 => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
+            }
+        }
+        #[cfg(not(all(target_arch = "x86_64", not(windows))))]
+        {
+            false
+        }
     }
-    #[cfg(not(all(target_arch = "x86_64", not(windows))))]
-    {
-        false
+
+    /// The widest ISA this machine runs, if any.
+    pub fn best() -> Option<Isa> {
+        Isa::ALL.into_iter().find(|i| i.available())
     }
+
+    /// What the CPU needs, for messages.
+    pub fn needs(self) -> &'static str {
+        match self {
+            Isa::Avx512 => "AVX-512F",
+            Isa::Avx2 => "AVX2 and FMA",
+        }
+    }
+}
+
+/// Whether this machine runs tiles of `isa` (see [`Isa::available`]).
+pub fn available(isa: Isa) -> bool {
+    isa.available()
 }
 
 /// Bias of the input pointer and spacing of the extra input bases (bytes): a broadcast
@@ -166,9 +211,9 @@ impl TileSpec {
         self.kc * self.kh * self.kw * self.lanes * self.nr * 64
     }
 
-    /// Checks the limits of the contract and that every displacement and immediate the
-    /// code needs fits in 32 bits.
-    pub fn validate(&self) -> Result<()> {
+    /// Checks the limits of the contract for `isa` (the registers: see [`TileSpec::nr`])
+    /// and that every displacement and immediate the code needs fits in 32 bits.
+    pub fn validate(&self, isa: Isa) -> Result<()> {
         let bad = |why: String| Err(Error::Invalid(format!("wide tile {self:?}: {why}")));
         if self.m == 0 || self.kc == 0 || self.kh == 0 || self.kw == 0 || self.sw == 0 {
             return bad("m, kc, kh, kw and sw must be at least 1".into());
@@ -179,11 +224,25 @@ impl TileSpec {
         if !(1..=4).contains(&self.nr) {
             return bad(format!("nr must be 1..=4, found {}", self.nr));
         }
-        let regs = self.m.saturating_mul(self.nr).saturating_add(self.nr);
-        if regs > 32 {
-            return bad(format!("needs {regs} zmm registers (m*nr + nr), there are 32"));
-        }
-        let body = self.kw.saturating_mul(self.lanes * regs);
+        let mnr = self.m.saturating_mul(self.nr);
+        // Instructions per input lane of one tap, weight loads included.
+        let per_lane = match isa {
+            Isa::Avx512 => {
+                let regs = mnr.saturating_add(self.nr);
+                if regs > 32 {
+                    return bad(format!("needs {regs} zmm registers (m*nr + nr), there are 32"));
+                }
+                regs
+            }
+            Isa::Avx2 => {
+                let regs = mnr.saturating_mul(2).saturating_add(1);
+                if regs > 16 {
+                    return bad(format!("needs {regs} ymm registers (2*m*nr + 1), there are 16"));
+                }
+                self.m * (2 * self.nr + 1) + 2 * self.nr
+            }
+        };
+        let body = self.kw.saturating_mul(self.lanes * per_lane);
         if body > MAX_BODY_INSTRUCTIONS {
             return bad(format!("an unrolled kernel row of {body} instructions exceeds {MAX_BODY_INSTRUCTIONS}"));
         }
@@ -209,9 +268,14 @@ impl TileSpec {
         Ok(())
     }
 
-    /// The broadcast `b` asks for, if the registers allow it.
-    fn broadcast(&self, b: Broadcast) -> Broadcast {
-        if b == Broadcast::Register && self.m * self.nr < 31 { b } else { Broadcast::Embedded }
+    /// The broadcast `b` asks for on `isa`, if the registers allow it. AVX2 has no
+    /// embedded broadcast: always [`Broadcast::Register`].
+    fn broadcast(&self, isa: Isa, b: Broadcast) -> Broadcast {
+        match isa {
+            Isa::Avx2 => Broadcast::Register,
+            Isa::Avx512 if b == Broadcast::Register && self.m * self.nr < 31 => b,
+            Isa::Avx512 => Broadcast::Embedded,
+        }
     }
 }
 
@@ -232,11 +296,19 @@ struct Emitted {
     loops: Vec<(usize, usize)>,
 }
 
-/// Emits the instructions of one tile (`spec` already validated).
-fn emit(spec: &TileSpec, broadcast: Broadcast) -> std::result::Result<Emitted, IcedError> {
-    let &TileSpec { m, nr, kc, lanes, kh, kw, sw, in_row, in_plane, out_plane, .. } = spec;
+/// Emits the instructions of one tile (`spec` already validated for `isa`).
+fn emit(spec: &TileSpec, isa: Isa, broadcast: Broadcast) -> std::result::Result<Emitted, IcedError> {
+    match isa {
+        Isa::Avx512 => emit_avx512(spec, broadcast),
+        Isa::Avx2 => emit_avx2(spec),
+    }
+}
+
+/// The AVX-512 tile.
+fn emit_avx512(spec: &TileSpec, broadcast: Broadcast) -> std::result::Result<Emitted, IcedError> {
+    let &TileSpec { m, nr, kc, lanes, kh, kw, sw, out_plane, .. } = spec;
     let px = (lanes * 4) as i64; // bytes per input pixel
-    let broadcast = spec.broadcast(broadcast);
+    let broadcast = spec.broadcast(Isa::Avx512, broadcast);
     let acc = |i: usize, j: usize| Z[i * nr + j];
     // Weight vectors held in registers; with Register, the broadcast takes the next one,
     // and when that is the last zmm the last weight column is read by the FMAs instead.
@@ -325,19 +397,7 @@ fn emit(spec: &TileSpec, broadcast: Broadcast) -> std::result::Result<Emitted, I
         }
     }
     a.add(rsi, (row_w + W_BIAS - w_at) as i32)?;
-    if kh > 1 {
-        a.add(rdi, in_row as i32)?;
-        a.sub(r10, 1)?;
-        loops.push((a.instructions().len(), ky_loop));
-        a.jnz(0u64)?;
-    }
-    if kc > 1 {
-        let back = if kh > 1 { kh as i64 * in_row } else { 0 };
-        a.add(rdi, (in_plane - back) as i32)?;
-        a.sub(r9, 1)?;
-        loops.push((a.instructions().len(), c_loop));
-        a.jnz(0u64)?;
-    }
+    close_loops(&mut a, spec, ky_loop, c_loop, &mut loops)?;
 
     // Epilogue; the weight registers are free now.
     let t = wreg(0);
@@ -371,6 +431,153 @@ fn emit(spec: &TileSpec, broadcast: Broadcast) -> std::result::Result<Emitted, I
     Ok(Emitted { code: a.take_instructions(), loops })
 }
 
+/// Ends the loops over kernel rows (counter `r10`, first instruction `ky_loop`) and input
+/// blocks (`r9`, `c_loop`) of a tile, stepping the input pointer `rdi`.
+fn close_loops(
+    a: &mut CodeAssembler,
+    spec: &TileSpec,
+    ky_loop: usize,
+    c_loop: usize,
+    loops: &mut Vec<(usize, usize)>,
+) -> std::result::Result<(), IcedError> {
+    let &TileSpec { kc, kh, in_row, in_plane, .. } = spec;
+    if kh > 1 {
+        a.add(rdi, in_row as i32)?;
+        a.sub(r10, 1)?;
+        loops.push((a.instructions().len(), ky_loop));
+        a.jnz(0u64)?;
+    }
+    if kc > 1 {
+        let back = if kh > 1 { kh as i64 * in_row } else { 0 };
+        a.add(rdi, (in_plane - back) as i32)?;
+        a.sub(r9, 1)?;
+        loops.push((a.instructions().len(), c_loop));
+        a.jnz(0u64)?;
+    }
+    Ok(())
+}
+
+const Y: [AsmRegisterYmm; 16] =
+    [ymm0, ymm1, ymm2, ymm3, ymm4, ymm5, ymm6, ymm7, ymm8, ymm9, ymm10, ymm11, ymm12, ymm13, ymm14, ymm15];
+const X: [AsmRegisterXmm; 16] =
+    [xmm0, xmm1, xmm2, xmm3, xmm4, xmm5, xmm6, xmm7, xmm8, xmm9, xmm10, xmm11, xmm12, xmm13, xmm14, xmm15];
+
+/// VEX has no compressed displacement: one byte reaches [-128, 127]. The input pointer is
+/// biased by +128 and the extra bases are 256 bytes apart; the weight pointer is biased
+/// by +128 and moved, when a vector falls out of reach, to 128 past the current lane's.
+const IN_BIAS2: i64 = 128;
+const IN_SPAN2: i64 = 256;
+const W_BIAS2: i64 = 128;
+
+/// The AVX2 tile: the same contract with 8-float halves. Output block `j` of pixel `i` is
+/// held in `ymm[2*(i*nr + j)]` and the next register; the broadcast takes the register
+/// after the accumulators and the weight halves of one lane (`[l][j][16]`, 32 bytes
+/// apart) as many of the rest as there are; the FMAs of the others read them from memory.
+fn emit_avx2(spec: &TileSpec) -> std::result::Result<Emitted, IcedError> {
+    let &TileSpec { m, nr, kc, lanes, kh, kw, sw, out_plane, .. } = spec;
+    let px = (lanes * 4) as i64; // bytes per input pixel
+    let halves = 2 * nr; // ymm per pixel
+    let acc = |i: usize, h: usize| Y[i * halves + h];
+    let n_acc = m * halves; // <= 14: validated
+    let areg = Y[n_acc];
+    let nw = halves.min(15 - n_acc);
+    let wreg = |h: usize| Y[n_acc + 1 + h];
+    let out_off = |i: usize, h: usize| (h / 2) as i64 * out_plane + i as i64 * 64 + (h % 2) as i64 * 32;
+
+    let mut a = CodeAssembler::new(64)?;
+    a.set_prefer_vex(true);
+
+    for i in 0..m {
+        for h in 0..halves {
+            if spec.first {
+                a.vmovups(acc(i, h), ymmword_ptr(rcx + h as i64 * 32))?;
+            } else {
+                a.vmovups(acc(i, h), ymmword_ptr(rdx + out_off(i, h)))?;
+            }
+        }
+    }
+
+    let max_in = ((m - 1) * sw + kw - 1) as i64 * px + (lanes as i64 - 1) * 4;
+    let n_bases = ((max_in / IN_SPAN2) as usize + 1).min(IN_BASES.len());
+    let in_addr = |off: i64| {
+        let k = ((off / IN_SPAN2) as usize).min(n_bases - 1);
+        dword_ptr(IN_BASES[k] + (off - k as i64 * IN_SPAN2 - IN_BIAS2))
+    };
+    let row_w = (kw * lanes * nr * 64) as i64;
+
+    a.add(rdi, IN_BIAS2 as i32)?;
+    a.add(rsi, W_BIAS2 as i32)?;
+    let mut loops = Vec::new();
+    if kc > 1 {
+        a.mov(r9, kc as i64)?;
+    }
+    let c_loop = a.instructions().len();
+    if kh > 1 {
+        a.mov(r10, kh as i64)?;
+    }
+    let ky_loop = a.instructions().len();
+    for (k, &base) in IN_BASES.iter().enumerate().take(n_bases).skip(1) {
+        a.lea(base, qword_ptr(rdi + k as i64 * IN_SPAN2))?;
+    }
+    let mut w_at = W_BIAS2; // where rsi points, relative to this kernel row's weights
+    for kx in 0..kw {
+        for l in 0..lanes {
+            let step = ((kx * lanes + l) * nr * 64) as i64;
+            if step + (halves as i64 - 1) * 32 - w_at > 127 {
+                a.add(rsi, (step + W_BIAS2 - w_at) as i32)?;
+                w_at = step + W_BIAS2;
+            }
+            let w_mem = |h: usize| ymmword_ptr(rsi + (step + h as i64 * 32 - w_at));
+            for h in 0..nw {
+                a.vmovups(wreg(h), w_mem(h))?;
+            }
+            for i in 0..m {
+                a.vbroadcastss(areg, in_addr((i * sw + kx) as i64 * px + (l * 4) as i64))?;
+                for h in 0..halves {
+                    if h < nw {
+                        a.vfmadd231ps(acc(i, h), wreg(h), areg)?;
+                    } else {
+                        a.vfmadd231ps(acc(i, h), areg, w_mem(h))?;
+                    }
+                }
+            }
+        }
+    }
+    a.add(rsi, (row_w + W_BIAS2 - w_at) as i32)?;
+    close_loops(&mut a, spec, ky_loop, c_loop, &mut loops)?;
+
+    // Epilogue: the broadcast register is free now.
+    let (t, tx) = (areg, X[n_acc]);
+    if spec.last {
+        if let Some(bits) = spec.residual {
+            a.mov(eax, bits)?;
+            a.vmovd(tx, eax)?;
+            a.vbroadcastss(t, tx)?;
+            for i in 0..m {
+                for h in 0..halves {
+                    a.vfmadd213ps(acc(i, h), t, ymmword_ptr(r8 + out_off(i, h)))?;
+                }
+            }
+        }
+        if spec.relu {
+            a.vxorps(t, t, t)?;
+            for i in 0..m {
+                for h in 0..halves {
+                    a.vmaxps(acc(i, h), acc(i, h), t)?;
+                }
+            }
+        }
+    }
+    for i in 0..m {
+        for h in 0..halves {
+            a.vmovups(ymmword_ptr(rdx + out_off(i, h)), acc(i, h))?;
+        }
+    }
+    a.vzeroupper()?;
+    a.ret()?;
+    Ok(Emitted { code: a.take_instructions(), loops })
+}
+
 /// Encodes `t` for address `rip` into `enc`'s buffer, one pass: the only branches are
 /// loop back-edges, whose targets are already placed when they are reached.
 fn encode(enc: &mut Encoder, t: &Emitted, mut rip: u64) -> std::result::Result<(), IcedError> {
@@ -396,17 +603,22 @@ fn iced(e: IcedError) -> Error {
     Error::Jit(format!("wide tier assembler: {e}"))
 }
 
-/// Collects tiles for one executable region. Equal specs share one tile.
-#[derive(Default)]
+/// Collects tiles of one ISA for one executable region. Equal specs share one tile.
 pub struct WideKernels {
+    isa: Isa,
     tiles: Vec<(TileSpec, Broadcast)>,
     index: HashMap<(TileSpec, Broadcast), usize>,
 }
 
 impl WideKernels {
-    /// An empty set.
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty set of `isa` tiles.
+    pub fn new(isa: Isa) -> Self {
+        WideKernels { isa, tiles: Vec::new(), index: HashMap::new() }
+    }
+
+    /// The ISA of the tiles.
+    pub fn isa(&self) -> Isa {
+        self.isa
     }
 
     /// Adds a tile with the [preferred](Broadcast::preferred) broadcast; returns its index
@@ -415,10 +627,11 @@ impl WideKernels {
         self.add_with(spec, Broadcast::preferred(spec))
     }
 
-    /// Adds a tile with a chosen broadcast (for measurements); returns its index.
+    /// Adds a tile with a chosen broadcast (for measurements; AVX2 has one kind); returns
+    /// its index.
     pub fn add_with(&mut self, spec: &TileSpec, broadcast: Broadcast) -> Result<usize> {
-        spec.validate()?;
-        let key = (spec.clone(), spec.broadcast(broadcast));
+        spec.validate(self.isa)?;
+        let key = (spec.clone(), spec.broadcast(self.isa, broadcast));
         if let Some(&i) = self.index.get(&key) {
             return Ok(i);
         }
@@ -440,10 +653,11 @@ impl WideKernels {
     /// Emits every tile, assembles each at its final address in one mapping and makes it
     /// executable. Fails when this machine cannot run the code ([`available`]).
     pub fn finish(self) -> Result<WideCode> {
-        if !available() {
-            return Err(Error::Jit("the wide tier needs x86-64 with AVX-512F (System V)".into()));
+        if !self.isa.available() {
+            return Err(Error::Jit(format!("{:?} tiles need x86-64 with {} (System V)", self.isa, self.isa.needs())));
         }
-        let tiles = self.tiles.iter().map(|(s, b)| emit(s, *b)).collect::<Result<Vec<_>, _>>().map_err(iced)?;
+        let tiles =
+            self.tiles.iter().map(|(s, b)| emit(s, self.isa, *b)).collect::<Result<Vec<_>, _>>().map_err(iced)?;
         // Map first (at most 15 bytes an instruction, tiles start on cache lines), then
         // encode at the final addresses.
         let cap: usize = tiles.iter().map(|t| t.code.len() * 15 + 63).sum::<usize>().max(64);
@@ -506,5 +720,51 @@ impl WideCode {
 impl std::fmt::Debug for WideCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WideCode").field("tiles", &self.offsets.len()).field("code_bytes", &self.len).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(m: usize, nr: usize, kw: usize, lanes: usize, first: bool, last: bool) -> TileSpec {
+        TileSpec {
+            m,
+            nr,
+            kc: 3,
+            lanes,
+            kh: 3,
+            kw,
+            sw: 2,
+            in_row: 4096,
+            in_plane: -40000,
+            out_plane: 1 << 20,
+            first,
+            last,
+            residual: Some(0.5f32.to_bits()),
+            relu: true,
+        }
+    }
+
+    /// AVX2 tiles must run on CPUs without AVX-512: no EVEX encoding anywhere (which would
+    /// also be the only way to name ymm16-31 or a mask), whatever the shape and epilogue.
+    #[test]
+    fn avx2_tiles_are_vex_only() {
+        for (m, nr) in [(7, 1), (6, 1), (3, 2), (2, 3), (1, 4), (1, 1)] {
+            for (kw, lanes) in [(1, 16), (7, 16), (3, 3)] {
+                for (first, last) in [(true, true), (false, false)] {
+                    let s = spec(m, nr, kw, lanes, first, last);
+                    s.validate(Isa::Avx2).unwrap();
+                    let t = emit(&s, Isa::Avx2, Broadcast::Embedded).unwrap();
+                    for ins in &t.code {
+                        let code = format!("{:?}", ins.code());
+                        assert!(!code.starts_with("EVEX_"), "{s:?}: {code}");
+                    }
+                    let fmas =
+                        t.code.iter().filter(|i| format!("{:?}", i.code()).starts_with("VEX_Vfmadd231ps")).count();
+                    assert_eq!(fmas, 2 * m * nr * kw * lanes, "{s:?}");
+                }
+            }
+        }
     }
 }

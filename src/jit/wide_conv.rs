@@ -1,5 +1,5 @@
 //! Convolution on the wide tier: Cranelift emits the loops over work items and tiles and
-//! calls an AVX-512 micro-tile from [`super::wide`] for each tile.
+//! calls an AVX-512 or AVX2 micro-tile from [`super::wide`] for each tile.
 //!
 //! A work item is one output row of one group of `nr` output-channel blocks (`nr * 16`
 //! channels). The row is cut into tiles of `m` pixels (plus one remainder tile); each tile
@@ -10,14 +10,14 @@
 //! for item in begin..end:                          (Cranelift)
 //!   g, oy = item / oh, item % oh
 //!   for t in 0..ow / m: tile_full(in + row(oy) + t*m*sw, W[g], out[g] + row(oy) + t*m, bias[g], res[g] + ..)
-//!   if ow % m > 0:      tile_rem(..)               (the AVX-512 tiles: iced-x86)
+//!   if ow % m > 0:      tile_rem(..)               (the AVX-512/AVX2 tiles: iced-x86)
 //! ```
 //!
 //! Weights are packed `[g][cb_in][kh][kw][l = ic % 16][j < nr][16]`, the order a tile reads
 //! them (see [`super::wide::TileSpec`]).
 
 use super::emit::*;
-use super::wide::TileSpec;
+use super::wide::{Isa, TileSpec};
 use cranelift_codegen::ir::{AbiParam, InstBuilder, Signature, Value, types};
 use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::FunctionBuilder;
@@ -54,24 +54,52 @@ pub struct WideConvSpec {
     pub relu: bool,
 }
 
-/// Estimated cycles of one reduction step (one input lane of one tap) of an `m x nr` tile:
-/// two FMA ports, three load ports (every FMA loads its broadcast, plus `nr` weight
-/// vectors) and at least one FMA latency (4 cycles) when too few accumulators are
-/// independent.
-fn step_cycles(m: usize, nr: usize) -> f64 {
-    let fmas = (m * nr) as f64;
-    (fmas / 2.0).max((fmas + nr as f64) / 3.0).max(4.0)
+/// Estimated cycles of one reduction step (one input lane of one tap) of an `m x nr` tile
+/// on `isa`: two FMA ports and at least one FMA latency (4 cycles) when too few
+/// accumulators are independent.
+///
+/// AVX-512: three load ports; every FMA loads its broadcast, plus `nr` weight vectors.
+/// AVX2: two FMAs per pixel and block; one broadcast per pixel, the weight halves that
+/// have a register once and the others once per pixel, on two load ports (AVX2-only cores
+/// have two); and the `nr` weight vectors of a step streamed from L2 at ~25 bytes a cycle.
+/// `examples/wide_bench.rs` here (1x1 and 3x3 convs, median GFLOP/s of the quietest run):
+/// 6x1 59/62, 5x1 58/61, 3x2 57/58, 7x1 (a weight half read by every FMA) 50/53, 2x3 -/46,
+/// 1x4 32/-; the model ranks them so, with 6x1, 5x1 and 3x2 even.
+fn step_cycles(isa: Isa, m: usize, nr: usize) -> f64 {
+    match isa {
+        Isa::Avx512 => {
+            let fmas = (m * nr) as f64;
+            (fmas / 2.0).max((fmas + nr as f64) / 3.0).max(4.0)
+        }
+        Isa::Avx2 => {
+            let halves = 2 * nr;
+            let held = halves.min(15 - 2 * m * nr);
+            let fmas = (m * halves) as f64;
+            let loads = (m + held + (halves - held) * m) as f64;
+            (fmas / 2.0).max(loads / 2.0).max(4.0).max(2.5 * nr as f64)
+        }
+    }
 }
 
-/// The tile shape `(m, nr)` of least estimated time for rows of `ow` pixels, `ocb`
+/// The largest `m` of an `nr`-block tile on `isa` (the registers; see `TileSpec::nr`).
+pub fn max_m(isa: Isa, nr: usize) -> usize {
+    match isa {
+        Isa::Avx512 => ((32 - nr) / nr).min(28),
+        Isa::Avx2 => 7 / nr,
+    }
+}
+
+/// The tile shape `(m, nr)` of least estimated time on `isa` for rows of `ow` pixels, `ocb`
 /// output-channel blocks and `steps` reduction steps per tile.
-pub fn choose_tile(ow: usize, ocb: usize, steps: usize) -> (usize, usize) {
+pub fn choose_tile(isa: Isa, ow: usize, ocb: usize, steps: usize) -> (usize, usize) {
     let mut best = (f64::INFINITY, 1, 1);
+    // Stores of the epilogue: one per register.
+    let regs_per_block = if isa == Isa::Avx2 { 2.0 } else { 1.0 };
     for nr in (1..=4).filter(|nr| ocb.is_multiple_of(*nr)) {
-        let max_m = ((32 - nr) / nr).min(ow).min(28);
-        for m in 1..=max_m {
+        for m in 1..=max_m(isa, nr).min(ow) {
             let (full, rem) = (ow / m, ow % m);
-            let tile = |mm: usize| steps as f64 * step_cycles(mm, nr) + (mm * nr) as f64 * 2.0 + 40.0;
+            let tile =
+                |mm: usize| steps as f64 * step_cycles(isa, mm, nr) + (mm * nr) as f64 * 2.0 * regs_per_block + 40.0;
             let mut cost = full as f64 * tile(m);
             if rem > 0 {
                 cost += tile(rem);
@@ -211,5 +239,44 @@ impl WideConvSpec {
                 call(b, rem_tile, t, (m * sw) as i64 * px, m as i64 * BB);
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every shape `choose_tile` picks fits the registers of its ISA and divides the blocks.
+    #[test]
+    fn chosen_tiles_are_valid() {
+        for isa in [Isa::Avx512, Isa::Avx2] {
+            for ow in [1, 2, 3, 5, 7, 8, 17, 35, 71, 147, 512] {
+                for ocb in 1..=12 {
+                    for steps in [3, 16, 144, 4608] {
+                        let (m, nr) = choose_tile(isa, ow, ocb, steps);
+                        assert!(ocb.is_multiple_of(nr) && m <= ow, "{isa:?} {ow} {ocb}: {m}x{nr}");
+                        let s = TileSpec {
+                            m,
+                            nr,
+                            kc: 1,
+                            lanes: 16,
+                            kh: 1,
+                            kw: 1,
+                            sw: 1,
+                            in_row: 0,
+                            in_plane: 0,
+                            out_plane: 64,
+                            first: true,
+                            last: true,
+                            residual: None,
+                            relu: false,
+                        };
+                        s.validate(isa).unwrap();
+                    }
+                }
+            }
+        }
+        // The 6x16 AVX2 shape for a long row of a 1x1 convolution with one output block.
+        assert_eq!(choose_tile(Isa::Avx2, 36, 1, 288), (6, 1));
     }
 }

@@ -83,7 +83,7 @@ pub struct CompileStats {
     pub codegen_ms: f64,
     /// The tier the convolutions run on.
     pub tier: Option<jit::Tier>,
-    /// Distinct AVX-512 tiles (wide tier).
+    /// Distinct micro-tiles (wide and avx2 tiers).
     pub tiles: usize,
 }
 
@@ -124,12 +124,17 @@ impl Model {
     /// Compiles the kernels of `plan` (planned for `tier`; planning began at `t0`).
     fn from_plan(mut plan: Plan, tier: jit::Tier, opts: &JitOptions, t0: Instant) -> Result<Model> {
         let t1 = Instant::now();
-        let mut wide = jit::wide::WideKernels::new();
         let mut tile_ids = Vec::with_capacity(plan.tiles.len());
-        for t in &plan.tiles {
-            tile_ids.push(wide.add(t)?);
-        }
-        let wide = if plan.tiles.is_empty() { None } else { Some(wide.finish()?) };
+        let wide = match tier.isa() {
+            Some(isa) if !plan.tiles.is_empty() => {
+                let mut wide = jit::wide::WideKernels::new(isa);
+                for t in &plan.tiles {
+                    tile_ids.push(wide.add(t)?);
+                }
+                Some(wide.finish()?)
+            }
+            _ => None,
+        };
         let tiles: Vec<usize> = match &wide {
             Some(code) => tile_ids.iter().map(|&i| code.tile(i) as usize).collect(),
             None => Vec::new(),

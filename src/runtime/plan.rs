@@ -150,7 +150,8 @@ pub struct Plan {
     pub inputs: Vec<(String, Shape, Slot)>,
     /// Network outputs: name, shape, slot.
     pub outputs: Vec<(String, Shape, Slot)>,
-    /// AVX-512 tiles the wide convolutions call (empty on the portable tier).
+    /// Micro-tiles the wide convolutions call (empty on the portable tier), of the ISA of
+    /// the tier planned for.
     pub tiles: Vec<TileSpec>,
     /// Arena offsets of the [`GUARD`]-byte guard zones (bounds-checking plans only).
     pub guards: Vec<usize>,
@@ -882,9 +883,9 @@ fn conv(p: &mut Planner, c: ConvIn) {
         ihp = oh;
         iwp = ow;
     }
-    let (kernel, args, flops) = if p.tier == Tier::Wide {
+    let (kernel, args, flops) = if let Some(isa) = p.tier.isa() {
         let ocb = cpad(c.oc) / BLOCK;
-        let (m, nr) = choose_tile(ow, ocb, cb_in * kh * kw * lanes);
+        let (m, nr) = choose_tile(isa, ow, ocb, cb_in * kh * kw * lanes);
         let spec = WideConvSpec {
             cb_in,
             lanes,
