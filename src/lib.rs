@@ -33,7 +33,6 @@
 //! # Ok::<(), incc::Error>(())
 //! ```
 #![deny(missing_docs)]
-#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod aot;
 pub mod diag;

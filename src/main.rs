@@ -1,7 +1,5 @@
 //! The `incc` command line: argument parsing and printing only.
 
-#![deny(clippy::undocumented_unsafe_blocks)]
-
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use incc::profile::Profile;
 use incc::{Compiler, Error};
