@@ -15,10 +15,15 @@ fuzz_target!(|data: &[u8]| {
     }
     let compiler = incc::Compiler::new().threads(1).verify(true);
     let Ok((g, w, _)) = compiler.optimize(graph) else { return };
-    if let Ok(model) = incc::runtime::Model::compile(&g, &w, &incc::jit::JitOptions { threads: 1, verify: true }) {
+    // Guard zones around every buffer: a kernel writing out of bounds is an error from `run`,
+    // which must not happen for a network that compiled.
+    let opts = incc::jit::JitOptions { threads: 1, verify: true, check_bounds: true, ..Default::default() };
+    if let Ok(model) = incc::runtime::Model::compile(&g, &w, &opts) {
         if let Some(&i) = g.inputs.first() {
             let x = vec![0.5f32; g.node(i).shape.numel()];
-            let _ = model.run(&x);
+            if let Err(e) = model.run(&x) {
+                assert!(!e.to_string().contains("bounds check"), "out-of-bounds write: {e}");
+            }
         }
     }
 });
