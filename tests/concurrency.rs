@@ -8,15 +8,7 @@ use incc::{Compiler, Tier};
 type Outputs = Vec<(String, incc::ir::Shape, Vec<f32>)>;
 
 fn tiers() -> Vec<Tier> {
-    use incc::jit::wide::Isa;
-    let mut t = vec![Tier::Portable];
-    if Isa::Avx512.available() {
-        t.push(Tier::Wide);
-    }
-    if Isa::Avx2.available() {
-        t.push(Tier::Avx2);
-    }
-    t
+    Tier::runnable()
 }
 
 #[test]

@@ -42,15 +42,14 @@ const THREADS: &[Knob] = &[("t1", |c| c.threads(1)), ("t2", |c| c.threads(2))];
 /// Code-generation tiers: the portable Cranelift f32x4 kernels everywhere, the AVX-512
 /// tiles where the CPU has AVX-512F and the AVX2 tiles where it has AVX2 and FMA.
 fn tiers() -> Vec<Knob> {
-    use incc::jit::wide::Isa;
-    let mut t: Vec<Knob> = vec![("portable", |c| c.tier(Tier::Portable))];
-    if Isa::Avx512.available() {
-        t.push(("wide", |c| c.tier(Tier::Wide)));
-    }
-    if Isa::Avx2.available() {
-        t.push(("avx2", |c| c.tier(Tier::Avx2)));
-    }
-    t
+    let all: [Knob; 3] =
+        [("portable", |c| c.tier(Tier::Portable)), ("wide", |c| c.tier(Tier::Wide)), ("avx2", |c| c.tier(Tier::Avx2))];
+    let here = Tier::runnable();
+    all.into_iter()
+        .zip([Tier::Portable, Tier::Wide, Tier::Avx2])
+        .filter(|(_, t)| here.contains(t))
+        .map(|(k, _)| k)
+        .collect()
 }
 
 /// Every axis; each network is checked under the cartesian product.

@@ -28,15 +28,7 @@ fn opts(threads: usize) -> JitOptions {
 
 /// Every tier this CPU runs.
 fn tiers() -> Vec<TierChoice> {
-    use incc::jit::wide::Isa;
-    let mut t = vec![TierChoice::Portable];
-    if Isa::Avx512.available() {
-        t.push(TierChoice::Wide);
-    }
-    if Isa::Avx2.available() {
-        t.push(TierChoice::Avx2);
-    }
-    t
+    TierChoice::runnable()
 }
 
 /// max |jit - ref| / max |ref| over all outputs and every tier (checks names and shapes

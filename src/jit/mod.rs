@@ -69,6 +69,19 @@ pub enum TierChoice {
 }
 
 impl TierChoice {
+    /// Every explicit tier this CPU runs: portable always, then AVX-512 and AVX2 when present
+    /// (what a test that covers every tier iterates over).
+    pub fn runnable() -> Vec<TierChoice> {
+        let mut t = vec![TierChoice::Portable];
+        if wide::Isa::Avx512.available() {
+            t.push(TierChoice::Wide);
+        }
+        if wide::Isa::Avx2.available() {
+            t.push(TierChoice::Avx2);
+        }
+        t
+    }
+
     /// The tier for this CPU: `Auto` is AVX-512 tiles, else AVX2 tiles, else portable.
     pub fn resolve(self) -> Result<Tier> {
         let tier = match self {
