@@ -80,14 +80,26 @@ pub struct Conv2d {
 
 impl Conv2d {
     /// The padded input extent `(hp, wp)` the convolution reads to produce an `oh x ow`
-    /// output from an `h x w` input: the padding, widened when the last window overhangs.
+    /// output from an `h x w` input (see [`padded_extent`]).
     pub fn padded_input(&self, h: usize, w: usize, oh: usize, ow: usize) -> (usize, usize) {
-        let [kh, kw] = self.kernel;
-        let [sh, sw] = self.stride;
-        let hp = (h + self.pad.top + self.pad.bottom).max((oh - 1) * sh + kh);
-        let wp = (w + self.pad.left + self.pad.right).max((ow - 1) * sw + kw);
-        (hp, wp)
+        let p = &self.pad;
+        padded_extent([h, w], [oh, ow], self.kernel, self.stride, [p.top, p.bottom, p.left, p.right])
     }
+}
+
+/// The padded extent `(hp, wp)` a window of `kernel` with `stride` reads to produce an `out`
+/// map from an `inp` map with padding `[top, bottom, left, right]`: the padding, widened when
+/// the last window overhangs (ceil mode). The runtime sizes padded buffers by it.
+pub fn padded_extent(
+    inp: [usize; 2],
+    out: [usize; 2],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    [top, bottom, left, right]: [usize; 4],
+) -> (usize, usize) {
+    let hp = (inp[0] + top + bottom).max((out[0] - 1) * stride[0] + kernel[0]);
+    let wp = (inp[1] + left + right).max((out[1] - 1) * stride[1] + kernel[1]);
+    (hp, wp)
 }
 
 /// What a convolution or linear layer does to its sums before storing them.

@@ -14,7 +14,8 @@
 //! outputs are never reused.
 
 use crate::error::{Error, Result};
-use crate::ir::{Graph, Layout, NodeId, Op, PoolKind, Shape};
+use crate::ir::op::padded_extent;
+use crate::ir::{Graph, Layout, Node, NodeId, Op, PoolKind, Shape};
 use crate::jit::Tier;
 use crate::jit::conv::{ConvProvider, ConvSpec, DEFAULT_CONV};
 pub use crate::jit::emit::BLOCK;
@@ -121,14 +122,14 @@ fn compact_inputs(graph: &Graph) -> Result<HashMap<NodeId, Compact>> {
         if graph.node(id).layout != Layout::Nhwc {
             continue;
         }
-        let conv = compact_reader(graph, id);
-        let (xs, Some(Op::Conv2d(c))) = (&graph.node(id).shape, conv.map(|r| &graph.node(r).op)) else {
+        let reader = compact_reader(graph, id).map(|r| graph.node(r));
+        let Some(Node { op: Op::Conv2d(c), shape: ys, .. }) = reader else {
             return Err(Error::Invalid(format!(
                 "{id} `{}`: layout nhwc without a convolution to read it",
                 graph.node(id).name
             )));
         };
-        let ys = &graph.node(conv.unwrap_or(id)).shape;
+        let xs = &graph.node(id).shape;
         let (hp, wp) = c.padded_input(xs.h(), xs.w(), ys.h(), ys.w());
         out.insert(id, Compact { h: xs.h(), w: xs.w(), hp, wp, top: c.pad.top, left: c.pad.left });
     }
@@ -854,12 +855,11 @@ struct ConvIn<'a> {
 /// Pad step (if the layer pads), packed weights and the conv step.
 fn conv(p: &mut Planner, c: ConvIn) {
     let (cb_in, lanes) = if c.src_compact { (1, c.c) } else { (cpad(c.c) / BLOCK, BLOCK) };
-    let [top, bottom, left, right] = c.pad;
+    let [top, _, left, _] = c.pad;
     let [kh, kw] = c.kernel;
     let [sh, sw] = c.stride;
-    // As `Conv2d::padded_input` (which sized a compact input).
-    let hp = (c.h + top + bottom).max((c.oh - 1) * sh + kh);
-    let wp = (c.w + left + right).max((c.ow - 1) * sw + kw);
+    // The extent a compact input was sized by, too.
+    let (hp, wp) = padded_extent([c.h, c.w], [c.oh, c.ow], c.kernel, c.stride, c.pad);
     let padded = hp != c.h || wp != c.w;
     let (input, scratch) = if padded && !c.src_compact {
         let sb = p.new_buf(cb_in * hp * wp * BB, 1);
