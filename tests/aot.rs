@@ -6,6 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod common;
+use common::incc;
+
 const MINI: &str = "tests/user/mini_inception.incep";
 const GOOGLENET: &str = "architectures/googlenet.incep";
 
@@ -23,15 +26,6 @@ fn c_compiler() -> Option<String> {
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn incc(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_incc")).current_dir(root()).args(args).output().expect("run incc");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
 }
 
 /// `incc compile file -o dir/model.o --name model extra...`, then `cc main.c model.o -lm`.

@@ -17,24 +17,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn incc(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_incc")).args(args).output().expect("run incc");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
-
-/// A fresh path in this process's scratch folder: tests run in parallel, so every call
-/// gets its own file (a shared one was read half-written by another test).
-fn scratch(name: &str) -> PathBuf {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("incc-cli-{}", std::process::id())).join(n.to_string());
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir.join(name)
-}
+mod common;
+use common::{incc, scratch};
 
 const TINY: &str = "input 3x8x8\ndefault conv nobias bn relu\nc1: conv 4 3x3\ngap\nflatten\nfc: fc 5\noutput logits\n";
 

@@ -17,7 +17,9 @@
 //!   on average; the bounds are 8 and 0.5, about twice that.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+mod common;
+use common::incc;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -129,15 +131,6 @@ fn unreadable_images_are_errors() {
         assert!(matches!(e, incc::Error::Image { .. }), "{}: {e}", f.display());
         assert!(e.to_string().starts_with(&f.display().to_string()), "{e}");
     }
-}
-
-fn incc(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_incc")).current_dir(root()).args(args).output().expect("run incc");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
 }
 
 /// The `N. probability  name (index)` lines of `incc run --image` output.

@@ -3,22 +3,9 @@
 
 use incc::profile::Profile;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn incc(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_incc")).args(args).output().expect("run incc");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("incc-profile-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir.join(name)
-}
+mod common;
+use common::{incc, scratch};
 
 const NET: &str = "input 3x8x8\ndefault conv nobias bn relu\nc1: conv 4 3x3\nc2: conv 4 1x1\ngap\nflatten\nfc: fc 5\n\
                    output logits\noutput aux { aux_fc: fc 3 }\n";
