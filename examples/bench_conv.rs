@@ -29,6 +29,7 @@ fn conv_graph(cin: usize, cout: usize, k: [usize; 2], pad: Pad, hw: usize) -> Gr
         key: "conv".into(),
         bias: true,
         epilogue: Epilogue { residual: None, relu: true },
+        winograd: None,
     });
     let oh = hw + pad.top + pad.bottom + 1 - k[0];
     let ow = hw + pad.left + pad.right + 1 - k[1];

@@ -486,6 +486,7 @@ pub(crate) mod tests {
             key: key.into(),
             bias,
             epilogue: Default::default(),
+            winograd: None,
         })
     }
 

@@ -158,6 +158,7 @@ fn conv_op(cin: usize, cout: usize, k: [usize; 2], s: [usize; 2], pad: Pad, grou
         key: "conv".into(),
         bias,
         epilogue: Epilogue::default(),
+        winograd: None,
     })
 }
 
@@ -216,6 +217,44 @@ proptest! {
         check(&g, seed);
     }
 
+    /// Winograd convolutions (honoured on the wide tiers) of every kernel shape
+    /// `select-winograd` picks and other tile sizes, with partial edge tiles, asymmetric
+    /// padding, bias, residual and ReLU.
+    #[test]
+    fn random_winograd_convs(
+        cin in 1usize..40, cout in 1usize..40, shape in 0usize..8, h in 1usize..20, w in 1usize..20,
+        pads in prop::array::uniform4(0usize..4), mh in 1usize..5, mw in 1usize..5, bias: bool,
+        residual in prop::option::of(-2.0f32..2.0), relu: bool, seed in 0u64..1000,
+    ) {
+        let k = [[3, 3], [5, 5], [1, 7], [7, 1], [1, 3], [3, 1], [1, 5], [5, 1]][shape];
+        let [pt, pb, pl, pr] = pads.map(|p| p.min(k[0].max(k[1]) / 2));
+        let (pt, pb) = if k[0] == 1 { (0, 0) } else { (pt, pb) };
+        let (pl, pr) = if k[1] == 1 { (0, 0) } else { (pl, pr) };
+        prop_assume!(conv_fits(h, k[0], pt, pb) && conv_fits(w, k[1], pl, pr));
+        let m = [if k[0] == 1 { 1 } else { mh }, if k[1] == 1 { 1 } else { mw }];
+        prop_assume!(m[0] + k[0] <= 9 && m[1] + k[1] <= 9);
+        let (mut g, x) = with_input(Shape::nchw(cin, h, w));
+        let pad = Pad { top: pt, bottom: pb, left: pl, right: pr };
+        let Op::Conv2d(mut c) = conv_op(cin, cout, k, [1, 1], pad, 1, bias) else { unreachable!() };
+        c.winograd = Some(m);
+        c.epilogue = Epilogue { residual, relu };
+        let mut operands = vec![x];
+        if residual.is_some() {
+            let oh = h + pt + pb + 1 - k[0];
+            let ow = w + pl + pr + 1 - k[1];
+            let mut r = conv_op(cin, cout, [1, 1], [1, 1], Pad::default(), 1, true);
+            if let Op::Conv2d(rc) = &mut r {
+                rc.key = "res".into();
+            }
+            let rid = add(&mut g, r, &[x]);
+            prop_assume!(g.node(rid).shape == Shape::nchw(cout, oh, ow));
+            operands.push(rid);
+        }
+        let y = add(&mut g, Op::Conv2d(c), &operands);
+        g.outputs.push(("y".into(), y));
+        check(&g, seed);
+    }
+
     #[test]
     fn random_elementwise_chains(c in 1usize..21, h in 1usize..7, size in 1usize..6, seed in 0u64..1000) {
         let (mut g, x) = with_input(Shape::nchw(c, h, h));
@@ -239,6 +278,29 @@ proptest! {
             g.outputs.push((name.into(), id));
         }
         check(&g, seed);
+    }
+}
+
+/// The plan honours a Winograd annotation on the wide tiers, AVX-512 and AVX2 (whose 16
+/// registers hold the 8-point transforms of 7-tap kernels too); the portable tier runs
+/// every convolution directly.
+#[test]
+fn winograd_is_planned_where_the_registers_allow() {
+    use incc::jit::Tier;
+    use incc::jit::kernel::KernelSpec;
+    for (k, m, on_avx2) in [([3, 3], [4, 4], true), ([1, 7], [1, 2], true), ([7, 1], [2, 1], true)] {
+        let (mut g, x) = with_input(Shape::nchw(32, 17, 17));
+        let pad = Pad { top: k[0] / 2, bottom: k[0] / 2, left: k[1] / 2, right: k[1] / 2 };
+        let Op::Conv2d(mut c) = conv_op(32, 48, k, [1, 1], pad, 1, true) else { unreachable!() };
+        c.winograd = Some(m);
+        let y = add(&mut g, Op::Conv2d(c), &[x]);
+        g.outputs.push(("y".into(), y));
+        let w = Weights::init(&g, 1);
+        for (tier, want) in [(Tier::Wide, true), (Tier::Avx2, on_avx2), (Tier::Portable, false)] {
+            let plan = incc::runtime::plan::plan(&g, &w, tier).unwrap();
+            let wino = plan.kernels.iter().any(|k| matches!(k, KernelSpec::WinogradIn(_)));
+            assert_eq!(wino, want, "{k:?} on {tier:?}");
+        }
     }
 }
 

@@ -76,6 +76,10 @@ pub struct Conv2d {
     /// (the residual input is operand 1), then `max(y, 0)` when `relu`. Lowering leaves it
     /// empty; `fuse-activation` fills it.
     pub epilogue: Epilogue,
+    /// `Some([mh, mw])`: computed by the Winograd transform `F(mh x mw, kh x kw)` (output
+    /// tiles of `mh x mw` pixels) on the tiers that have it, set by `select-winograd`;
+    /// `None`: directly.
+    pub winograd: Option<[usize; 2]>,
 }
 
 impl Conv2d {
@@ -311,6 +315,9 @@ impl fmt::Display for Op {
                 }
                 if c.epilogue.relu {
                     f.write_str(", relu")?;
+                }
+                if let Some([mh, mw]) = c.winograd {
+                    write!(f, ", winograd {mh}x{mw}")?;
                 }
                 f.write_str("]")
             }

@@ -14,6 +14,7 @@
 use super::conv::{ConvProvider, ConvSpec, DEFAULT_CONV};
 use super::emit::*;
 use super::wide_conv::WideConvSpec;
+use super::winograd::WinogradSpec;
 use cranelift_codegen::ir::{AbiParam, Function, InstBuilder, Signature, Value, types};
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -40,6 +41,13 @@ pub enum KernelSpec {
     /// packed weight, bias, residual (or null), full tile, remainder tile (or null).
     /// Items: channel-block groups x rows.
     WideConv(WideConvSpec),
+    /// Winograd input transform ([`WinogradSpec::emit_input`]); args: out (`V`), padded
+    /// input, transform tile. Items: input blocks x tile rows.
+    WinogradIn(WinogradSpec),
+    /// Winograd output transform and epilogue ([`WinogradSpec::emit_output`]); args: out,
+    /// `M`, bias, residual (or null), four transform tiles (or null). Items: output
+    /// blocks x tile rows.
+    WinogradOut(WinogradSpec),
     /// Copies `[cb][h][w][4]` into the interior of `[cb][hp][wp][4]` at (`top`, `left`),
     /// filling the rest with `fill` (f32 bits). Args: out, in. Items: channel blocks.
     Pad {
@@ -162,6 +170,8 @@ impl KernelSpec {
         match self {
             KernelSpec::Conv(s) => s.items(),
             KernelSpec::WideConv(s) => s.items(),
+            KernelSpec::WinogradIn(s) => s.in_items(),
+            KernelSpec::WinogradOut(s) => s.out_items(),
             KernelSpec::Pad { cb, .. } | KernelSpec::Affine { cb, .. } | KernelSpec::GlobalAvg { cb, .. } => *cb,
             KernelSpec::Pool { cb, oh, .. } => cb * oh,
             KernelSpec::Relu { n } | KernelSpec::Add { n, .. } | KernelSpec::Copy { n } => n.div_ceil(CHUNK),
@@ -198,6 +208,8 @@ pub fn build(
     match spec {
         KernelSpec::Conv(s) => DEFAULT_CONV.emit(b, s, args, begin, end),
         KernelSpec::WideConv(s) => s.emit(b, args, begin, end, call_conv),
+        KernelSpec::WinogradIn(s) => s.emit_input(b, args, begin, end, call_conv),
+        KernelSpec::WinogradOut(s) => s.emit_output(b, args, begin, end, call_conv),
         KernelSpec::Pad { cb: _, h, w, top, left, hp, wp, fill } => {
             let (out, inp) = (arg(b, args, 0), arg(b, args, 1));
             let f = splat_const(b, f32::from_bits(*fill));

@@ -14,6 +14,8 @@ pub mod emit;
 pub mod kernel;
 pub mod wide;
 pub mod wide_conv;
+pub mod wide_transform;
+pub mod winograd;
 
 use crate::error::{Error, Result};
 use cranelift_codegen::isa::{OwnedTargetIsa, TargetIsa};

@@ -48,6 +48,7 @@
 //! AVX-512F (AVX2 and FMA), [`available`] is false and [`WideKernels::finish`] returns an
 //! error.
 
+use super::wide_transform::TransformSpec;
 use crate::error::{Error, Result};
 use iced_x86::code_asm::*;
 use iced_x86::{Code, Encoder, IcedError, Instruction};
@@ -291,9 +292,9 @@ const IN_BASES: [AsmRegister64; 4] = [rdi, rax, r11, rcx];
 /// The instructions of one tile. `loops` holds the backward branches as
 /// `(index of a placeholder jnz, index of the loop's first instruction)`; [`encode`] fills
 /// in their addresses.
-struct Emitted {
-    code: Vec<Instruction>,
-    loops: Vec<(usize, usize)>,
+pub(super) struct Emitted {
+    pub(super) code: Vec<Instruction>,
+    pub(super) loops: Vec<(usize, usize)>,
 }
 
 /// Emits the instructions of one tile (`spec` already validated for `isa`).
@@ -603,11 +604,20 @@ fn iced(e: IcedError) -> Error {
     Error::Jit(format!("wide tier assembler: {e}"))
 }
 
+/// Any code the wide tiers emit behind a [`TileFn`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum WideTile {
+    /// A convolution micro-tile.
+    Conv(TileSpec),
+    /// A linear transform (Winograd), see [`super::wide_transform`].
+    Transform(TransformSpec),
+}
+
 /// Collects tiles of one ISA for one executable region. Equal specs share one tile.
 pub struct WideKernels {
     isa: Isa,
-    tiles: Vec<(TileSpec, Broadcast)>,
-    index: HashMap<(TileSpec, Broadcast), usize>,
+    tiles: Vec<(WideTile, Broadcast)>,
+    index: HashMap<(WideTile, Broadcast), usize>,
 }
 
 impl WideKernels {
@@ -631,7 +641,21 @@ impl WideKernels {
     /// its index.
     pub fn add_with(&mut self, spec: &TileSpec, broadcast: Broadcast) -> Result<usize> {
         spec.validate(self.isa)?;
-        let key = (spec.clone(), spec.broadcast(self.isa, broadcast));
+        self.insert((WideTile::Conv(spec.clone()), spec.broadcast(self.isa, broadcast)))
+    }
+
+    /// Adds any tile (a convolution with its preferred broadcast); returns its index.
+    pub fn add_tile(&mut self, tile: &WideTile) -> Result<usize> {
+        match tile {
+            WideTile::Conv(s) => self.add(s),
+            WideTile::Transform(t) => {
+                t.validate(self.isa)?;
+                self.insert((tile.clone(), Broadcast::Embedded))
+            }
+        }
+    }
+
+    fn insert(&mut self, key: (WideTile, Broadcast)) -> Result<usize> {
         if let Some(&i) = self.index.get(&key) {
             return Ok(i);
         }
@@ -656,8 +680,15 @@ impl WideKernels {
         if !self.isa.available() {
             return Err(Error::Jit(format!("{:?} tiles need x86-64 with {} (System V)", self.isa, self.isa.needs())));
         }
-        let tiles =
-            self.tiles.iter().map(|(s, b)| emit(s, self.isa, *b)).collect::<Result<Vec<_>, _>>().map_err(iced)?;
+        let tiles = self
+            .tiles
+            .iter()
+            .map(|(t, b)| match t {
+                WideTile::Conv(s) => emit(s, self.isa, *b),
+                WideTile::Transform(s) => s.emit(self.isa),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(iced)?;
         // Map first (at most 15 bytes an instruction, tiles start on cache lines), then
         // encode at the final addresses.
         let cap: usize = tiles.iter().map(|t| t.code.len() * 15 + 63).sum::<usize>().max(64);

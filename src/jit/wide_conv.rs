@@ -52,6 +52,10 @@ pub struct WideConvSpec {
     pub residual: Option<u32>,
     /// ReLU last.
     pub relu: bool,
+    /// Every output row has weights of its own, packed `[oy][g]..` (the matrix products of
+    /// a Winograd convolution, one per position, [`super::winograd`]); else all rows share
+    /// them.
+    pub row_weights: bool,
 }
 
 /// Estimated cycles of one reduction step (one input lane of one tap) of an `m x nr` tile
@@ -166,12 +170,14 @@ impl WideConvSpec {
 
     /// Floats of all packed weights.
     pub fn packed_floats(&self) -> usize {
-        self.ocb / self.nr * self.group_floats()
+        let rows = if self.row_weights { self.oh } else { 1 };
+        rows * self.ocb / self.nr * self.group_floats()
     }
 
-    /// Packs a dense `[oc][ic][kh][kw]` weight in tile read order,
+    /// Packs a dense `[oc][ic][kh][kw]` weight of one row (all rows unless
+    /// [`Self::row_weights`]) in tile read order,
     /// `[g][cb][ky][kx][lane][j][o % 16]`, into `out` (zeroed, [`Self::packed_floats`]
-    /// long). Written in order, each float read from where it lies in `dense`; channels
+    /// long, divided by `oh` for row weights). Written in order, each float read from where it lies in `dense`; channels
     /// beyond `oc` and `ic` stay zero.
     pub fn pack_into(&self, oc: usize, ic: usize, dense: &[f32], out: &mut [f32]) {
         let [kh, kw] = self.kernel;
@@ -218,7 +224,13 @@ impl WideConvSpec {
         for_range(b, begin, end, |b, item| {
             let g = b.ins().udiv_imm_u(item, self.oh as i64);
             let oy = b.ins().urem_imm_u(item, self.oh as i64);
-            let wg = add_scaled(b, w, g, (self.group_floats() * 4) as i64);
+            let gw = if self.row_weights {
+                let r = b.ins().imul_imm_s(oy, (self.ocb / self.nr) as i64);
+                b.ins().iadd(r, g)
+            } else {
+                g
+            };
+            let wg = add_scaled(b, w, gw, (self.group_floats() * 4) as i64);
             let bg = add_scaled(b, bias, g, self.nr as i64 * BB);
             let px = self.pixel_bytes();
             let inrow = add_scaled(b, inp, oy, (sh * self.wp) as i64 * px);

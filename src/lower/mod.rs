@@ -871,6 +871,7 @@ impl<'a> Lowering<'a> {
                     key,
                     bias: a.bias.unwrap_or(true),
                     epilogue: ir::Epilogue::default(),
+                    winograd: None,
                 };
                 let mut y = self.add_op(Op::Conv2d(conv), &[x], span, path, "conv")?;
                 if bn {

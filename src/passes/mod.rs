@@ -23,6 +23,7 @@
 //! | `fuse-sibling-1x1` | O2 | 1x1 convolutions reading one tensor into one wider convolution |
 //! | `eliminate-concat` | O2 | marks concats whose producers can write into them in place |
 //! | `select-layout` | O2 | picks a memory layout per tensor by a cost model |
+//! | `select-winograd` | O2 | marks the convolutions computed by Winograd transforms |
 
 mod eliminate_concat;
 mod eliminate_dead_outputs;
@@ -30,6 +31,7 @@ mod fold_batch_norm;
 mod fuse_activation;
 mod fuse_sibling_1x1;
 mod select_layout;
+mod select_winograd;
 
 pub use eliminate_concat::EliminateConcat;
 pub use eliminate_dead_outputs::EliminateDeadOutputs;
@@ -37,6 +39,7 @@ pub use fold_batch_norm::FoldBatchNorm;
 pub use fuse_activation::FuseActivation;
 pub use fuse_sibling_1x1::FuseSibling1x1;
 pub use select_layout::{SelectLayout, compact_reader};
+pub use select_winograd::SelectWinograd;
 
 use crate::error::{Error, Result};
 use crate::ir::{Graph, Layout, NodeId, Op};
@@ -119,6 +122,7 @@ pub fn pipeline(outputs: Option<Vec<String>>) -> Vec<(Level, Box<dyn Pass>)> {
         (Level::O2, Box::new(FuseSibling1x1)),
         (Level::O2, Box::new(EliminateConcat)),
         (Level::O2, Box::new(SelectLayout)),
+        (Level::O2, Box::new(SelectWinograd)),
     ]
 }
 
@@ -193,6 +197,11 @@ fn check(g: &Graph, w: &Weights, pass: &'static str) -> Result<()> {
         };
         if !fits {
             errors.push(format!("{id} ({}): layout {} does not fit {} {}", n.name, n.layout, n.op.kind(), n.shape));
+        }
+        if let Op::Conv2d(crate::ir::Conv2d { winograd: Some(m), .. }) = &n.op
+            && !select_winograd::fits(g, id, *m)
+        {
+            errors.push(format!("{id} ({}): winograd {}x{} does not fit {}", n.name, m[0], m[1], n.op));
         }
         if n.in_place {
             if !matches!(n.op, Op::Concat) {

@@ -129,7 +129,7 @@ impl Model {
             Some(isa) if !plan.tiles.is_empty() => {
                 let mut wide = jit::wide::WideKernels::new(isa);
                 for t in &plan.tiles {
-                    tile_ids.push(wide.add(t)?);
+                    tile_ids.push(wide.add_tile(t)?);
                 }
                 Some(wide.finish()?)
             }

@@ -20,8 +20,9 @@ use crate::jit::Tier;
 use crate::jit::conv::{ConvProvider, ConvSpec, DEFAULT_CONV};
 pub use crate::jit::emit::BLOCK;
 use crate::jit::kernel::{ChannelOp, KernelSpec};
-use crate::jit::wide::TileSpec;
-use crate::jit::wide_conv::{WideConvSpec, choose_tile};
+use crate::jit::wide::{Isa, WideTile};
+use crate::jit::wide_conv::{WideConvSpec, choose_tile, max_m};
+use crate::jit::winograd::{MAX_N, WinogradSpec};
 use crate::passes::compact_reader;
 use crate::weights::Weights;
 use std::collections::HashMap;
@@ -153,7 +154,7 @@ pub struct Plan {
     pub outputs: Vec<(String, Shape, Slot)>,
     /// Micro-tiles the wide convolutions call (empty on the portable tier), of the ISA of
     /// the tier planned for.
-    pub tiles: Vec<TileSpec>,
+    pub tiles: Vec<WideTile>,
     /// Arena offsets of the [`GUARD`]-byte guard zones (bounds-checking plans only).
     pub guards: Vec<usize>,
 }
@@ -257,7 +258,7 @@ struct Planner {
     tier: Tier,
     guard: bool,
     guards: Vec<usize>,
-    tiles: Vec<TileSpec>,
+    tiles: Vec<WideTile>,
     kernels: Vec<KernelSpec>,
     kernel_ids: HashMap<KernelSpec, usize>,
     steps: Vec<Step>,
@@ -322,6 +323,12 @@ impl Planner {
     /// A parameter block of `n` floats, zeroed, then written by `fill` in place.
     fn param_with(&mut self, n: usize, fill: impl FnOnce(&mut [f32])) -> Arg {
         Arg::Param(self.params.push_with(n, fill) * 4)
+    }
+
+    /// A wide tile argument.
+    fn tile(&mut self, t: WideTile) -> Arg {
+        self.tiles.push(t);
+        Arg::Tile(self.tiles.len() - 1)
     }
 
     fn kernel(&mut self, spec: KernelSpec, args: Vec<Arg>, flops: u64) {
@@ -472,8 +479,9 @@ pub fn plan_checked(graph: &Graph, weights: &Weights, tier: Tier, guard: bool) -
                             residual: c.epilogue.residual.zip(res),
                             relu: c.epilogue.relu,
                             out,
+                            winograd: c.winograd,
                         },
-                    );
+                    )?;
                 }
                 Op::Linear(l) => {
                     let bias = if l.bias { Some(param(weights, &l.key, "bias")?) } else { None };
@@ -497,8 +505,9 @@ pub fn plan_checked(graph: &Graph, weights: &Weights, tier: Tier, guard: bool) -
                             residual: None,
                             relu: l.relu,
                             out,
+                            winograd: None,
                         },
-                    );
+                    )?;
                 }
                 Op::BatchNorm(bn) => {
                     let g = param(weights, &bn.key, "weight")?;
@@ -850,10 +859,17 @@ struct ConvIn<'a> {
     residual: Option<(f32, Arg)>,
     relu: bool,
     out: usize,
+    /// Output tile of a Winograd convolution (honoured on the wide tiers).
+    winograd: Option<[usize; 2]>,
 }
 
 /// Pad step (if the layer pads), packed weights and the conv step.
-fn conv(p: &mut Planner, c: ConvIn) {
+fn conv(p: &mut Planner, c: ConvIn) -> Result<()> {
+    if let (Some(m), Some(isa)) = (c.winograd, p.tier.isa())
+        && let Some(spec) = winograd_spec(&c, m, isa)?
+    {
+        return winograd(p, c, spec, isa);
+    }
     let (cb_in, lanes) = if c.src_compact { (1, c.c) } else { (cpad(c.c) / BLOCK, BLOCK) };
     let [top, _, left, _] = c.pad;
     let [kh, kw] = c.kernel;
@@ -900,6 +916,7 @@ fn conv(p: &mut Planner, c: ConvIn) {
             m,
             residual: c.residual.map(|r| r.0.to_bits()),
             relu: c.relu,
+            row_weights: false,
         };
         let wa = p.param_with(spec.packed_floats(), |d| spec.pack_into(c.oc, c.c, c.dense, d));
         let ba = p.param_with(ocb * BLOCK, |d| {
@@ -909,8 +926,7 @@ fn conv(p: &mut Planner, c: ConvIn) {
         });
         let mut args = vec![Arg::Arena(c.out), Arg::Arena(input), wa, ba, c.residual.map_or(Arg::Null, |r| r.1)];
         for t in spec.tiles() {
-            p.tiles.push(t);
-            args.push(Arg::Tile(p.tiles.len() - 1));
+            args.push(p.tile(WideTile::Conv(t)));
         }
         if args.len() < 7 {
             args.push(Arg::Null);
@@ -945,4 +961,130 @@ fn conv(p: &mut Planner, c: ConvIn) {
     if let Some(sb) = scratch {
         p.unref(sb);
     }
+    Ok(())
+}
+
+/// The Winograd geometry of `c` with output tiles `m`, or `None` when the transform tiles
+/// do not fit the registers of `isa` (AVX2's 16 for 7-point transforms): then the
+/// convolution runs directly. An annotation that does not fit the convolution is an error.
+fn winograd_spec(c: &ConvIn, m: [usize; 2], isa: Isa) -> Result<Option<WinogradSpec>> {
+    let r = c.kernel;
+    let ok = c.stride == [1, 1]
+        && !c.src_compact
+        && (0..2).all(|a| m[a] >= 1 && m[a] + r[a] - 1 <= MAX_N && (r[a] > 1 || m[a] == 1));
+    if !ok {
+        return Err(Error::Invalid(format!(
+            "winograd {}x{} does not apply to a {}x{} stride {:?} convolution{}",
+            m[0],
+            m[1],
+            r[0],
+            r[1],
+            c.stride,
+            if c.src_compact { " of a compact input" } else { "" }
+        )));
+    }
+    let (cb, ocb) = (cpad(c.c) / BLOCK, cpad(c.oc) / BLOCK);
+    let spec = WinogradSpec {
+        cb,
+        ocb,
+        wp: 0,
+        oh: c.oh,
+        ow: c.ow,
+        m,
+        r,
+        residual: c.residual.map(|r| r.0.to_bits()),
+        relu: c.relu,
+    };
+    let spec = WinogradSpec { wp: spec.padded()[1], ..spec };
+    let tiles_fit =
+        std::iter::once(Some(spec.input_tile())).chain(spec.output_tiles()).flatten().all(|t| t.validate(isa).is_ok());
+    Ok(tiles_fit.then_some(spec))
+}
+
+/// A Winograd convolution on the wide tier of `isa`: pad into the tiled extent, transform
+/// the input, one 1x1 product per position, transform the output (see
+/// [`crate::jit::winograd`]).
+fn winograd(p: &mut Planner, c: ConvIn, spec: WinogradSpec, isa: Isa) -> Result<()> {
+    let (cb, ocb, m) = (spec.cb, spec.ocb, spec.m);
+    let [hp, wp] = spec.padded();
+    let [top, _, left, _] = c.pad;
+    let (input, scratch) = if hp != c.h || wp != c.w || top > 0 || left > 0 {
+        let sb = p.new_buf(cb * hp * wp * BB, 1);
+        let so = p.bufs[sb].offset;
+        p.kernel(
+            KernelSpec::Pad { cb, h: c.h, w: c.w, top, left, hp, wp, fill: 0 },
+            vec![Arg::Arena(so), Arg::Arena(c.src)],
+            (cb * hp * wp * BLOCK) as u64,
+        );
+        (so, Some(sb))
+    } else {
+        (c.src, None)
+    };
+    let (t, pos) = (spec.t(), spec.positions());
+    let [nh, nw] = spec.n();
+    let vb = p.new_buf(cb * pos * t * BB, 1);
+    let v = p.bufs[vb].offset;
+    let tin = p.tile(WideTile::Transform(spec.input_tile()));
+    p.kernel(
+        KernelSpec::WinogradIn(spec.clone()),
+        vec![Arg::Arena(v), Arg::Arena(input), tin],
+        (cb * BLOCK * t * pos * (nh + nw)) as u64,
+    );
+    if let Some(sb) = scratch {
+        p.unref(sb);
+    }
+    let mb = p.new_buf(ocb * pos * t * BB, 1);
+    let mo = p.bufs[mb].offset;
+    // The products read V from L2, not L1: the widest tile (most FMAs per broadcast) wins
+    // over what `choose_tile`'s L1 model prefers (measured on Inception-v3: nr 3-4 run the
+    // 35x35 products 1.5x faster than 27x1).
+    let nr = (1..=4).rev().find(|n| ocb.is_multiple_of(*n)).unwrap_or(1);
+    let tm = t.div_ceil(t.div_ceil(max_m(isa, nr).min(t)));
+    let gemm = WideConvSpec {
+        cb_in: cb,
+        lanes: BLOCK,
+        hp: pos,
+        wp: t,
+        kernel: [1, 1],
+        stride: [1, 1],
+        oh: pos,
+        ow: t,
+        ocb,
+        nr,
+        m: tm,
+        residual: None,
+        relu: false,
+        row_weights: true,
+    };
+    let u = spec.transform_weights(c.oc, c.c, c.dense);
+    let per = gemm.packed_floats() / pos;
+    let wa = p.param_with(gemm.packed_floats(), |d| {
+        for (q, chunk) in d.chunks_exact_mut(per).enumerate() {
+            gemm.pack_into(c.oc, c.c, &u[q * c.oc * c.c..(q + 1) * c.oc * c.c], chunk);
+        }
+    });
+    let zero_bias = p.param_with(ocb * BLOCK, |_| {});
+    let mut args = vec![Arg::Arena(mo), Arg::Arena(v), wa, zero_bias, Arg::Null];
+    for tile in gemm.tiles() {
+        args.push(p.tile(WideTile::Conv(tile)));
+    }
+    if args.len() < 7 {
+        args.push(Arg::Null);
+    }
+    let flops = 2 * gemm.macs();
+    p.kernel(KernelSpec::WideConv(gemm), args, flops);
+    p.unref(vb);
+    let ba = p.param_with(ocb * BLOCK, |d| {
+        if let Some(b) = c.bias {
+            d[..c.oc].copy_from_slice(&b[..c.oc]);
+        }
+    });
+    let [mh, mw] = m;
+    let mut args = vec![Arg::Arena(c.out), Arg::Arena(mo), ba, c.residual.map_or(Arg::Null, |r| r.1)];
+    for t in spec.output_tiles() {
+        args.push(t.map_or(Arg::Null, |t| p.tile(WideTile::Transform(t))));
+    }
+    p.kernel(KernelSpec::WinogradOut(spec), args, (ocb * BLOCK * t * (mh * nh * nw + mh * mw * nw)) as u64);
+    p.unref(mb);
+    Ok(())
 }

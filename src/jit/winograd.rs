@@ -1,0 +1,416 @@
+//! Winograd convolution: fewer multiplications for stride-1 convolutions with kernels of
+//! 3, 5 or 7 taps per axis (3x3, 5x5, 1x7, 7x1, 1x3, 3x1 ...).
+//!
+//! `F(m, r)` computes `m` outputs of an `r`-tap correlation from `n = m + r - 1` inputs with
+//! `n` multiplications instead of `m * r`: `y = Aᵀ [(G g) ⊙ (Bᵀ d)]`. In two dimensions,
+//! with an `F(mh, rh)` transform down the columns and an `F(mw, rw)` one along the rows, an
+//! output tile of `mh x mw` pixels reads an `nh x nw` input tile, and for every one of the
+//! `P = nh * nw` positions the reduction over input channels is one matrix product:
+//!
+//! ```text
+//! U[p][oc][ic] = (G_h g[oc][ic] G_wᵀ)[p]                     at compile time, f64
+//! V[cb][p][t][16] = (B_hᵀ d_t B_w)[p]    per tile t          WinogradIn
+//! M[ob][p][t][16] = sum_ic U[p][..][ic] V[..][p][t][ic]      a 1x1 WideConv per position p
+//! out[ob][y][x][16] = epilogue((A_hᵀ M_t A_w) + bias)        WinogradOut
+//! ```
+//!
+//! Cranelift emits the loops over tiles; each tile's transform is an AVX-512 or AVX2
+//! [`TransformSpec`] tile (`super::wide_transform`), like the products' micro-tiles.
+//!
+//! The products run on the wide tier's micro-tiles, as a 1x1 convolution whose "rows" are
+//! the positions (each with its own weights, [`super::wide_conv::WideConvSpec::row_weights`])
+//! and whose "pixels" are the tiles. 3x3 kernels use `F(4x4, 3x3)` (36 products for 144
+//! multiply-adds, 4x fewer), 5 taps `F(2, 5)` and 7 taps `F(2, 7)` (1.75x fewer).
+//!
+//! The matrices come from the Toom-Cook construction over the points `0, 1, -1, 2, -2, 1/2,
+//! -1/2` and infinity ([`Transform1d::new`]); all the fractions are put in `G`, which is
+//! applied to the weights once, in double precision, so that `Bᵀ` and `Aᵀ` hold small
+//! dyadic constants that f32 represents exactly.
+
+use super::emit::*;
+use super::wide_transform::TransformSpec;
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{AbiParam, InstBuilder, SigRef, Signature, Value, types};
+use cranelift_codegen::isa::CallConv;
+use cranelift_frontend::FunctionBuilder;
+
+/// The interpolation points, in the order they are used (infinity comes last, implicitly).
+const POINTS: [f64; 7] = [0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5];
+
+/// Largest `n = m + r - 1` supported (the points above plus infinity).
+pub const MAX_N: usize = POINTS.len() + 1;
+
+/// The matrices of a one-dimensional `F(m, r)`, row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transform1d {
+    /// Outputs per tile.
+    pub m: usize,
+    /// Kernel taps.
+    pub r: usize,
+    /// Inputs per tile, `m + r - 1`.
+    pub n: usize,
+    /// Output transform `Aᵀ`, `m x n`.
+    pub at: Vec<f64>,
+    /// Kernel transform `G`, `n x r`.
+    pub g: Vec<f64>,
+    /// Input transform `Bᵀ`, `n x n`.
+    pub bt: Vec<f64>,
+}
+
+impl Transform1d {
+    /// `F(m, r)` for `m, r >= 1` and `m + r - 1 <= MAX_N` (`F(1, 1)` is the identity).
+    ///
+    /// With `E_k` the `n x k` matrix evaluating a polynomial of `k` coefficients at the
+    /// points (row `j`: `p_j^0 .. p_j^(k-1)`; infinity: the leading coefficient) and `V =
+    /// E_n`, linear convolution is `c = V⁻¹ [(E_m a) ⊙ (E_r g)]`; correlation is its
+    /// transpose in `a`: `y = E_mᵀ [(E_r g) ⊙ (V⁻ᵀ d)]`. So `Aᵀ = E_mᵀ`, `G = E_r` and
+    /// `Bᵀ = V⁻ᵀ`, then each row `j` of `Bᵀ` is divided by its smallest nonzero magnitude
+    /// and row `j` of `G` multiplied by it.
+    pub fn new(m: usize, r: usize) -> Transform1d {
+        let n = m + r - 1;
+        assert!(m >= 1 && r >= 1 && n <= MAX_N, "F({m}, {r}) is not supported");
+        let eval = |k: usize| -> Vec<f64> {
+            let mut e = vec![0.0; n * k];
+            for j in 0..n {
+                for i in 0..k {
+                    e[j * k + i] =
+                        if j + 1 == n { if i + 1 == k { 1.0 } else { 0.0 } } else { POINTS[j].powi(i as i32) };
+                }
+            }
+            e
+        };
+        let (em, mut g, v) = (eval(m), eval(r), eval(n));
+        let mut at = vec![0.0; m * n];
+        for j in 0..n {
+            for i in 0..m {
+                at[i * n + j] = em[j * m + i];
+            }
+        }
+        if n == 1 {
+            return Transform1d { m, r, n, at, g, bt: vec![1.0] };
+        }
+        let vi = invert(&v, n);
+        let mut bt = vec![0.0; n * n];
+        for i in 0..n {
+            for j in 0..n {
+                bt[i * n + j] = vi[j * n + i];
+            }
+        }
+        for j in 0..n {
+            let row = &mut bt[j * n..(j + 1) * n];
+            let s = row.iter().map(|x| x.abs()).filter(|&x| x > 1e-12).fold(f64::INFINITY, f64::min);
+            // Dyadic by construction, up to the inversion's rounding: snap to 1/4096ths.
+            row.iter_mut().for_each(|x| {
+                *x /= s;
+                let snapped = (*x * 4096.0).round() / 4096.0;
+                if (snapped - *x).abs() < 1e-9 {
+                    *x = snapped;
+                }
+            });
+            g[j * r..(j + 1) * r].iter_mut().for_each(|x| *x *= s);
+        }
+        Transform1d { m, r, n, at, g, bt }
+    }
+
+    /// The output tile `m` incc uses for `r` taps: 4 for 3 taps, 2 for 5 and 7, 1 for 1.
+    pub fn tile_for(r: usize) -> usize {
+        match r {
+            1 => 1,
+            3 => 4,
+            _ => 2,
+        }
+    }
+}
+
+/// `a⁻¹` for an invertible `n x n` matrix (Gauss-Jordan with partial pivoting).
+fn invert(a: &[f64], n: usize) -> Vec<f64> {
+    let mut m = a.to_vec();
+    let mut inv = vec![0.0; n * n];
+    for i in 0..n {
+        inv[i * n + i] = 1.0;
+    }
+    for col in 0..n {
+        let piv = (col..n).max_by(|&x, &y| m[x * n + col].abs().total_cmp(&m[y * n + col].abs())).unwrap_or(col);
+        for k in 0..n {
+            m.swap(col * n + k, piv * n + k);
+            inv.swap(col * n + k, piv * n + k);
+        }
+        let d = m[col * n + col];
+        for k in 0..n {
+            m[col * n + k] /= d;
+            inv[col * n + k] /= d;
+        }
+        for row in 0..n {
+            if row != col {
+                let f = m[row * n + col];
+                if f != 0.0 {
+                    for k in 0..n {
+                        m[row * n + k] -= f * m[col * n + k];
+                        inv[row * n + k] -= f * inv[col * n + k];
+                    }
+                }
+            }
+        }
+    }
+    inv
+}
+
+/// Geometry of one Winograd convolution: the input and output transform kernels share it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct WinogradSpec {
+    /// Input channel blocks.
+    pub cb: usize,
+    /// Output channel blocks.
+    pub ocb: usize,
+    /// Width of the padded input buffer, `tw * mw + rw - 1` (its height is `th * mh + rh - 1`).
+    pub wp: usize,
+    /// Output rows.
+    pub oh: usize,
+    /// Output columns.
+    pub ow: usize,
+    /// Output tile `[mh, mw]`.
+    pub m: [usize; 2],
+    /// Kernel `[rh, rw]`.
+    pub r: [usize; 2],
+    /// Residual scale (f32 bits) of the output epilogue.
+    pub residual: Option<u32>,
+    /// ReLU last.
+    pub relu: bool,
+}
+
+impl WinogradSpec {
+    /// Input tile `[nh, nw]`.
+    pub fn n(&self) -> [usize; 2] {
+        [self.m[0] + self.r[0] - 1, self.m[1] + self.r[1] - 1]
+    }
+
+    /// Tile rows and columns `[th, tw]`.
+    pub fn tiles(&self) -> [usize; 2] {
+        [self.oh.div_ceil(self.m[0]), self.ow.div_ceil(self.m[1])]
+    }
+
+    /// Tiles in all.
+    pub fn t(&self) -> usize {
+        let [th, tw] = self.tiles();
+        th * tw
+    }
+
+    /// Positions per tile, `nh * nw`: one matrix product each.
+    pub fn positions(&self) -> usize {
+        let [nh, nw] = self.n();
+        nh * nw
+    }
+
+    /// Padded input extent `[hp, wp]` that every tile reads inside.
+    pub fn padded(&self) -> [usize; 2] {
+        let [th, tw] = self.tiles();
+        [th * self.m[0] + self.r[0] - 1, tw * self.m[1] + self.r[1] - 1]
+    }
+
+    /// The two 1-D transforms (columns, rows).
+    pub fn transforms(&self) -> [Transform1d; 2] {
+        [Transform1d::new(self.m[0], self.r[0]), Transform1d::new(self.m[1], self.r[1])]
+    }
+
+    /// Work items of the input transform: input blocks x tile rows.
+    pub fn in_items(&self) -> usize {
+        self.cb * self.tiles()[0]
+    }
+
+    /// Work items of the output transform: output blocks x tile rows.
+    pub fn out_items(&self) -> usize {
+        self.ocb * self.tiles()[0]
+    }
+
+    /// Transformed weights `[p][oc][ic]` of a dense `[oc][ic][rh][rw]` weight.
+    pub fn transform_weights(&self, oc: usize, ic: usize, dense: &[f32]) -> Vec<f32> {
+        let [th, tw] = self.transforms();
+        let ([rh, rw], [nh, nw]) = (self.r, self.n());
+        let p = nh * nw;
+        let mut u = vec![0.0f32; p * oc * ic];
+        let mut tmp = vec![0.0f64; nh * rw];
+        for o in 0..oc {
+            for i in 0..ic {
+                let g = &dense[(o * ic + i) * rh * rw..(o * ic + i + 1) * rh * rw];
+                for a in 0..nh {
+                    for l in 0..rw {
+                        tmp[a * rw + l] = (0..rh).map(|k| th.g[a * rh + k] * g[k * rw + l] as f64).sum();
+                    }
+                }
+                for a in 0..nh {
+                    for b in 0..nw {
+                        let v: f64 = (0..rw).map(|l| tmp[a * rw + l] * tw.g[b * rw + l]).sum();
+                        u[((a * nw + b) * oc + o) * ic + i] = v as f32;
+                    }
+                }
+            }
+        }
+        u
+    }
+
+    /// The input transform tile: one input tile of one block, `Bᵀ_h d B_w`, from the padded
+    /// input (`[hp][wp][16]` of a block) to `V` (`[P][T][16]` of a block).
+    pub fn input_tile(&self) -> TransformSpec {
+        let [th, tw] = self.transforms();
+        let [nh, nw] = self.n();
+        let t = self.t() as i64;
+        let strides = [self.wp as i64 * BB, BB, nw as i64 * t * BB, t * BB];
+        TransformSpec::new(&th.bt, nh, &tw.bt, nw, strides, nh, nw)
+    }
+
+    /// The output transform tile storing `rows x cols` pixels: `Aᵀ_h M A_w` of one tile of
+    /// one block, plus bias, residual and ReLU, into the output (`[oh][ow][16]` of a block).
+    pub fn output_tile(&self, rows: usize, cols: usize) -> TransformSpec {
+        let [th, tw] = self.transforms();
+        let ([mh, mw], [_, nw]) = (self.m, self.n());
+        let t = self.t() as i64;
+        let strides = [nw as i64 * t * BB, t * BB, self.ow as i64 * BB, BB];
+        let mut s = TransformSpec::new(&th.at, mh, &tw.at, mw, strides, rows, cols);
+        s.bias = true;
+        s.residual = self.residual;
+        s.relu = self.relu;
+        s
+    }
+
+    /// The output tiles the kernel calls, in argument order (4..8): full, last tile row,
+    /// last tile column, last corner; `None` where the map divides into tiles.
+    pub fn output_tiles(&self) -> [Option<TransformSpec>; 4] {
+        let ([mh, mw], [th, tw]) = (self.m, self.tiles());
+        let (lr, lc) = (self.oh - (th - 1) * mh, self.ow - (tw - 1) * mw);
+        let (er, ec) = (lr != mh, lc != mw);
+        [
+            Some(self.output_tile(mh, mw)),
+            er.then(|| self.output_tile(lr, mw)),
+            ec.then(|| self.output_tile(mh, lc)),
+            (er && ec).then(|| self.output_tile(lr, lc)),
+        ]
+    }
+
+    /// Emits the input transform loops: args out (`V`, `[cb][P][T][16]`), in (the padded
+    /// input, `[cb][hp][wp][16]`), the [`Self::input_tile`]. Item: one tile row of one
+    /// input block.
+    pub fn emit_input(&self, b: &mut FunctionBuilder, args: Value, begin: Value, end: Value, call_conv: CallConv) {
+        let (out, inp, tile) = (arg(b, args, 0), arg(b, args, 1), arg(b, args, 2));
+        let sig = tile_signature(b, call_conv);
+        let ([mh, mw], [th, tw]) = (self.m, self.tiles());
+        let hp = self.padded()[0] as i64;
+        let (t, p, wp) = (self.t() as i64, self.positions() as i64, self.wp as i64);
+        for_range(b, begin, end, |b, item| {
+            let cbi = b.ins().udiv_imm_u(item, th as i64);
+            let ty = b.ins().urem_imm_u(item, th as i64);
+            let src = add_scaled(b, inp, cbi, hp * wp * BB);
+            let src = add_scaled(b, src, ty, mh as i64 * wp * BB);
+            let dst = add_scaled(b, out, cbi, p * t * BB);
+            let dst = add_scaled(b, dst, ty, tw as i64 * BB);
+            let null = ic(b, 0);
+            for_n(b, tw, |b, tx| {
+                let s = add_scaled(b, src, tx, mw as i64 * BB);
+                let d = add_scaled(b, dst, tx, BB);
+                b.ins().call_indirect(sig, tile, &[s, null, d, null, null]);
+            });
+        });
+    }
+
+    /// Emits the output transform loops: args out (`[ocb][oh][ow][16]`), `M`
+    /// (`[ocb][P][T][16]`), bias (`[ocb*16]`), residual (or null), then the four
+    /// [`Self::output_tiles`] (null when absent). Item: one tile row of one output block.
+    pub fn emit_output(&self, b: &mut FunctionBuilder, args: Value, begin: Value, end: Value, call_conv: CallConv) {
+        let ptrs: Vec<Value> = (0..8).map(|i| arg(b, args, i)).collect();
+        let (out, mm, bias, res) = (ptrs[0], ptrs[1], ptrs[2], ptrs[3]);
+        let sig = tile_signature(b, call_conv);
+        let ([mh, mw], [th, tw]) = (self.m, self.tiles());
+        let (t, p) = (self.t() as i64, self.positions() as i64);
+        let (oh, ow) = (self.oh as i64, self.ow as i64);
+        let [_, er, ec, _] = self.output_tiles().map(|t| t.is_some());
+        for_range(b, begin, end, |b, item| {
+            let g = b.ins().udiv_imm_u(item, th as i64);
+            let ty = b.ins().urem_imm_u(item, th as i64);
+            let bp = add_scaled(b, bias, g, BB);
+            let src = add_scaled(b, mm, g, p * t * BB);
+            let src = add_scaled(b, src, ty, tw as i64 * BB);
+            let o1 = b.ins().imul_imm_s(g, oh * ow * BB);
+            let o2 = b.ins().imul_imm_s(ty, mh as i64 * ow * BB);
+            let ooff = b.ins().iadd(o1, o2);
+            let dst = b.ins().iadd(out, ooff);
+            let rdst = if self.residual.is_some() { b.ins().iadd(res, ooff) } else { res };
+            let call = |b: &mut FunctionBuilder, tile: Value, tx: Value| {
+                let s = add_scaled(b, src, tx, BB);
+                let d = add_scaled(b, dst, tx, mw as i64 * BB);
+                let r = if self.residual.is_some() { add_scaled(b, rdst, tx, mw as i64 * BB) } else { rdst };
+                b.ins().call_indirect(sig, tile, &[s, res, d, bp, r]);
+            };
+            // One tile row with `full` and `edge` tiles (edge: the last column's).
+            let row = |b: &mut FunctionBuilder, full: Value, edge: Value| {
+                let n = if ec { tw - 1 } else { tw };
+                for_n(b, n, |b, tx| call(b, full, tx));
+                if ec {
+                    let tx = ic(b, tw as i64 - 1);
+                    call(b, edge, tx);
+                }
+            };
+            if er {
+                let is_last = b.ins().icmp_imm_s(IntCC::Equal, ty, th as i64 - 1);
+                let (yes, no, join) = (b.create_block(), b.create_block(), b.create_block());
+                b.ins().brif(is_last, yes, &[], no, &[]);
+                b.switch_to_block(yes);
+                row(b, ptrs[5], ptrs[7]);
+                b.ins().jump(join, &[]);
+                b.switch_to_block(no);
+                row(b, ptrs[4], ptrs[6]);
+                b.ins().jump(join, &[]);
+                b.switch_to_block(join);
+            } else {
+                row(b, ptrs[4], ptrs[6]);
+            }
+        });
+    }
+}
+
+/// The signature of a [`super::wide::TileFn`].
+fn tile_signature(b: &mut FunctionBuilder, call_conv: CallConv) -> SigRef {
+    let mut sig = Signature::new(call_conv);
+    for _ in 0..5 {
+        sig.params.push(AbiParam::new(types::I64));
+    }
+    b.import_signature(sig)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `y = Aᵀ[(G g) ⊙ (Bᵀ d)]` equals the direct correlation for every supported size,
+    /// in double precision, and `Bᵀ`, `Aᵀ` hold constants f32 represents exactly.
+    #[test]
+    fn transforms_compute_the_correlation() {
+        for (m, r) in [(1, 1), (2, 3), (4, 3), (2, 5), (2, 7), (4, 5), (6, 3)] {
+            let t = Transform1d::new(m, r);
+            let n = t.n;
+            let g: Vec<f64> = (0..r).map(|i| 0.3 + i as f64 * 0.7 - (i * i) as f64 * 0.11).collect();
+            let d: Vec<f64> = (0..n).map(|i| 1.0 - i as f64 * 0.37 + (i % 3) as f64).collect();
+            let gg: Vec<f64> = (0..n).map(|j| (0..r).map(|k| t.g[j * r + k] * g[k]).sum()).collect();
+            let bd: Vec<f64> = (0..n).map(|j| (0..n).map(|k| t.bt[j * n + k] * d[k]).sum()).collect();
+            for i in 0..m {
+                let y: f64 = (0..n).map(|j| t.at[i * n + j] * gg[j] * bd[j]).sum();
+                let want: f64 = (0..r).map(|k| g[k] * d[i + k]).sum();
+                assert!((y - want).abs() < 1e-9 * (1.0 + want.abs()), "F({m},{r}) output {i}: {y} vs {want}");
+            }
+            for &x in t.bt.iter().chain(&t.at) {
+                assert_eq!(x as f32 as f64, x, "F({m},{r}): constant {x} is not exact in f32");
+            }
+        }
+    }
+
+    /// The familiar `F(2, 3)`: `Bᵀ` rows are those of Lavin and Gray up to sign.
+    #[test]
+    fn f23_matches_the_paper() {
+        let t = Transform1d::new(2, 3);
+        let want = [[1.0, 0.0, -1.0, 0.0], [0.0, 1.0, 1.0, 0.0], [0.0, -1.0, 1.0, 0.0], [0.0, 1.0, 0.0, -1.0]];
+        for (j, row) in want.iter().enumerate() {
+            let got = &t.bt[j * 4..j * 4 + 4];
+            let same = got.iter().zip(row).all(|(a, b)| a == b);
+            let neg = got.iter().zip(row).all(|(a, b)| *a == -b);
+            assert!(same || neg, "row {j}: {got:?}");
+        }
+    }
+}
