@@ -137,7 +137,7 @@ fn every_architecture_optimises_and_verifies_at_every_level() {
             let (mut h, mut w2) = (g.clone(), w.clone());
             let opts = PassOptions { level, ..PassOptions::default() };
             let r = optimize(&mut h, &mut w2, &opts).expect("optimize");
-            assert_eq!(r.len(), [0, 3, 6][level as usize]);
+            assert_eq!(r.len(), [0, 3, 7][level as usize]);
             w2.check(&h).expect("weights fit the optimised graph");
         }
     }

@@ -41,8 +41,8 @@ pub enum KernelSpec {
     /// packed weight, bias, residual (or null), full tile, remainder tile (or null).
     /// Items: channel-block groups x rows.
     WideConv(WideConvSpec),
-    /// Winograd input transform ([`WinogradSpec::emit_input`]); args: out (`V`), padded
-    /// input, transform tile. Items: input blocks x tile rows.
+    /// Winograd input transform ([`WinogradSpec::emit_input`]); args: out (`V`), input,
+    /// interior and border transform tiles. Items: input blocks x tile rows.
     WinogradIn(WinogradSpec),
     /// Winograd output transform and epilogue ([`WinogradSpec::emit_output`]); args: out,
     /// `M`, bias, residual (or null), four transform tiles (or null). Items: output

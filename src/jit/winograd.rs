@@ -30,7 +30,7 @@
 use super::emit::*;
 use super::wide_transform::TransformSpec;
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{AbiParam, InstBuilder, SigRef, Signature, Value, types};
+use cranelift_codegen::ir::{AbiParam, InstBuilder, SigRef, Signature, StackSlotData, StackSlotKind, Value, types};
 use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::FunctionBuilder;
 
@@ -162,8 +162,14 @@ pub struct WinogradSpec {
     pub cb: usize,
     /// Output channel blocks.
     pub ocb: usize,
-    /// Width of the padded input buffer, `tw * mw + rw - 1` (its height is `th * mh + rh - 1`).
-    pub wp: usize,
+    /// Input height (unpadded).
+    pub h: usize,
+    /// Input width (unpadded).
+    pub w: usize,
+    /// Zero rows above the input (the convolution's padding).
+    pub top: usize,
+    /// Zero columns left of it.
+    pub left: usize,
     /// Output rows.
     pub oh: usize,
     /// Output columns.
@@ -201,10 +207,16 @@ impl WinogradSpec {
         nh * nw
     }
 
-    /// Padded input extent `[hp, wp]` that every tile reads inside.
-    pub fn padded(&self) -> [usize; 2] {
-        let [th, tw] = self.tiles();
-        [th * self.m[0] + self.r[0] - 1, tw * self.m[1] + self.r[1] - 1]
+    /// The tile rows and columns `[lo, hi)` whose input lies inside the image (the others
+    /// read zero padding): per axis, for input extent `x`, padding `before` and tile count.
+    pub fn interior(&self) -> [[usize; 2]; 2] {
+        let ([mh, mw], [nh, nw], [th, tw]) = (self.m, self.n(), self.tiles());
+        let axis = |x: usize, before: usize, m: usize, n: usize, t: usize| {
+            let lo = before.div_ceil(m);
+            let hi = if x + before >= n { ((x + before - n) / m + 1).min(t) } else { 0 };
+            [lo.min(hi), hi]
+        };
+        [axis(self.h, self.top, mh, nh, th), axis(self.w, self.left, mw, nw, tw)]
     }
 
     /// The two 1-D transforms (columns, rows).
@@ -248,14 +260,15 @@ impl WinogradSpec {
         u
     }
 
-    /// The input transform tile: one input tile of one block, `Bᵀ_h d B_w`, from the padded
-    /// input (`[hp][wp][16]` of a block) to `V` (`[P][T][16]` of a block).
-    pub fn input_tile(&self) -> TransformSpec {
+    /// The input transform tiles: one input tile of one block, `Bᵀ_h d B_w`, to `V`
+    /// (`[P][T][16]` of a block), read from the input (`[h][w][16]` of a block) for an
+    /// interior tile, and from a zero-padded copy (`[nh][nw][16]`) for a border tile.
+    pub fn input_tiles(&self) -> [TransformSpec; 2] {
         let [th, tw] = self.transforms();
         let [nh, nw] = self.n();
         let t = self.t() as i64;
-        let strides = [self.wp as i64 * BB, BB, nw as i64 * t * BB, t * BB];
-        TransformSpec::new(&th.bt, nh, &tw.bt, nw, strides, nh, nw)
+        let tile = |row: i64| TransformSpec::new(&th.bt, nh, &tw.bt, nw, [row, BB, nw as i64 * t * BB, t * BB], nh, nw);
+        [tile(self.w as i64 * BB), tile(nw as i64 * BB)]
     }
 
     /// The output transform tile storing `rows x cols` pixels: `Aᵀ_h M A_w` of one tile of
@@ -286,28 +299,81 @@ impl WinogradSpec {
         ]
     }
 
-    /// Emits the input transform loops: args out (`V`, `[cb][P][T][16]`), in (the padded
-    /// input, `[cb][hp][wp][16]`), the [`Self::input_tile`]. Item: one tile row of one
-    /// input block.
+    /// Emits the input transform loops: args out (`V`, `[cb][P][T][16]`), in (`[cb][h][w][16]`),
+    /// the two [`Self::input_tiles`]. Item: one tile row of one input block. An interior
+    /// tile is transformed in place; a border tile's pixels are first copied into a zeroed
+    /// `[nh][nw][16]` stack buffer (so no padding step copies the whole input).
     pub fn emit_input(&self, b: &mut FunctionBuilder, args: Value, begin: Value, end: Value, call_conv: CallConv) {
-        let (out, inp, tile) = (arg(b, args, 0), arg(b, args, 1), arg(b, args, 2));
+        let (out, inp) = (arg(b, args, 0), arg(b, args, 1));
+        let (inner, border) = (arg(b, args, 2), arg(b, args, 3));
         let sig = tile_signature(b, call_conv);
-        let ([mh, mw], [th, tw]) = (self.m, self.tiles());
-        let hp = self.padded()[0] as i64;
-        let (t, p, wp) = (self.t() as i64, self.positions() as i64, self.wp as i64);
+        let ([mh, mw], [nh, nw], [th, tw]) = (self.m, self.n(), self.tiles());
+        let [[ylo, yhi], [xlo, xhi]] = self.interior();
+        let (h, w) = (self.h as i64, self.w as i64);
+        let (t, p) = (self.t() as i64, self.positions() as i64);
+        let slot = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, (nh * nw * 64) as u32, 6));
         for_range(b, begin, end, |b, item| {
             let cbi = b.ins().udiv_imm_u(item, th as i64);
             let ty = b.ins().urem_imm_u(item, th as i64);
-            let src = add_scaled(b, inp, cbi, hp * wp * BB);
-            let src = add_scaled(b, src, ty, mh as i64 * wp * BB);
+            let plane = add_scaled(b, inp, cbi, h * w * BB);
             let dst = add_scaled(b, out, cbi, p * t * BB);
             let dst = add_scaled(b, dst, ty, tw as i64 * BB);
             let null = ic(b, 0);
-            for_n(b, tw, |b, tx| {
-                let s = add_scaled(b, src, tx, mw as i64 * BB);
+            // First input row and column of tile (ty, tx): ty*mh - top, tx*mw - left.
+            let y0 = b.ins().imul_imm_s(ty, mh as i64);
+            let y0 = b.ins().iadd_imm_s(y0, -(self.top as i64));
+            let border_tile = |b: &mut FunctionBuilder, tx: Value| {
+                let buf = b.ins().stack_addr(types::I64, slot, 0);
+                let z = splat_const(b, 0.0);
+                for k in 0..(nh * nw * NV) as i64 {
+                    stv(b, z, buf, k * VB);
+                }
+                let x0 = b.ins().imul_imm_s(tx, mw as i64);
+                let x0 = b.ins().iadd_imm_s(x0, -(self.left as i64));
+                let zero = ic(b, 0);
+                let (ya, yb) = (b.ins().smax(y0, zero), b.ins().iadd_imm_s(y0, nh as i64));
+                let yb = smin_c(b, yb, h);
+                let (xa, xb) = (b.ins().smax(x0, zero), b.ins().iadd_imm_s(x0, nw as i64));
+                let xb = smin_c(b, xb, w);
+                for_range(b, ya, yb, |b, y| {
+                    let srow = add_scaled(b, plane, y, w * BB);
+                    let dy = b.ins().isub(y, y0);
+                    let drow = add_scaled(b, buf, dy, nw as i64 * BB);
+                    for_range(b, xa, xb, |b, x| {
+                        let sp = add_scaled(b, srow, x, BB);
+                        let dx = b.ins().isub(x, x0);
+                        let dp = add_scaled(b, drow, dx, BB);
+                        for k in 0..NV as i64 {
+                            let v = ldv(b, sp, k * VB);
+                            stv(b, v, dp, k * VB);
+                        }
+                    });
+                });
                 let d = add_scaled(b, dst, tx, BB);
-                b.ins().call_indirect(sig, tile, &[s, null, d, null, null]);
-            });
+                b.ins().call_indirect(sig, border, &[buf, null, d, null, null]);
+            };
+            let inner_tile = |b: &mut FunctionBuilder, tx: Value| {
+                let x0 = b.ins().imul_imm_s(tx, mw as i64);
+                let x0 = b.ins().iadd_imm_s(x0, -(self.left as i64));
+                let row = add_scaled(b, plane, y0, w * BB);
+                let s = add_scaled(b, row, x0, BB);
+                let d = add_scaled(b, dst, tx, BB);
+                b.ins().call_indirect(sig, inner, &[s, null, d, null, null]);
+            };
+            let lo = b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, ty, ylo as i64);
+            let hi = b.ins().icmp_imm_s(IntCC::SignedLessThan, ty, yhi as i64);
+            let inside = b.ins().band(lo, hi);
+            let (yes, no, join) = (b.create_block(), b.create_block(), b.create_block());
+            b.ins().brif(inside, yes, &[], no, &[]);
+            b.switch_to_block(yes);
+            for_range_c(b, 0, xlo, |b, tx| border_tile(b, tx));
+            for_range_c(b, xlo, xhi, |b, tx| inner_tile(b, tx));
+            for_range_c(b, xhi, tw, |b, tx| border_tile(b, tx));
+            b.ins().jump(join, &[]);
+            b.switch_to_block(no);
+            for_range_c(b, 0, tw, |b, tx| border_tile(b, tx));
+            b.ins().jump(join, &[]);
+            b.switch_to_block(join);
         });
     }
 
@@ -363,6 +429,14 @@ impl WinogradSpec {
                 row(b, ptrs[4], ptrs[6]);
             }
         });
+    }
+}
+
+/// `for i in lo..hi` for compile-time bounds (nothing when empty).
+fn for_range_c(b: &mut FunctionBuilder, lo: usize, hi: usize, body: impl FnMut(&mut FunctionBuilder, Value)) {
+    if lo < hi {
+        let (s, e) = (ic(b, lo as i64), ic(b, hi as i64));
+        for_range(b, s, e, body);
     }
 }
 

@@ -987,7 +987,10 @@ fn winograd_spec(c: &ConvIn, m: [usize; 2], isa: Isa) -> Result<Option<WinogradS
     let spec = WinogradSpec {
         cb,
         ocb,
-        wp: 0,
+        h: c.h,
+        w: c.w,
+        top: c.pad[0],
+        left: c.pad[2],
         oh: c.oh,
         ow: c.ow,
         m,
@@ -995,44 +998,26 @@ fn winograd_spec(c: &ConvIn, m: [usize; 2], isa: Isa) -> Result<Option<WinogradS
         residual: c.residual.map(|r| r.0.to_bits()),
         relu: c.relu,
     };
-    let spec = WinogradSpec { wp: spec.padded()[1], ..spec };
     let tiles_fit =
-        std::iter::once(Some(spec.input_tile())).chain(spec.output_tiles()).flatten().all(|t| t.validate(isa).is_ok());
+        spec.input_tiles().into_iter().map(Some).chain(spec.output_tiles()).flatten().all(|t| t.validate(isa).is_ok());
     Ok(tiles_fit.then_some(spec))
 }
 
-/// A Winograd convolution on the wide tier of `isa`: pad into the tiled extent, transform
-/// the input, one 1x1 product per position, transform the output (see
+/// A Winograd convolution on the wide tier of `isa`: transform the input (zero padding
+/// included), one 1x1 product per position, transform the output (see
 /// [`crate::jit::winograd`]).
 fn winograd(p: &mut Planner, c: ConvIn, spec: WinogradSpec, isa: Isa) -> Result<()> {
     let (cb, ocb, m) = (spec.cb, spec.ocb, spec.m);
-    let [hp, wp] = spec.padded();
-    let [top, _, left, _] = c.pad;
-    let (input, scratch) = if hp != c.h || wp != c.w || top > 0 || left > 0 {
-        let sb = p.new_buf(cb * hp * wp * BB, 1);
-        let so = p.bufs[sb].offset;
-        p.kernel(
-            KernelSpec::Pad { cb, h: c.h, w: c.w, top, left, hp, wp, fill: 0 },
-            vec![Arg::Arena(so), Arg::Arena(c.src)],
-            (cb * hp * wp * BLOCK) as u64,
-        );
-        (so, Some(sb))
-    } else {
-        (c.src, None)
-    };
     let (t, pos) = (spec.t(), spec.positions());
     let [nh, nw] = spec.n();
     let vb = p.new_buf(cb * pos * t * BB, 1);
     let v = p.bufs[vb].offset;
-    let tin = p.tile(WideTile::Transform(spec.input_tile()));
+    let [inner, border] = spec.input_tiles().map(|t| p.tile(WideTile::Transform(t)));
     p.kernel(
         KernelSpec::WinogradIn(spec.clone()),
-        vec![Arg::Arena(v), Arg::Arena(input), tin],
+        vec![Arg::Arena(v), Arg::Arena(c.src), inner, border],
         (cb * BLOCK * t * pos * (nh + nw)) as u64,
     );
-    if let Some(sb) = scratch {
-        p.unref(sb);
-    }
     let mb = p.new_buf(ocb * pos * t * BB, 1);
     let mo = p.bufs[mb].offset;
     // The products read V from L2, not L1: the widest tile (most FMAs per broadcast) wins
