@@ -10,8 +10,8 @@
 //! kernel's, 4x for 3x3, and on small maps the few tiles cannot amortise streaming them),
 //! and enough channels for the multiplications saved to pay for the transforms
 //! ([`MIN_SAVED_PER_ELEMENT`]). The
-//! output tile per axis is [`Transform1d::tile_for`] its taps: `F(4x4, 3x3)` does 4x
-//! fewer multiplications, `F(2, 7)` 1.75x.
+//! output tile per axis is [`Transform1d::tile_for`] its taps: 2 (`F(2x2, 3x3)` does
+//! 2.25x fewer multiplications, `F(2, 7)` 1.75x).
 //!
 //! The wide tiers honour the annotation; the portable tier computes such a convolution
 //! directly. One rewrite per convolution annotated.
@@ -28,12 +28,11 @@ pub const MIN_PIXELS: usize = 17 * 17;
 /// Multiply-adds saved per element transformed below which a convolution stays direct.
 ///
 /// Per output pixel, `F(m, r)` saves `cin * cout * (kh*kw - P/(mh*mw))` multiply-adds and
-/// transforms `(cin + cout) * P/(mh*mw)` elements (in and out). Measured alone on 2 threads
-/// (`incc bench`, median of 3x30 runs, 72 layers of 32 to 384 channels on 17x17 to 71x71
-/// maps): 1x7 32->32 (12 saved per element) ran 0.83x as fast as direct; of the layers
-/// above 16, all but two ran faster (1.07x to 3.75x); those two, 7x1 48->64 (21) and 5x5
-/// 32->32 (28) on 17x17, ran 0.79x and 0.85x but take about 0.1 ms.
-pub const MIN_SAVED_PER_ELEMENT: f64 = 16.0;
+/// transforms `(cin + cout) * P/(mh*mw)` elements (in and out). Measured on 2 threads
+/// (`incc bench`): alone, 1x7 32->32 and 7x1 48->64 on 17x17 (12 and 21 saved per element)
+/// ran 0.83x and 0.79x as fast as direct, while most layers above 24 ran 1.1x to 3x faster;
+/// in Inception-v3, `F(2x2, 3x3)` on the 32->32 stem convolution (20) ran 0.75x.
+pub const MIN_SAVED_PER_ELEMENT: f64 = 24.0;
 
 /// The `select-winograd` pass.
 pub struct SelectWinograd;
