@@ -404,11 +404,12 @@ impl WinogradSpec {
             let ooff = b.ins().iadd(o1, o2);
             let dst = b.ins().iadd(out, ooff);
             let rdst = if self.residual.is_some() { b.ins().iadd(res, ooff) } else { res };
+            let null = ic(b, 0);
             let call = |b: &mut FunctionBuilder, tile: Value, tx: Value| {
                 let s = add_scaled(b, src, tx, BB);
                 let d = add_scaled(b, dst, tx, mw as i64 * BB);
                 let r = if self.residual.is_some() { add_scaled(b, rdst, tx, mw as i64 * BB) } else { rdst };
-                b.ins().call_indirect(sig, tile, &[s, res, d, bp, r]);
+                b.ins().call_indirect(sig, tile, &[s, null, d, bp, r]);
             };
             // One tile row with `full` and `edge` tiles (edge: the last column's).
             let row = |b: &mut FunctionBuilder, full: Value, edge: Value| {
