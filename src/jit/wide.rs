@@ -280,7 +280,8 @@ impl TileSpec {
     }
 }
 
-const Z: [AsmRegisterZmm; 32] = [
+/// The zmm registers by number.
+pub(super) const Z: [AsmRegisterZmm; 32] = [
     zmm0, zmm1, zmm2, zmm3, zmm4, zmm5, zmm6, zmm7, zmm8, zmm9, zmm10, zmm11, zmm12, zmm13, zmm14, zmm15, zmm16, zmm17,
     zmm18, zmm19, zmm20, zmm21, zmm22, zmm23, zmm24, zmm25, zmm26, zmm27, zmm28, zmm29, zmm30, zmm31,
 ];
@@ -458,9 +459,11 @@ fn close_loops(
     Ok(())
 }
 
-const Y: [AsmRegisterYmm; 16] =
+/// The ymm registers by number.
+pub(super) const Y: [AsmRegisterYmm; 16] =
     [ymm0, ymm1, ymm2, ymm3, ymm4, ymm5, ymm6, ymm7, ymm8, ymm9, ymm10, ymm11, ymm12, ymm13, ymm14, ymm15];
-const X: [AsmRegisterXmm; 16] =
+/// The xmm registers by number.
+pub(super) const X: [AsmRegisterXmm; 16] =
     [xmm0, xmm1, xmm2, xmm3, xmm4, xmm5, xmm6, xmm7, xmm8, xmm9, xmm10, xmm11, xmm12, xmm13, xmm14, xmm15];
 
 /// VEX has no compressed displacement: one byte reaches [-128, 127]. The input pointer is

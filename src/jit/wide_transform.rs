@@ -18,7 +18,7 @@
 //! `R` is the identity: then `y` reads the inputs from memory), one for `y`, zero, bias,
 //! scale, and the constants.
 
-use super::wide::{Emitted, Isa};
+use super::wide::{Emitted, Isa, X, Y, Z};
 use crate::error::{Error, Result};
 use iced_x86::IcedError;
 use iced_x86::code_asm::*;
@@ -219,13 +219,6 @@ struct Em<'a> {
     isa: Isa,
 }
 
-const Z: [AsmRegisterZmm; 32] = [
-    zmm0, zmm1, zmm2, zmm3, zmm4, zmm5, zmm6, zmm7, zmm8, zmm9, zmm10, zmm11, zmm12, zmm13, zmm14, zmm15, zmm16, zmm17,
-    zmm18, zmm19, zmm20, zmm21, zmm22, zmm23, zmm24, zmm25, zmm26, zmm27, zmm28, zmm29, zmm30, zmm31,
-];
-const Y: [AsmRegisterYmm; 16] =
-    [ymm0, ymm1, ymm2, ymm3, ymm4, ymm5, ymm6, ymm7, ymm8, ymm9, ymm10, ymm11, ymm12, ymm13, ymm14, ymm15];
-
 macro_rules! three {
     ($self:ident, $m:ident, $d:expr, $s1:expr, $s2:expr) => {
         match ($self.isa, $s2) {
@@ -281,8 +274,8 @@ impl Em<'_> {
         match self.isa {
             Isa::Avx512 => self.a.vpbroadcastd(Z[d], eax),
             Isa::Avx2 => {
-                self.a.vmovd(xmm15_or(d), eax)?;
-                self.a.vbroadcastss(Y[d], xmm15_or(d))
+                self.a.vmovd(X[d], eax)?;
+                self.a.vbroadcastss(Y[d], X[d])
             }
         }
     }
@@ -325,11 +318,4 @@ impl Em<'_> {
         }
         Ok(())
     }
-}
-
-/// The xmm view of ymm `d` (for `vmovd` before a broadcast).
-fn xmm15_or(d: usize) -> AsmRegisterXmm {
-    const X: [AsmRegisterXmm; 16] =
-        [xmm0, xmm1, xmm2, xmm3, xmm4, xmm5, xmm6, xmm7, xmm8, xmm9, xmm10, xmm11, xmm12, xmm13, xmm14, xmm15];
-    X[d]
 }
