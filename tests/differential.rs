@@ -1225,7 +1225,11 @@ fn generator_covers_the_constructs() {
         assert!(text.contains(needle), "no generated network contains `{needle}`");
     }
     assert!(one_by_one_maps > 0, "no convolution or pool runs on a 1x1 map");
-    for pass in incc::passes::pass_names() {
+    // `select-winograd` needs a layer of at least 17x17 outputs with about 40 channels in and
+    // out (4M multiply-adds for a 3x3), beyond the generator's budget (`MAX_MACS`); the
+    // Winograd path is tested by `tests/jit.rs` (`random_winograd_convs` and the seven
+    // architectures) instead.
+    for pass in incc::passes::pass_names().into_iter().filter(|&p| p != "select-winograd") {
         assert!(rewrites.get(pass).is_some_and(|&n| n > 0), "`{pass}` never fires: {rewrites:?}");
     }
     eprintln!("{one_by_one_maps} layers on 1x1 maps; rewrites per pass: {rewrites:?}");
