@@ -5,6 +5,13 @@
 //! as is. Loading is all or nothing: a file that does not fit the network is one error
 //! listing every missing, unexpected and mis-shaped tensor, so a network never runs with
 //! some weights silently left at their initial values.
+//!
+//! Seeded tensors are generated when first read, not by [`Weights::init`], and only those
+//! the optimised network still uses. Batch-norm folding and sibling merging keep such tensors lazy
+//! ([`Weights::scale_rows`], [`Weights::concat_rows`]); every other access generates the
+//! tensor once and keeps it. The values do not depend on which happens.
+
+mod stream;
 
 use crate::error::{Error, Result};
 use crate::ir::{Graph, ParamRole, ParamSpec};
@@ -13,7 +20,10 @@ use safetensors::{Dtype, SafeTensorError, SafeTensors};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::ops::Range;
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use stream::{Dist, Stream};
 
 /// Longest list of tensors an error message prints before `... and N more`.
 const MAX_LISTED: usize = 20;
@@ -28,9 +38,18 @@ pub struct Tensor {
 }
 
 /// The parameter tensors of a network, by state-dict key.
-#[derive(Clone, Debug, Default, PartialEq)]
+///
+/// Equality compares keys and values, generating lazy tensors as needed.
+#[derive(Clone, Debug, Default)]
 pub struct Weights {
-    map: BTreeMap<String, Tensor>,
+    map: BTreeMap<String, Entry>,
+}
+
+impl PartialEq for Weights {
+    fn eq(&self, other: &Weights) -> bool {
+        self.map.len() == other.map.len()
+            && self.map.iter().zip(&other.map).all(|((ka, a), (kb, b))| ka == kb && a.tensor() == b.tensor())
+    }
 }
 
 impl Weights {
@@ -39,19 +58,37 @@ impl Weights {
         Weights::default()
     }
 
-    /// The tensor named `key`.
+    /// The tensor named `key` (a lazy tensor is generated now, once, and kept).
     pub fn get(&self, key: &str) -> Option<&Tensor> {
-        self.map.get(key)
+        self.map.get(key).map(Entry::tensor)
     }
 
-    /// The tensor stored under `key`, to change in place.
+    /// The tensor stored under `key`, to change in place (generated first if lazy).
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Tensor> {
-        self.map.get_mut(key)
+        self.map.get_mut(key).map(Entry::tensor_mut)
+    }
+
+    /// The tensor named `key` if its values are in memory, without generating them.
+    pub fn resident(&self, key: &str) -> Option<&Tensor> {
+        match self.map.get(key)? {
+            Entry::Dense(t) => Some(t),
+            Entry::Lazy { cache, .. } => cache.get(),
+        }
+    }
+
+    /// The shape of tensor `key`, without generating it.
+    pub fn shape(&self, key: &str) -> Option<&[usize]> {
+        self.map.get(key).map(Entry::shape)
+    }
+
+    /// Every tensor's key and shape, by key in byte order, without generating any.
+    pub fn shapes(&self) -> impl Iterator<Item = (&str, &[usize])> {
+        self.map.iter().map(|(k, e)| (k.as_str(), e.shape()))
     }
 
     /// Adds or replaces the tensor named `key`, returning the one it replaced.
     pub fn insert(&mut self, key: impl Into<String>, tensor: Tensor) -> Option<Tensor> {
-        self.map.insert(key.into(), tensor)
+        self.map.insert(key.into(), Entry::Dense(tensor)).map(Entry::into_tensor)
     }
 
     /// Keeps only the tensors whose key satisfies `keep`.
@@ -59,9 +96,9 @@ impl Weights {
         self.map.retain(|k, _| keep(k));
     }
 
-    /// All tensors, by key in byte order.
+    /// All tensors, by key in byte order (lazy ones are generated and kept).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Tensor)> {
-        self.map.iter().map(|(k, t)| (k.as_str(), t))
+        self.map.iter().map(|(k, e)| (k.as_str(), e.tensor()))
     }
 
     /// Number of tensors.
@@ -74,45 +111,115 @@ impl Weights {
         self.map.is_empty()
     }
 
+    /// Multiplies row `r` of tensor `key` (seen as `[scale.len()][rest]`) by `scale[r]`,
+    /// each value as `(v as f64 * scale[r]) as f32`. A lazy tensor stays lazy when the rows
+    /// are its first dimension and it was not scaled before.
+    pub fn scale_rows(&mut self, key: &str, scale: &[f64]) -> Result<()> {
+        let e = self.map.get_mut(key).ok_or_else(|| missing_tensor(key))?;
+        let n = match e {
+            Entry::Dense(t) => t.data.len(),
+            Entry::Lazy { shape, .. } => shape.iter().product(),
+        };
+        if scale.is_empty() || !n.is_multiple_of(scale.len()) {
+            return Err(Error::Invalid(format!(
+                "tensor `{key}` {} has no {} rows to scale",
+                dims(e.shape()),
+                scale.len()
+            )));
+        }
+        if let Entry::Lazy { shape, recipe, cache } = e
+            && cache.get().is_none()
+            && n_rows(shape) == scale.len()
+            && recipe.parts.iter().all(|p| p.scale.is_none())
+        {
+            let mut first = 0;
+            for p in &mut recipe.parts {
+                p.scale = Some(scale[first..first + p.rows].into());
+                first += p.rows;
+            }
+            return Ok(());
+        }
+        let t = e.tensor_mut();
+        for (chunk, &s) in t.data.chunks_exact_mut(n / scale.len()).zip(scale) {
+            chunk.iter_mut().for_each(|v| *v = (*v as f64 * s) as f32);
+        }
+        Ok(())
+    }
+
+    /// Inserts under `key` the tensors `parts` concatenated along their first dimension
+    /// (their other dimensions must be equal). Lazy when every part is lazy.
+    pub fn concat_rows(&mut self, key: impl Into<String>, parts: &[&str]) -> Result<()> {
+        let entries = parts.iter().map(|k| self.entry(k)).collect::<Result<Vec<_>>>()?;
+        let Some(first) = entries.first() else {
+            return Err(Error::Invalid("concatenation of no tensors".into()));
+        };
+        let rest = first.shape().get(1..).unwrap_or_default();
+        if let Some(i) =
+            entries.iter().position(|e| e.shape().get(1..).unwrap_or_default() != rest || e.shape().is_empty())
+        {
+            return Err(Error::Invalid(format!(
+                "cannot concatenate tensor `{}` {} with `{}` {} along the first dimension",
+                parts[i],
+                dims(entries[i].shape()),
+                parts[0],
+                dims(first.shape())
+            )));
+        }
+        let mut shape = first.shape().to_vec();
+        shape[0] = entries.iter().map(|e| e.shape()[0]).sum();
+        let lazy: Option<Vec<&Recipe>> = entries
+            .iter()
+            .map(|e| match e {
+                Entry::Lazy { recipe, cache, .. } if cache.get().is_none() => Some(recipe),
+                _ => None,
+            })
+            .collect();
+        let entry = match lazy {
+            Some(recipes) => Entry::Lazy {
+                shape,
+                recipe: Recipe { parts: recipes.iter().flat_map(|r| r.parts.iter().cloned()).collect() },
+                cache: OnceLock::new(),
+            },
+            None => {
+                let data = entries.iter().flat_map(|e| e.tensor().data.iter().copied()).collect();
+                Entry::Dense(Tensor { shape, data })
+            }
+        };
+        self.map.insert(key.into(), entry);
+        Ok(())
+    }
+
+    fn entry(&self, key: &str) -> Result<&Entry> {
+        self.map.get(key).ok_or_else(|| missing_tensor(key))
+    }
+
     /// Deterministic weights for every parameter of `graph`, the same on every platform.
     ///
     /// Each tensor draws from its own stream, seeded by `seed` and a hash of its key, so
-    /// adding or removing a layer leaves every other layer's values unchanged.
+    /// adding or removing a layer leaves every other layer's values unchanged. Nothing is
+    /// generated here: each tensor is when first read (see the module documentation).
     ///
     /// | role | values |
     /// |---|---|
-    /// | conv / linear weight | mean 0, std `sqrt(2 / fan_in)` (He), near-normal (see `normal`) |
+    /// | conv / linear weight | mean 0, std `sqrt(2 / fan_in)` (He), near-normal (see `Dist::Normal`) |
     /// | bias | uniform in `±1/sqrt(fan_in)` (PyTorch's default) |
     /// | batch-norm gamma, running variance | uniform in `1 ± 0.1` |
     /// | batch-norm beta, running mean | uniform in `±0.1` |
     ///
     /// Batch norms are near, but not exactly, the identity so that tests of them can fail.
     pub fn init(graph: &Graph, seed: u64) -> Weights {
-        // Each tensor's stream depends only on the seed and its key, so the tensors can be
-        // generated on all cores in any order with the same result.
-        let specs = graph.params();
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
-        let mut shares: Vec<Vec<&ParamSpec>> = vec![vec![]; threads];
-        let mut load = vec![0usize; threads];
-        let mut by_size: Vec<&ParamSpec> = specs.iter().collect();
-        by_size.sort_by_key(|s| std::cmp::Reverse(s.shape.iter().product::<usize>()));
-        for spec in by_size {
-            let t = (0..threads).min_by_key(|&t| load[t]).unwrap_or(0);
-            load[t] += spec.shape.iter().product::<usize>();
-            shares[t].push(spec);
-        }
-        let made: Vec<Vec<(String, Tensor)>> = std::thread::scope(|s| {
-            let handles: Vec<_> = shares
-                .iter()
-                .map(|share| {
-                    s.spawn(move || share.iter().map(|spec| (spec.key.clone(), init_tensor(spec, seed))).collect())
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
-        });
         let mut w = Weights::new();
-        for (key, t) in made.into_iter().flatten() {
-            w.insert(key, t);
+        for spec in graph.params() {
+            let fan_in = spec.fan_in.max(1) as f64;
+            let dist = match spec.role {
+                ParamRole::Weight => Dist::Normal { std: (2.0 / fan_in).sqrt() },
+                ParamRole::Bias => Dist::Uniform { center: 0.0, half: 1.0 / fan_in.sqrt() },
+                ParamRole::BnWeight | ParamRole::RunningVar => Dist::Uniform { center: 1.0, half: 0.1 },
+                ParamRole::BnBias | ParamRole::RunningMean => Dist::Uniform { center: 0.0, half: 0.1 },
+            };
+            let part = Part { stream: Stream::for_key(seed, &spec.key, dist), rows: n_rows(&spec.shape), scale: None };
+            let entry = Entry::Lazy { shape: spec.shape, recipe: Recipe { parts: vec![part] }, cache: OnceLock::new() };
+            w.map.insert(spec.key, entry);
         }
         w
     }
@@ -120,13 +227,14 @@ impl Weights {
     /// Checks that every parameter of `graph` is present with its exact shape and with as
     /// many values as its shape holds. Extra tensors are allowed here (a pass may have
     /// removed the layer that used them); [`Weights::load_safetensors`] is stricter.
+    /// Generates nothing.
     pub fn check(&self, graph: &Graph) -> Result<()> {
         let mut report = Report::default();
         for spec in unique_params(graph) {
-            match self.get(&spec.key) {
+            match self.map.get(&spec.key) {
                 None => report.missing(&spec),
-                Some(t) if t.shape != spec.shape => report.wrong(&spec, "F32", &t.shape),
-                Some(t) if t.data.len() != spec.shape.iter().product::<usize>() => {
+                Some(e) if e.shape() != spec.shape => report.wrong(&spec, "F32", e.shape()),
+                Some(Entry::Dense(t)) if t.data.len() != spec.shape.iter().product::<usize>() => {
                     report.wrong.push(format!(
                         "`{}`: shape {} holds {} values, the tensor has {}",
                         spec.key,
@@ -229,14 +337,14 @@ impl Weights {
         let fail = |message: String| Error::Weights { path: path.display().to_string(), message };
         let mut infos = Vec::with_capacity(self.map.len());
         let mut offset = 0usize;
-        for (key, t) in &self.map {
+        for (key, t) in self.iter() {
             let n = t.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
             if n != Some(t.data.len()) {
                 return Err(fail(format!("tensor `{key}` of shape {} has {} values", dims(&t.shape), t.data.len())));
             }
             let end = offset + 4 * t.data.len();
             infos.push((
-                key.clone(),
+                key.to_string(),
                 TensorInfo { dtype: Dtype::F32, shape: t.shape.clone(), data_offsets: (offset, end) },
             ));
             offset = end;
@@ -248,7 +356,7 @@ impl Weights {
         crate::npy::write_atomic(path, |w| {
             w.write_all(&(header.len() as u64).to_le_bytes())?;
             w.write_all(&header)?;
-            for t in self.map.values() {
+            for (_, t) in self.iter() {
                 for v in &t.data {
                     w.write_all(&v.to_le_bytes())?;
                 }
@@ -371,68 +479,109 @@ impl Report {
     }
 }
 
-/// SplitMix64 (Steele, Lea and Flood 2014): tiny, fast, and the same on every platform.
-struct SplitMix64(u64);
+/// A stored tensor: its values, or how to generate them.
+#[derive(Clone, Debug)]
+enum Entry {
+    /// Values in memory.
+    Dense(Tensor),
+    /// Generated from `recipe` on first read and then kept in `cache`; rows can be
+    /// generated without keeping them.
+    Lazy { shape: Vec<usize>, recipe: Recipe, cache: OnceLock<Tensor> },
+}
 
-impl SplitMix64 {
-    /// The stream of tensor `key` under `seed` (FNV-1a hash of the key, mixed with the seed).
-    fn for_key(seed: u64, key: &str) -> SplitMix64 {
-        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
-        let mut s = SplitMix64(seed);
-        SplitMix64(s.next() ^ hash)
+impl Entry {
+    fn shape(&self) -> &[usize] {
+        match self {
+            Entry::Dense(t) => &t.shape,
+            Entry::Lazy { shape, .. } => shape,
+        }
     }
 
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+    fn tensor(&self) -> &Tensor {
+        match self {
+            Entry::Dense(t) => t,
+            Entry::Lazy { shape, recipe, cache } => cache.get_or_init(|| recipe.tensor(shape)),
+        }
     }
 
-    /// Uniform in `[0, 1)` with 53 random bits.
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    /// The values, in memory for good.
+    fn tensor_mut(&mut self) -> &mut Tensor {
+        if let Entry::Lazy { .. } = self {
+            let dense = std::mem::replace(self, Entry::Dense(Tensor { shape: vec![], data: vec![] })).into_tensor();
+            *self = Entry::Dense(dense);
+        }
+        match self {
+            Entry::Dense(t) => t,
+            Entry::Lazy { .. } => unreachable!("made dense above"),
+        }
     }
 
-    /// Uniform in `[-a, a)`.
-    fn uniform(&mut self, a: f64) -> f64 {
-        (2.0 * self.unit() - 1.0) * a
-    }
-
-    /// Approximately standard normal: the sum of 4 uniforms (the four 16-bit quarters of
-    /// one draw, Irwin–Hall), centred and scaled to mean 0, variance 1, cut off at ±2√3.
-    ///
-    /// A hard choice: Box–Muller is exact but needs `ln` and `cos`, whose last bits come
-    /// from the platform's libm; sums of uniforms need only integer and IEEE arithmetic, so
-    /// the weights are bit-identical everywhere. One draw per value keeps the init of
-    /// Inception-v4's 43M parameters at tens of milliseconds.
-    fn normal(&mut self) -> f64 {
-        let z = self.next();
-        let s = (z & 0xffff) + (z >> 16 & 0xffff) + (z >> 32 & 0xffff) + (z >> 48);
-        // Each quarter is uniform on {0..65535}: (q + 0.5) / 65536 has mean 1/2, variance
-        // ~1/12, so the sum has mean 2 and variance 1/3.
-        ((s as f64 + 2.0) / 65536.0 - 2.0) * 3f64.sqrt()
+    fn into_tensor(self) -> Tensor {
+        match self {
+            Entry::Dense(t) => t,
+            Entry::Lazy { shape, recipe, mut cache } => cache.take().unwrap_or_else(|| recipe.tensor(&shape)),
+        }
     }
 }
 
-/// One tensor of [`Weights::init`], from the seed and its key alone.
-fn init_tensor(spec: &ParamSpec, seed: u64) -> Tensor {
-    let mut rng = SplitMix64::for_key(seed, &spec.key);
-    let n: usize = spec.shape.iter().product();
-    let fan_in = spec.fan_in.max(1) as f64;
-    let mut data = Vec::with_capacity(n);
-    crate::runtime::mem::hint_huge_pages(&data);
-    data.extend((0..n).map(|_| {
-        let v = match spec.role {
-            ParamRole::Weight => rng.normal() * (2.0 / fan_in).sqrt(),
-            ParamRole::Bias => rng.uniform(1.0 / fan_in.sqrt()),
-            ParamRole::BnWeight | ParamRole::RunningVar => 1.0 + rng.uniform(0.1),
-            ParamRole::BnBias | ParamRole::RunningMean => rng.uniform(0.1),
-        };
-        v as f32
-    }));
-    Tensor { shape: spec.shape.clone(), data }
+/// A generated tensor: the rows (first dimension) of seeded streams, one after another.
+#[derive(Clone, Debug)]
+struct Recipe {
+    parts: Vec<Part>,
+}
+
+/// Consecutive rows of a [`Recipe`]: the first `rows` rows of a stream's tensor.
+#[derive(Clone, Debug)]
+struct Part {
+    stream: Stream,
+    rows: usize,
+    /// Row `r`'s values times `scale[r]` (as `(v as f64 * s) as f32`), from a folded batch
+    /// norm.
+    scale: Option<Arc<[f64]>>,
+}
+
+impl Recipe {
+    fn tensor(&self, shape: &[usize]) -> Tensor {
+        let mut data = Vec::with_capacity(shape.iter().product());
+        crate::runtime::mem::hint_huge_pages(&data);
+        data.resize(shape.iter().product(), 0.0);
+        self.fill(row_len(shape), 0..n_rows(shape), &mut data);
+        Tensor { shape: shape.to_vec(), data }
+    }
+
+    /// Writes rows `rows` (of `len` values each) to `out`.
+    fn fill(&self, len: usize, rows: Range<usize>, out: &mut [f32]) {
+        let mut first = 0;
+        let mut out = out;
+        for p in &self.parts {
+            let (lo, hi) = (rows.start.max(first), rows.end.min(first + p.rows));
+            if lo < hi {
+                let (here, rest) = std::mem::take(&mut out).split_at_mut((hi - lo) * len);
+                p.stream.fill(((lo - first) * len) as u64, here);
+                if let Some(scale) = &p.scale {
+                    for (row, s) in here.chunks_exact_mut(len.max(1)).zip(&scale[lo - first..hi - first]) {
+                        row.iter_mut().for_each(|v| *v = (*v as f64 * s) as f32);
+                    }
+                }
+                out = rest;
+            }
+            first += p.rows;
+        }
+    }
+}
+
+/// Rows of a tensor of `shape` seen as `[shape[0]][rest]` (a scalar is one row).
+fn n_rows(shape: &[usize]) -> usize {
+    shape.first().copied().unwrap_or(1)
+}
+
+/// Values per row of a tensor of `shape` (see [`n_rows`]).
+fn row_len(shape: &[usize]) -> usize {
+    shape.get(1..).unwrap_or_default().iter().product()
+}
+
+fn missing_tensor(key: &str) -> Error {
+    Error::Invalid(format!("no weight tensor `{key}`"))
 }
 
 /// A seeded random input of `n` values, uniform in [-1, 1) (the CLI's default input).
@@ -593,14 +742,44 @@ pub(crate) mod tests {
 
     const PINNED_CONV_WEIGHT_BITS: [u32; 3] = [3201431406, 1049708768, 3188855700];
 
+    /// `a` with every tensor generated now (a copy whose tensors are all dense).
+    fn dense_copy(a: &Weights) -> Weights {
+        let mut d = Weights::new();
+        for (k, t) in a.clone().iter() {
+            d.insert(k, t.clone());
+        }
+        d
+    }
+
     #[test]
-    fn the_normal_generator_has_unit_variance() {
-        let mut r = SplitMix64::for_key(1, "x");
-        let n = 20_000;
-        let v: Vec<f64> = (0..n).map(|_| r.normal()).collect();
-        let mean = v.iter().sum::<f64>() / n as f64;
-        let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n as f64;
-        assert!(mean.abs() < 0.03 && (var - 1.0).abs() < 0.05, "mean {mean}, var {var}");
+    fn lazy_tensors_scale_and_concatenate_like_dense_ones() {
+        let g = small_net();
+        let mut lazy = Weights::init(&g, 11);
+        let mut dense = dense_copy(&lazy);
+        assert!(lazy.resident("features.conv.weight").is_none(), "init generates nothing");
+        assert!(dense.resident("features.conv.weight").is_some());
+        // Scaling and concatenating give the same values lazily and eagerly, and scaling a
+        // second time (which generates the tensor) rounds after each scale, as eagerly.
+        for w in [&mut lazy, &mut dense] {
+            w.scale_rows("features.conv.weight", &[0.5, 3.0, -1.25, 1e-3]).unwrap();
+            w.concat_rows("both", &["features.conv.weight", "features.conv.weight"]).unwrap();
+            w.concat_rows("three", &["features.conv.weight", "features.conv.weight", "features.conv.weight"]).unwrap();
+            w.concat_rows("twice", &["both", "both"]).unwrap();
+            w.scale_rows("both", &[1.5; 8]).unwrap();
+            w.concat_rows("biases", &["features.conv.bias", "fc.bias"]).unwrap();
+            w.scale_rows("fc.weight", &[0.25]).unwrap();
+            assert!(w.scale_rows("fc.bias", &[1.0; 3]).is_err());
+            assert!(w.concat_rows("bad", &["fc.weight", "features.conv.weight"]).is_err());
+        }
+        assert!(lazy.resident("features.conv.weight").is_none() && lazy.resident("biases").is_none());
+        assert!(lazy.resident("three").is_none() && lazy.resident("twice").is_none());
+        assert!(lazy.resident("both").is_some(), "scaled twice: generated");
+        assert_eq!(lazy.shape("twice"), Some(&[16, 3, 3, 3][..]));
+        assert_eq!(lazy.get("biases").unwrap().shape, [9]);
+        assert_eq!(lazy, dense);
+        // A mutated tensor is dense from then on.
+        lazy.get_mut("fc.bias").unwrap().data[0] = 7.0;
+        assert_eq!(lazy.resident("fc.bias").unwrap().data[0], 7.0);
     }
 
     #[test]
