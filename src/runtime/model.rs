@@ -1,5 +1,6 @@
 //! [`Model`]: JIT code, packed weights and a pool of preallocated activation arenas.
 
+use super::mem::Lines;
 use super::plan::{self, Arg, Helper, Line, Plan, Slot, Step, as_f32, as_f32_mut};
 use super::pool::{KernelFn, ThreadPool};
 use crate::error::{Error, Result};
@@ -22,14 +23,6 @@ const PARALLEL_FLOPS: u64 = 200_000;
 /// larger network is refused before any allocation instead of exhausting memory.
 pub const MAX_ARENA_BYTES: usize = 16 << 30;
 
-fn lines(bytes: usize) -> Vec<Line> {
-    let n = bytes.div_ceil(64);
-    let mut v = Vec::with_capacity(n);
-    super::mem::hint_huge_pages(&v);
-    v.resize(n, Line::ZERO);
-    v
-}
-
 extern "C" fn helper_powf(x: f32, y: f32) -> f32 {
     x.powf(y)
 }
@@ -40,7 +33,8 @@ extern "C" fn helper_expf(x: f32) -> f32 {
 
 /// One caller's activation memory and its resolved argument tables.
 struct Arena {
-    mem: Vec<Line>,
+    /// Zero until the kernels first write it (the pages are mapped as they are touched).
+    mem: Lines,
     /// All steps' argument tables, concatenated (pointers as integers).
     args: Vec<usize>,
 }
@@ -91,7 +85,7 @@ pub struct CompileStats {
 /// may call [`Model::run`] at once.
 pub struct Model {
     plan: Plan,
-    params: Vec<Line>,
+    params: Lines,
     fns: Vec<KernelFn>,
     /// Start of each step's argument table in [`Arena::args`].
     arg_at: Vec<usize>,
@@ -216,7 +210,7 @@ impl Model {
     }
 
     fn new_arena(&self) -> Arena {
-        let mut mem = lines(self.plan.arena_bytes);
+        let mut mem = Lines::zeroed(self.plan.arena_bytes.div_ceil(64));
         let base = mem.as_mut_ptr() as usize;
         let pbase = self.params.as_ptr() as usize;
         let mut args = Vec::new();

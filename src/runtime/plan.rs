@@ -13,6 +13,7 @@
 //! Buffers are reused once their last reader has run (best fit, no splitting); network
 //! outputs are never reused.
 
+use super::mem::Lines;
 use crate::error::{Error, Result};
 use crate::ir::op::padded_extent;
 use crate::ir::{Graph, Layout, Node, NodeId, Op, PoolKind, Shape};
@@ -182,35 +183,55 @@ pub fn as_f32_mut(mem: &mut [Line]) -> &mut [f32] {
 
 /// The packed parameters: 64-byte aligned floats, every block starting on a [`Line`]
 /// (dereferences to all the floats, the padding between blocks included). Blocks are
-/// written where they will stay, so the runtime adopts the storage without a copy.
+/// written where they will stay, so the runtime adopts the storage without a copy; the
+/// storage starts zero without being written ([`Lines`]), so padding costs nothing.
 #[derive(Debug, Default)]
-pub struct Params(Vec<Line>);
+pub struct Params {
+    mem: Lines,
+    /// Lines in use.
+    used: usize,
+}
 
 impl Params {
     fn with_capacity(floats: usize) -> Params {
-        let v = Vec::with_capacity(floats.div_ceil(16));
-        super::mem::hint_huge_pages(&v);
-        Params(v)
+        Params { mem: Lines::zeroed(floats.div_ceil(16)), used: 0 }
+    }
+
+    /// Appends `n` zeros and returns their offset in floats.
+    fn reserve(&mut self, n: usize) -> usize {
+        let (at, lines) = (self.used, n.div_ceil(16));
+        if at + lines > self.mem.len() {
+            let mut grown = Lines::zeroed((at + lines).max(2 * self.mem.len()));
+            grown[..at].copy_from_slice(&self.mem[..at]);
+            self.mem = grown;
+        }
+        self.used += lines;
+        at * 16
     }
 
     /// Appends `n` zeros, lets `fill` write them, and returns their offset in floats.
     fn push_with(&mut self, n: usize, fill: impl FnOnce(&mut [f32])) -> usize {
-        let at = self.0.len();
-        self.0.resize(at + n.div_ceil(16), Line::ZERO);
-        fill(&mut as_f32_mut(&mut self.0[at..])[..n]);
-        at * 16
+        let at = self.reserve(n);
+        fill(&mut self[at..at + n]);
+        at
     }
 
-    /// The storage, as lines.
-    pub fn into_lines(self) -> Vec<Line> {
-        self.0
+    /// The storage, as lines (those in use, then zero lines up to its capacity).
+    pub fn into_lines(self) -> Lines {
+        self.mem
     }
 }
 
 impl std::ops::Deref for Params {
     type Target = [f32];
     fn deref(&self) -> &[f32] {
-        as_f32(&self.0)
+        as_f32(&self.mem[..self.used])
+    }
+}
+
+impl std::ops::DerefMut for Params {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        as_f32_mut(&mut self.mem[..self.used])
     }
 }
 
@@ -369,7 +390,9 @@ pub fn plan_checked(graph: &Graph, weights: &Weights, tier: Tier, guard: bool) -
         // Packed weights take about as many floats as the dense ones (channels rounded up
         // to 16, grouped convolutions made dense): reserving generously avoids copying
         // 100+ MB on every doubling, and pages never written are never touched.
-        params: Params::with_capacity(weights.iter().map(|(_, t)| t.data.len()).sum::<usize>() * 3 / 2 + (1 << 16)),
+        params: Params::with_capacity(
+            weights.shapes().map(|(_, s)| s.iter().product::<usize>()).sum::<usize>() * 3 / 2 + (1 << 16),
+        ),
         free: Vec::new(),
         top: 0,
         bufs: Vec::new(),
