@@ -113,6 +113,27 @@ pub fn choose_tile(isa: Isa, ow: usize, ocb: usize, steps: usize) -> (usize, usi
     (best.1, best.2)
 }
 
+/// Packed vectors that are consecutive columns of one block of output channels: the `t`-th
+/// (`t < count`) is column `first + t * step` of the dense weight's rows `rows` (`[o][ic *
+/// kh * kw]`, one value per output channel, zero past `rows`), stored at float `at + t *
+/// out_step` of its group. A lane `lane` of input block `cb` and tap `(ky, kx)` is column
+/// `((cb * 16 + lane) * kh + ky) * kw + kx`: the runs step over the lanes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ColumnRun {
+    /// The block's output channels (at most 16).
+    pub rows: std::ops::Range<usize>,
+    /// The first column.
+    pub first: usize,
+    /// Columns between two vectors.
+    pub step: usize,
+    /// Vectors.
+    pub count: usize,
+    /// Offset of the first vector in the group, in floats.
+    pub at: usize,
+    /// Floats between two vectors.
+    pub out_step: usize,
+}
+
 impl WideConvSpec {
     /// Work items: groups of `nr` output blocks times output rows.
     pub fn items(&self) -> usize {
@@ -171,33 +192,62 @@ impl WideConvSpec {
 
     /// Packs a dense `[oc][ic][kh][kw]` weight in tile read order,
     /// `[g][cb][ky][kx][lane][j][o % 16]`, into `out` (zeroed, [`Self::packed_floats`]
-    /// long). Written in order, each float read from where it lies in `dense`; channels
-    /// beyond `oc` and `ic` stay zero.
+    /// long); channels beyond `oc` and `ic` stay zero.
     pub fn pack_into(&self, oc: usize, ic: usize, dense: &[f32], out: &mut [f32]) {
+        let row = ic * self.kernel[0] * self.kernel[1];
+        if self.group_floats() == 0 {
+            return;
+        }
+        for (g, out) in out.chunks_exact_mut(self.group_floats()).enumerate() {
+            for run in self.column_runs(g, oc, ic) {
+                for t in 0..run.count {
+                    let column = &mut out[run.at + t * run.out_step..][..BLOCK];
+                    for (k, o) in run.rows.clone().enumerate() {
+                        column[k] = dense[o * row + run.first + t * run.step];
+                    }
+                }
+            }
+        }
+    }
+
+    /// The output channels of block `j` of group `g` of a layer with `oc` of them: up to 16
+    /// rows of the dense weight, empty past `oc`.
+    pub fn block_rows(&self, g: usize, j: usize, oc: usize) -> std::ops::Range<usize> {
+        let o0 = (g * self.nr + j) * BLOCK;
+        o0.min(oc)..(o0 + BLOCK).min(oc)
+    }
+
+    /// The runs of packed vectors that make up group `g` of a layer with `oc` output and
+    /// `ic` input channels, block after block (see [`ColumnRun`]); the vectors no run
+    /// covers (input channels past `ic`, blocks past `oc`) stay zero.
+    pub fn column_runs(&self, g: usize, oc: usize, ic: usize) -> Vec<ColumnRun> {
         let [kh, kw] = self.kernel;
         let (l, nr) = (self.lanes, self.nr);
-        let mut dst = out.chunks_exact_mut(BLOCK);
-        for g in 0..self.ocb / nr {
+        let mut runs = Vec::new();
+        for j in 0..nr {
+            let rows = self.block_rows(g, j, oc);
+            if rows.is_empty() {
+                continue;
+            }
             for cb in 0..self.cb_in {
+                let count = l.min(ic.saturating_sub(cb * l));
                 for ky in 0..kh {
                     for kx in 0..kw {
-                        for lane in 0..l {
-                            let i = cb * l + lane;
-                            for j in 0..nr {
-                                let Some(d) = dst.next() else { return };
-                                if i >= ic {
-                                    continue;
-                                }
-                                let o0 = (g * nr + j) * BLOCK;
-                                for (k, v) in d.iter_mut().enumerate().take(oc.saturating_sub(o0)) {
-                                    *v = dense[(((o0 + k) * ic + i) * kh + ky) * kw + kx];
-                                }
-                            }
+                        if count > 0 {
+                            runs.push(ColumnRun {
+                                rows: rows.clone(),
+                                first: ((cb * l * kh) + ky) * kw + kx,
+                                step: kh * kw,
+                                count,
+                                at: ((((cb * kh + ky) * kw + kx) * l) * nr + j) * BLOCK,
+                                out_step: nr * BLOCK,
+                            });
                         }
                     }
                 }
             }
         }
+        runs
     }
 
     /// Emits the kernel body: args are out, in, weights, bias, residual (or null), full
@@ -243,8 +293,70 @@ impl WideConvSpec {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A spec of `cb_in` blocks of `lanes`, a `k` kernel and `ocb / nr` groups.
+    pub(crate) fn spec(cb_in: usize, lanes: usize, k: [usize; 2], ocb: usize, nr: usize) -> WideConvSpec {
+        WideConvSpec {
+            cb_in,
+            lanes,
+            hp: 9,
+            wp: 9,
+            kernel: k,
+            stride: [1, 1],
+            oh: 7,
+            ow: 7,
+            ocb,
+            nr,
+            m: 7,
+            residual: None,
+            relu: false,
+        }
+    }
+
+    /// `pack_into` puts weight `[o][i][ky][kx]` at `[g][cb][ky][kx][lane][j][o % 16]` and
+    /// zeros where there is no channel.
+    #[test]
+    fn packing_follows_the_tile_layout() {
+        for (s, oc, ic) in [
+            (spec(2, 16, [3, 3], 4, 2), 50, 20),
+            (spec(1, 3, [7, 1], 2, 1), 32, 3),
+            (spec(3, 16, [1, 1], 3, 3), 48, 48),
+            (spec(1, 16, [1, 2], 1, 1), 5, 16),
+        ] {
+            let [kh, kw] = s.kernel;
+            let dense: Vec<f32> = (0..oc * ic * kh * kw).map(|v| v as f32 + 1.0).collect();
+            let mut out = vec![0.0; s.packed_floats()];
+            s.pack_into(oc, ic, &dense, &mut out);
+            let mut at = 0;
+            for g in 0..s.ocb / s.nr {
+                for cb in 0..s.cb_in {
+                    for ky in 0..kh {
+                        for kx in 0..kw {
+                            for lane in 0..s.lanes {
+                                for j in 0..s.nr {
+                                    for k in 0..BLOCK {
+                                        let (o, i) = ((g * s.nr + j) * BLOCK + k, cb * s.lanes + lane);
+                                        let want = if o < oc && i < ic {
+                                            dense[((o * ic + i) * kh + ky) * kw + kx]
+                                        } else {
+                                            0.0
+                                        };
+                                        assert_eq!(
+                                            out[at], want,
+                                            "{s:?} {oc} {ic}: g {g} cb {cb} {ky}{kx} {lane} {j} {k}"
+                                        );
+                                        at += 1;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     /// Every shape `choose_tile` picks fits the registers of its ISA and divides the blocks.
     #[test]

@@ -1,10 +1,13 @@
 //! [`Model`]: JIT code, packed weights and a pool of preallocated activation arenas.
 
 use super::mem::Lines;
+use super::pack::{Pack, Queue};
 use super::plan::{self, Arg, Helper, Line, Plan, Slot, Step, as_f32, as_f32_mut};
 use super::pool::{KernelFn, ThreadPool};
 use crate::error::{Error, Result};
 use crate::ir::{Graph, Shape};
+use crate::jit::kernel::KernelSpec;
+use crate::jit::wide::TileSpec;
 use crate::jit::{self, JitOptions};
 use crate::weights::Weights;
 
@@ -101,10 +104,14 @@ pub struct Model {
 
 impl Model {
     /// Compiles `graph` with `weights` for the host CPU.
+    ///
+    /// Planning leaves the large weight blocks unwritten; one thread then generates the
+    /// code while the others pack them (generating seeded weights as they go), and joins
+    /// the packing when the code is done.
     pub fn compile(graph: &Graph, weights: &Weights, opts: &JitOptions) -> Result<Model> {
         let t0 = Instant::now();
         let tier = opts.tier.resolve()?;
-        let plan = plan::plan_checked(graph, weights, tier, opts.check_bounds)?;
+        let (mut plan, packs) = plan::plan_deferred(graph, weights, tier, opts.check_bounds)?;
         if plan.arena_bytes > MAX_ARENA_BYTES {
             return Err(Error::Invalid(format!(
                 "network `{}` needs {} bytes of activation memory at once, more than the {MAX_ARENA_BYTES} \
@@ -112,53 +119,29 @@ impl Model {
                 graph.name, plan.arena_bytes
             )));
         }
-        Model::from_plan(plan, tier, opts, t0)
+        let t1 = Instant::now();
+        let code = generate_while_packing(&mut plan, &packs, tier, opts)?;
+        Model::assemble(plan, code, tier, opts, t1 - t0)
     }
 
-    /// Compiles the kernels of `plan` (planned for `tier`; planning began at `t0`).
-    fn from_plan(mut plan: Plan, tier: jit::Tier, opts: &JitOptions, t0: Instant) -> Result<Model> {
-        let t1 = Instant::now();
-        let mut tile_ids = Vec::with_capacity(plan.tiles.len());
-        let wide = match tier.isa() {
-            Some(isa) if !plan.tiles.is_empty() => {
-                let mut wide = jit::wide::WideKernels::new(isa);
-                for t in &plan.tiles {
-                    tile_ids.push(wide.add(t)?);
-                }
-                Some(wide.finish()?)
-            }
-            _ => None,
-        };
-        let tiles: Vec<usize> = match &wide {
-            Some(code) => tile_ids.iter().map(|&i| code.tile(i) as usize).collect(),
-            None => Vec::new(),
-        };
-        let wide_bytes = wide.as_ref().map_or(0, |w| w.code_bytes());
-        let isa = jit::host_isa(opts.verify)?;
-        let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
-        let mut fbc = FunctionBuilderContext::new();
-        let mut ids = Vec::with_capacity(plan.kernels.len());
-        let mut code_bytes = 0;
-        for (i, spec) in plan.kernels.iter().enumerate() {
-            let mut ctx = jit::function(spec, module.isa(), i as u32, &mut fbc);
-            let id = module
-                .declare_function(&format!("k{i}"), Linkage::Local, &ctx.func.signature)
-                .map_err(|e| Error::Jit(e.to_string()))?;
-            module.define_function(id, &mut ctx).map_err(|e| Error::Jit(format!("kernel {spec:?}: {e:?}")))?;
-            code_bytes += ctx.compiled_code().map_or(0, |c| c.code_buffer().len());
-            ids.push(id);
-        }
-        module.finalize_definitions().map_err(|e| Error::Jit(e.to_string()))?;
-        let fns = ids
-            .iter()
-            .map(|&id| {
-                let p = module.get_finalized_function(id);
-                // SAFETY: every kernel was declared with `kernel::signature`, which is
-                // this type in the host's default calling convention.
-                unsafe { std::mem::transmute::<*const u8, KernelFn>(p) }
-            })
-            .collect();
-        let codegen_ms = t1.elapsed().as_secs_f64() * 1e3;
+    /// Compiles the kernels of `plan` (planned for `tier`, its parameters packed; planning
+    /// began at `t0`).
+    #[cfg(test)]
+    fn from_plan(plan: Plan, tier: jit::Tier, opts: &JitOptions, t0: Instant) -> Result<Model> {
+        let plan_time = t0.elapsed();
+        let code = Generated::new(&plan, tier, opts)?;
+        Model::assemble(plan, code, tier, opts, plan_time)
+    }
+
+    /// The model of `plan` (its parameters packed) and its `code`.
+    fn assemble(
+        mut plan: Plan,
+        code: Generated,
+        tier: jit::Tier,
+        opts: &JitOptions,
+        plan_time: std::time::Duration,
+    ) -> Result<Model> {
+        let Generated { fns, tiles, module, wide, code_bytes, ms: codegen_ms } = code;
         let param_bytes = plan.params.len() * 4;
         let params = std::mem::take(&mut plan.params).into_lines();
         let mut arg_at = Vec::new();
@@ -174,10 +157,10 @@ impl Model {
         let stats = CompileStats {
             kernels: plan.kernels.len(),
             steps: plan.steps.len(),
-            code_bytes: code_bytes + wide_bytes,
+            code_bytes,
             arena_bytes: plan.arena_bytes,
             param_bytes,
-            plan_ms: (t1 - t0).as_secs_f64() * 1e3,
+            plan_ms: plan_time.as_secs_f64() * 1e3,
             codegen_ms,
             tier: Some(tier),
             tiles: wide.as_ref().map_or(0, |w| w.len()),
@@ -346,6 +329,102 @@ impl Model {
             }
         }
         Ok(())
+    }
+}
+
+/// Generates the code of `plan` on this thread while the other [`pack::threads`] pack
+/// `packs` into its parameters; this thread packs too once the code is done.
+///
+/// [`pack::threads`]: super::pack::threads
+fn generate_while_packing(plan: &mut Plan, packs: &[Pack], tier: jit::Tier, opts: &JitOptions) -> Result<Generated> {
+    let queue = Queue::new(&mut plan.params, packs)?;
+    let code = std::thread::scope(|s| {
+        for _ in 1..super::pack::threads() {
+            s.spawn(|| queue.work());
+        }
+        let code = Generated::for_kernels(&plan.kernels, &plan.tiles, tier, opts);
+        queue.work();
+        code
+    });
+    queue.finish()?;
+    code
+}
+
+/// A plan's machine code: the Cranelift kernels and the wide tiles they call.
+struct Generated {
+    /// Entry of each kernel, by [`Plan::kernels`] index.
+    fns: Vec<KernelFn>,
+    /// Entry of each wide tile, by [`Plan::tiles`] index.
+    tiles: Vec<usize>,
+    module: JITModule,
+    wide: Option<jit::wide::WideCode>,
+    code_bytes: usize,
+    /// Time taken (ms).
+    ms: f64,
+}
+
+impl Generated {
+    #[cfg(test)]
+    fn new(plan: &Plan, tier: jit::Tier, opts: &JitOptions) -> Result<Generated> {
+        Generated::for_kernels(&plan.kernels, &plan.tiles, tier, opts)
+    }
+
+    /// Compiles `kernels` and assembles `tile_specs` (for `tier`'s ISA).
+    fn for_kernels(
+        kernels: &[KernelSpec],
+        tile_specs: &[TileSpec],
+        tier: jit::Tier,
+        opts: &JitOptions,
+    ) -> Result<Generated> {
+        let t1 = Instant::now();
+        let mut tile_ids = Vec::with_capacity(tile_specs.len());
+        let wide = match tier.isa() {
+            Some(isa) if !tile_specs.is_empty() => {
+                let mut wide = jit::wide::WideKernels::new(isa);
+                for t in tile_specs {
+                    tile_ids.push(wide.add(t)?);
+                }
+                Some(wide.finish()?)
+            }
+            _ => None,
+        };
+        let tiles: Vec<usize> = match &wide {
+            Some(code) => tile_ids.iter().map(|&i| code.tile(i) as usize).collect(),
+            None => Vec::new(),
+        };
+        let wide_bytes = wide.as_ref().map_or(0, |w| w.code_bytes());
+        let isa = jit::host_isa(opts.verify)?;
+        let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
+        let mut fbc = FunctionBuilderContext::new();
+        let mut ids = Vec::with_capacity(kernels.len());
+        let mut code_bytes = 0;
+        for (i, spec) in kernels.iter().enumerate() {
+            let mut ctx = jit::function(spec, module.isa(), i as u32, &mut fbc);
+            let id = module
+                .declare_function(&format!("k{i}"), Linkage::Local, &ctx.func.signature)
+                .map_err(|e| Error::Jit(e.to_string()))?;
+            module.define_function(id, &mut ctx).map_err(|e| Error::Jit(format!("kernel {spec:?}: {e:?}")))?;
+            code_bytes += ctx.compiled_code().map_or(0, |c| c.code_buffer().len());
+            ids.push(id);
+        }
+        module.finalize_definitions().map_err(|e| Error::Jit(e.to_string()))?;
+        let fns = ids
+            .iter()
+            .map(|&id| {
+                let p = module.get_finalized_function(id);
+                // SAFETY: every kernel was declared with `kernel::signature`, which is
+                // this type in the host's default calling convention.
+                unsafe { std::mem::transmute::<*const u8, KernelFn>(p) }
+            })
+            .collect();
+        Ok(Generated {
+            fns,
+            tiles,
+            module,
+            wide,
+            code_bytes: code_bytes + wide_bytes,
+            ms: t1.elapsed().as_secs_f64() * 1e3,
+        })
     }
 }
 

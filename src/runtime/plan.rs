@@ -14,6 +14,7 @@
 //! outputs are never reused.
 
 use super::mem::Lines;
+use super::pack::Pack;
 use crate::error::{Error, Result};
 use crate::ir::op::padded_extent;
 use crate::ir::{Graph, Layout, Node, NodeId, Op, PoolKind, Shape};
@@ -197,7 +198,7 @@ impl Params {
         Params { mem: Lines::zeroed(floats.div_ceil(16)), used: 0 }
     }
 
-    /// Appends `n` zeros and returns their offset in floats.
+    /// Appends `n` zeros and returns their offset in floats (for a block written later).
     fn reserve(&mut self, n: usize) -> usize {
         let (at, lines) = (self.used, n.div_ceil(16));
         if at + lines > self.mem.len() {
@@ -274,7 +275,7 @@ struct View {
     off: usize,
 }
 
-struct Planner {
+struct Planner<'w> {
     tier: Tier,
     guard: bool,
     guards: Vec<usize>,
@@ -283,12 +284,14 @@ struct Planner {
     kernel_ids: HashMap<KernelSpec, usize>,
     steps: Vec<Step>,
     params: Params,
+    /// Weight blocks reserved in `params`, packed after planning.
+    packs: Vec<Pack<'w>>,
     free: Vec<(usize, usize)>,
     top: usize,
     bufs: Vec<Buf>,
 }
 
-impl Planner {
+impl Planner<'_> {
     fn alloc(&mut self, size: usize) -> usize {
         let size = size.max(64).div_ceil(64) * 64;
         if self.guard {
@@ -378,6 +381,20 @@ pub fn plan(graph: &Graph, weights: &Weights, tier: Tier) -> Result<Plan> {
 /// [`plan`], and with `guard` every buffer gets its own arena range between two
 /// [`GUARD`]-byte guard zones (listed in [`Plan::guards`]) for bounds checking.
 pub fn plan_checked(graph: &Graph, weights: &Weights, tier: Tier, guard: bool) -> Result<Plan> {
+    let (mut plan, packs) = plan_deferred(graph, weights, tier, guard)?;
+    super::pack::Queue::new(&mut plan.params, &packs)?.run(super::pack::threads())?;
+    Ok(plan)
+}
+
+/// [`plan_checked`] with the large weight blocks reserved but not yet written: the plan
+/// is complete once the returned [`Pack`]s are packed into [`Plan::params`] (see
+/// [`super::pack::Queue`]), which can run on several threads, alongside code generation.
+pub fn plan_deferred<'w>(
+    graph: &Graph,
+    weights: &'w Weights,
+    tier: Tier,
+    guard: bool,
+) -> Result<(Plan, Vec<Pack<'w>>)> {
     weights.check(graph)?;
     let mut p = Planner {
         tier,
@@ -393,6 +410,7 @@ pub fn plan_checked(graph: &Graph, weights: &Weights, tier: Tier, guard: bool) -
         params: Params::with_capacity(
             weights.shapes().map(|(_, s)| s.iter().product::<usize>()).sum::<usize>() * 3 / 2 + (1 << 16),
         ),
+        packs: Vec::new(),
         free: Vec::new(),
         top: 0,
         bufs: Vec::new(),
@@ -468,7 +486,11 @@ pub fn plan_checked(graph: &Graph, weights: &Weights, tier: Tier, guard: bool) -
                 Op::Input | Op::Dropout { .. } => {}
                 Op::Conv2d(c) => {
                     let xs = in_shape(0)?;
-                    let dense = dense_conv_weight(c, param(weights, &c.key, "weight")?);
+                    let weight = if c.groups > 1 {
+                        ConvWeight::Values(dense_conv_weight(c, param(weights, &c.key, "weight")?))
+                    } else {
+                        ConvWeight::tensor(weights, &c.key)?
+                    };
                     let bias = if c.bias { Some(param(weights, &c.key, "bias")?) } else { None };
                     let res = match c.epilogue.residual {
                         Some(_) => Some(Arg::Arena(p.at(in_buf(1)?))),
@@ -490,13 +512,13 @@ pub fn plan_checked(graph: &Graph, weights: &Weights, tier: Tier, guard: bool) -
                             oc: c.out_channels,
                             oh: out_shape.h(),
                             ow: out_shape.w(),
-                            dense: &dense,
+                            weight,
                             bias,
                             residual: c.epilogue.residual.zip(res),
                             relu: c.epilogue.relu,
                             out,
                         },
-                    );
+                    )?;
                 }
                 Op::Linear(l) => {
                     let bias = if l.bias { Some(param(weights, &l.key, "bias")?) } else { None };
@@ -515,13 +537,13 @@ pub fn plan_checked(graph: &Graph, weights: &Weights, tier: Tier, guard: bool) -
                             oc: l.out_features,
                             oh: 1,
                             ow: 1,
-                            dense: param(weights, &l.key, "weight")?,
+                            weight: ConvWeight::tensor(weights, &l.key)?,
                             bias,
                             residual: None,
                             relu: l.relu,
                             out,
                         },
-                    );
+                    )?;
                 }
                 Op::BatchNorm(bn) => {
                     let g = param(weights, &bn.key, "weight")?;
@@ -747,7 +769,7 @@ pub fn plan_checked(graph: &Graph, weights: &Weights, tier: Tier, guard: bool) -
         })?;
         ins.push((found.1.clone(), found.2.clone(), found.3.clone()));
     }
-    Ok(Plan {
+    let plan = Plan {
         kernels: p.kernels,
         steps: p.steps,
         params: p.params,
@@ -756,7 +778,8 @@ pub fn plan_checked(graph: &Graph, weights: &Weights, tier: Tier, guard: bool) -
         outputs,
         tiles: p.tiles,
         guards: p.guards,
-    })
+    };
+    Ok((plan, p.packs))
 }
 
 /// The operands written straight into their concat's buffer: operand -> (concat, byte
@@ -868,15 +891,46 @@ struct ConvIn<'a> {
     oc: usize,
     oh: usize,
     ow: usize,
-    dense: &'a [f32],
+    weight: ConvWeight<'a>,
     bias: Option<&'a [f32]>,
     residual: Option<(f32, Arg)>,
     relu: bool,
     out: usize,
 }
 
+/// A convolution's dense `[oc][ic][kh][kw]` weights.
+enum ConvWeight<'w> {
+    /// At hand (a grouped convolution's, made dense).
+    Values(std::borrow::Cow<'w, [f32]>),
+    /// Tensor `<key>.weight` of the weights; the wide tier packs it after planning, reading
+    /// 16 output channels at a time ([`Weights::columns`]), so a seeded tensor is never held
+    /// in memory whole.
+    Tensor(&'w Weights, String),
+}
+
+impl<'w> ConvWeight<'w> {
+    /// The weight of layer `key`, which must exist.
+    fn tensor(weights: &'w Weights, key: &str) -> Result<ConvWeight<'w>> {
+        let full = format!("{key}.weight");
+        match weights.shape(&full) {
+            Some(_) => Ok(ConvWeight::Tensor(weights, full)),
+            None => Err(Error::Invalid(format!("no weight tensor `{full}`"))),
+        }
+    }
+
+    /// All the values (a seeded tensor is generated, and kept, now).
+    fn dense(&self) -> Result<&[f32]> {
+        match self {
+            ConvWeight::Values(v) => Ok(v),
+            ConvWeight::Tensor(w, key) => {
+                w.get(key).map(|t| t.data.as_slice()).ok_or_else(|| Error::Invalid(format!("no weight tensor `{key}`")))
+            }
+        }
+    }
+}
+
 /// Pad step (if the layer pads), packed weights and the conv step.
-fn conv(p: &mut Planner, c: ConvIn) {
+fn conv<'w>(p: &mut Planner<'w>, c: ConvIn<'w>) -> Result<()> {
     let (cb_in, lanes) = if c.src_compact { (1, c.c) } else { (cpad(c.c) / BLOCK, BLOCK) };
     let [top, _, left, _] = c.pad;
     let [kh, kw] = c.kernel;
@@ -924,7 +978,14 @@ fn conv(p: &mut Planner, c: ConvIn) {
             residual: c.residual.map(|r| r.0.to_bits()),
             relu: c.relu,
         };
-        let wa = p.param_with(spec.packed_floats(), |d| spec.pack_into(c.oc, c.c, c.dense, d));
+        let wa = match &c.weight {
+            ConvWeight::Tensor(weights, key) => {
+                let at = p.params.reserve(spec.packed_floats());
+                p.packs.push(Pack { at, spec: spec.clone(), oc: c.oc, ic: c.c, weights, key: key.clone() });
+                Arg::Param(at * 4)
+            }
+            ConvWeight::Values(dense) => p.param_with(spec.packed_floats(), |d| spec.pack_into(c.oc, c.c, dense, d)),
+        };
         let ba = p.param_with(ocb * BLOCK, |d| {
             if let Some(b) = c.bias {
                 d[..c.oc].copy_from_slice(&b[..c.oc]);
@@ -954,7 +1015,7 @@ fn conv(p: &mut Planner, c: ConvIn) {
             residual: c.residual.map(|r| r.0.to_bits()),
             relu: c.relu,
         };
-        let packed = DEFAULT_CONV.pack(&spec, c.oc, c.c, c.dense);
+        let packed = DEFAULT_CONV.pack(&spec, c.oc, c.c, c.weight.dense()?);
         let bias = DEFAULT_CONV.pack_bias(&spec, c.oc, c.bias);
         let (wa, ba) = (p.param(&packed), p.param(&bias));
         let mut args = vec![Arg::Arena(c.out), Arg::Arena(input), wa, ba];
@@ -968,4 +1029,5 @@ fn conv(p: &mut Planner, c: ConvIn) {
     if let Some(sb) = scratch {
         p.unref(sb);
     }
+    Ok(())
 }

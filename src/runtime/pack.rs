@@ -1,0 +1,233 @@
+//! Packing the wide convolutions' weights after planning, on several threads.
+//!
+//! The planner reserves each wide convolution's packed block ([`Pack`]) instead of writing
+//! it; a [`Queue`] cuts the blocks into tasks of a few output-channel groups, which any
+//! number of threads take in turn. Each task reads its groups' weights 16 output channels
+//! at a time, column by column, straight into tile order ([`WideConvSpec::column_runs`],
+//! [`Weights::columns`]: a seeded tensor is generated there, not copied).
+//! [`crate::runtime::Model::compile`] generates code on one thread while the others pack,
+//! then packs too.
+
+use crate::error::{Error, Result};
+use crate::jit::emit::BLOCK;
+use crate::jit::wide_conv::WideConvSpec;
+use crate::weights::{LANES, RowBlock, Weights};
+
+// The blocks the weights are read in are the layout's channel blocks.
+const _: () = assert!(LANES == BLOCK);
+use std::ops::Range;
+use std::sync::Mutex;
+
+/// Floats a task writes, about: enough to make taking it cheap, few enough that the
+/// threads finish together.
+const TASK_FLOATS: usize = 1 << 18;
+
+/// The packed weights of one wide convolution, to be written at `at`.
+#[derive(Debug)]
+pub struct Pack<'w> {
+    /// Offset of the block in the packed parameters, in floats.
+    pub at: usize,
+    /// The convolution.
+    pub spec: WideConvSpec,
+    /// Output channels.
+    pub oc: usize,
+    /// Input channels.
+    pub ic: usize,
+    /// The weights holding the dense `[oc][ic][kh][kw]` tensor.
+    pub weights: &'w Weights,
+    /// The tensor's key.
+    pub key: String,
+}
+
+impl Pack<'_> {
+    /// Packs groups `groups` into `out` (their [`WideConvSpec::group_floats`] each).
+    fn run(&self, groups: Range<usize>, out: &mut [f32]) -> Result<()> {
+        let reader = self.weights.columns(&self.key)?;
+        if reader.row_len() != self.ic * self.spec.kernel[0] * self.spec.kernel[1] || reader.rows() != self.oc {
+            return Err(Error::Invalid(format!(
+                "tensor `{}` has {} rows of {} values, not {} of {}x{}x{}",
+                self.key,
+                reader.rows(),
+                reader.row_len(),
+                self.oc,
+                self.ic,
+                self.spec.kernel[0],
+                self.spec.kernel[1]
+            )));
+        }
+        for (g, out) in groups.zip(out.chunks_exact_mut(self.spec.group_floats().max(1))) {
+            let mut block: Option<(Range<usize>, RowBlock)> = None;
+            for run in self.spec.column_runs(g, self.oc, self.ic) {
+                if block.as_ref().is_none_or(|(rows, _)| *rows != run.rows) {
+                    block = Some((run.rows.clone(), reader.block(run.rows.clone())?));
+                }
+                if let Some((_, b)) = &block {
+                    b.read(run.first, run.step, run.count, &mut out[run.at..], run.out_step)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One task: groups of one [`Pack`] and the floats they fill.
+struct Task<'q, 'w> {
+    pack: &'q Pack<'w>,
+    groups: Range<usize>,
+    out: &'q mut [f32],
+}
+
+/// [`Pack`]s cut into tasks, for threads to take from ([`Queue::work`]).
+pub struct Queue<'q, 'w> {
+    tasks: Mutex<Vec<Task<'q, 'w>>>,
+    error: Mutex<Option<Error>>,
+}
+
+impl<'q, 'w> Queue<'q, 'w> {
+    /// The tasks that write `packs` into `params` (the blocks the planner reserved; they
+    /// must not overlap).
+    pub fn new(params: &'q mut [f32], packs: &'q [Pack<'w>]) -> Result<Queue<'q, 'w>> {
+        let mut order: Vec<&Pack> = packs.iter().collect();
+        order.sort_by_key(|p| p.at);
+        let mut tasks = Vec::new();
+        let (mut rest, mut base) = (params, 0);
+        for pack in order {
+            let (gf, n) = (pack.spec.group_floats(), pack.spec.packed_floats());
+            let Some(skip) = pack.at.checked_sub(base).filter(|s| s + n <= rest.len()) else {
+                return Err(Error::Invalid(format!("packed weights `{}` at {} overlap or overrun", pack.key, pack.at)));
+            };
+            let (mut block, tail) = std::mem::take(&mut rest)[skip..].split_at_mut(n);
+            (rest, base) = (tail, pack.at + n);
+            let per_task = (TASK_FLOATS / gf.max(1)).max(1);
+            let groups = pack.spec.ocb / pack.spec.nr;
+            for first in (0..groups).step_by(per_task) {
+                let last = (first + per_task).min(groups);
+                let (out, more) = std::mem::take(&mut block).split_at_mut((last - first) * gf);
+                block = more;
+                tasks.push(Task { pack, groups: first..last, out });
+            }
+        }
+        // Taken from the back: the first blocks first.
+        tasks.reverse();
+        Ok(Queue { tasks: Mutex::new(tasks), error: Mutex::new(None) })
+    }
+
+    /// Runs tasks until none is left (call it from every thread that should help).
+    pub fn work(&self) {
+        loop {
+            let task = match self.tasks.lock() {
+                Ok(mut tasks) => tasks.pop(),
+                Err(_) => None,
+            };
+            let Some(Task { pack, groups, out }) = task else { return };
+            if let Err(e) = pack.run(groups, out)
+                && let Ok(mut first) = self.error.lock()
+            {
+                first.get_or_insert(e);
+            }
+        }
+    }
+
+    /// Runs every task on `threads` threads (this one included) and reports the first error.
+    pub fn run(self, threads: usize) -> Result<()> {
+        std::thread::scope(|s| {
+            for _ in 1..threads {
+                s.spawn(|| self.work());
+            }
+            self.work();
+        });
+        self.finish()
+    }
+
+    /// The first error a task met, once every task has run.
+    pub fn finish(self) -> Result<()> {
+        let error = self.error.into_inner().map_err(|_| Error::Jit("a packing thread panicked".into()))?;
+        let left = self.tasks.into_inner().map_or(1, |t| t.len());
+        match error {
+            Some(e) => Err(e),
+            None if left > 0 => Err(Error::Jit(format!("{left} packing tasks did not run"))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Threads to pack (and generate code) with: the cores there are, at most 8.
+pub fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{Conv2d, Op, Pad, Shape};
+    use crate::jit::wide_conv::tests::spec;
+    use crate::weights::tests::{add, with_input};
+
+    /// Seeded weights for convolutions `a` (`oc_a` outputs) and `b` (`oc_b`) of `ic` inputs
+    /// and a `k` kernel.
+    fn weights(oc_a: usize, oc_b: usize, ic: usize, k: [usize; 2]) -> Weights {
+        let (mut g, x) = with_input(Shape::nchw(ic, 9, 9));
+        for (key, oc) in [("a", oc_a), ("b", oc_b)] {
+            let conv = Conv2d {
+                out_channels: oc,
+                in_channels: ic,
+                kernel: k,
+                stride: [1, 1],
+                pad: Pad::default(),
+                groups: 1,
+                key: key.into(),
+                bias: false,
+                epilogue: Default::default(),
+            };
+            let y = add(&mut g, Op::Conv2d(conv), &[x]);
+            g.outputs.push((key.into(), y));
+        }
+        Weights::init(&g, 3)
+    }
+
+    /// Packing through the queue (generated tensors: plain, scaled, and concatenated with a
+    /// block straddling the parts; and the same tensors in memory) gives what `pack_into`
+    /// gives from the dense values, on any number of threads.
+    #[test]
+    fn queued_packs_match_packing_the_dense_weights() {
+        for (s, oc_a, oc_b, ic) in [
+            (spec(2, 16, [3, 3], 4, 2), 24, 29, 20),
+            (spec(1, 3, [7, 1], 2, 1), 7, 20, 3),
+            (spec(3, 16, [1, 1], 3, 3), 40, 8, 48),
+        ] {
+            let oc = oc_a + oc_b;
+            assert!(oc <= s.ocb * BLOCK);
+            let mut w = weights(oc_a, oc_b, ic, s.kernel);
+            let scale: Vec<f64> = (0..oc_a).map(|r| 0.5 + r as f64 * 0.01).collect();
+            w.scale_rows("a.weight", &scale).unwrap();
+            w.concat_rows("ab", &["a.weight", "b.weight"]).unwrap();
+            let tensor = w.clone().get("ab").unwrap().clone();
+            assert!(w.resident("ab").is_none());
+            let mut dense = Weights::new();
+            dense.insert("ab", tensor.clone());
+            let mut want = vec![0.0; s.packed_floats()];
+            s.pack_into(oc, ic, &tensor.data, &mut want);
+            for (weights, threads) in [(&w, 1), (&w, 3), (&dense, 2)] {
+                let mut lazy = weights.clone();
+                lazy.retain(|k| k == "ab");
+                let packs = [Pack { at: 16, spec: s.clone(), oc, ic, weights: &lazy, key: "ab".into() }];
+                let mut params = vec![7.0; 16 + s.packed_floats() + 16];
+                params[16..16 + s.packed_floats()].fill(0.0);
+                Queue::new(&mut params, &packs).unwrap().run(threads).unwrap();
+                assert_eq!(params[16..16 + s.packed_floats()], want, "{s:?} {threads}");
+                assert!(params[..16].iter().chain(&params[16 + s.packed_floats()..]).all(|&v| v == 7.0));
+            }
+        }
+    }
+
+    #[test]
+    fn overlapping_blocks_are_refused() {
+        let w = weights(16, 16, 16, [1, 1]);
+        let s = spec(1, 16, [1, 1], 1, 1);
+        let pack = |at| Pack { at, spec: s.clone(), oc: 16, ic: 16, weights: &w, key: "a.weight".into() };
+        let packs = [pack(0), pack(128)];
+        let mut params = vec![0.0; 1024];
+        assert!(Queue::new(&mut params, &packs).is_err());
+        assert!(Queue::new(&mut params[..300], &packs[1..]).is_err(), "past the end");
+    }
+}
