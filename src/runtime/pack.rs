@@ -8,6 +8,7 @@
 //! [`crate::runtime::Model::compile`] generates code on one thread while the others pack,
 //! then packs too.
 
+use super::plan::Params;
 use crate::error::{Error, Result};
 use crate::jit::emit::BLOCK;
 use crate::jit::wide_conv::WideConvSpec;
@@ -70,41 +71,67 @@ impl Pack<'_> {
     }
 }
 
-/// One task: groups of one [`Pack`] and the floats they fill.
+/// What a task writes.
+enum Work<'q, 'w> {
+    /// Groups of a [`Pack`].
+    Pack(&'q Pack<'w>, Range<usize>),
+    /// A staged block (see [`Params`]), copied.
+    Copy(Vec<f32>),
+}
+
+/// One task: its work and the floats it fills.
 struct Task<'q, 'w> {
-    pack: &'q Pack<'w>,
-    groups: Range<usize>,
+    work: Work<'q, 'w>,
     out: &'q mut [f32],
 }
 
-/// [`Pack`]s cut into tasks, for threads to take from ([`Queue::work`]).
+/// [`Pack`]s cut into tasks, and the staged blocks of the parameters, for threads to take
+/// from ([`Queue::work`]).
 pub struct Queue<'q, 'w> {
     tasks: Mutex<Vec<Task<'q, 'w>>>,
     error: Mutex<Option<Error>>,
 }
 
 impl<'q, 'w> Queue<'q, 'w> {
-    /// The tasks that write `packs` into `params` (the blocks the planner reserved; they
-    /// must not overlap).
-    pub fn new(params: &'q mut [f32], packs: &'q [Pack<'w>]) -> Result<Queue<'q, 'w>> {
-        let mut order: Vec<&Pack> = packs.iter().collect();
-        order.sort_by_key(|p| p.at);
+    /// The tasks that write `packs` and the staged blocks into `params` (the blocks the
+    /// planner reserved; they must not overlap).
+    pub fn new(params: &'q mut Params, packs: &'q [Pack<'w>]) -> Result<Queue<'q, 'w>> {
+        let staged = params.take_staged();
+        Queue::with_blocks(params, staged, packs)
+    }
+
+    /// The tasks that write `packs` and copy `staged` (offset, values) into `params`.
+    fn with_blocks(
+        params: &'q mut [f32],
+        staged: Vec<(usize, Vec<f32>)>,
+        packs: &'q [Pack<'w>],
+    ) -> Result<Queue<'q, 'w>> {
+        let mut blocks: Vec<(usize, usize, Work)> = packs
+            .iter()
+            .map(|p| (p.at, p.spec.packed_floats(), Work::Pack(p, 0..p.spec.ocb / p.spec.nr)))
+            .chain(staged.into_iter().map(|(at, v)| (at, v.len(), Work::Copy(v))))
+            .collect();
+        blocks.sort_by_key(|b| b.0);
         let mut tasks = Vec::new();
-        let (mut rest, mut base) = (params, 0);
-        for pack in order {
-            let (gf, n) = (pack.spec.group_floats(), pack.spec.packed_floats());
-            let Some(skip) = pack.at.checked_sub(base).filter(|s| s + n <= rest.len()) else {
-                return Err(Error::Invalid(format!("packed weights `{}` at {} overlap or overrun", pack.key, pack.at)));
+        let (mut rest, mut base): (&mut [f32], usize) = (params, 0);
+        for (at, n, work) in blocks {
+            let Some(skip) = at.checked_sub(base).filter(|s| s + n <= rest.len()) else {
+                return Err(Error::Invalid(format!("parameter blocks at {at} ({n} floats) overlap or overrun")));
             };
             let (mut block, tail) = std::mem::take(&mut rest)[skip..].split_at_mut(n);
-            (rest, base) = (tail, pack.at + n);
-            let per_task = (TASK_FLOATS / gf.max(1)).max(1);
-            let groups = pack.spec.ocb / pack.spec.nr;
-            for first in (0..groups).step_by(per_task) {
-                let last = (first + per_task).min(groups);
-                let (out, more) = std::mem::take(&mut block).split_at_mut((last - first) * gf);
-                block = more;
-                tasks.push(Task { pack, groups: first..last, out });
+            (rest, base) = (tail, at + n);
+            match work {
+                Work::Pack(pack, groups) => {
+                    let gf = pack.spec.group_floats();
+                    let per_task = (TASK_FLOATS / gf.max(1)).max(1);
+                    for first in groups.clone().step_by(per_task) {
+                        let last = (first + per_task).min(groups.end);
+                        let (out, more) = std::mem::take(&mut block).split_at_mut((last - first) * gf);
+                        block = more;
+                        tasks.push(Task { work: Work::Pack(pack, first..last), out });
+                    }
+                }
+                copy => tasks.push(Task { work: copy, out: block }),
             }
         }
         // Taken from the back: the first blocks first.
@@ -119,8 +146,15 @@ impl<'q, 'w> Queue<'q, 'w> {
                 Ok(mut tasks) => tasks.pop(),
                 Err(_) => None,
             };
-            let Some(Task { pack, groups, out }) = task else { return };
-            if let Err(e) = pack.run(groups, out)
+            let Some(Task { work, out }) = task else { return };
+            let done = match work {
+                Work::Pack(pack, groups) => pack.run(groups, out),
+                Work::Copy(values) => {
+                    out.copy_from_slice(&values);
+                    Ok(())
+                }
+            };
+            if let Err(e) = done
                 && let Ok(mut first) = self.error.lock()
             {
                 first.get_or_insert(e);
@@ -187,7 +221,7 @@ mod tests {
 
     /// Packing through the queue (generated tensors: plain, scaled, and concatenated with a
     /// block straddling the parts; and the same tensors in memory) gives what `pack_into`
-    /// gives from the dense values, on any number of threads.
+    /// gives from the dense values, on any number of threads; staged blocks are copied.
     #[test]
     fn queued_packs_match_packing_the_dense_weights() {
         for (s, oc_a, oc_b, ic) in [
@@ -213,9 +247,14 @@ mod tests {
                 let packs = [Pack { at: 16, spec: s.clone(), oc, ic, weights: &lazy, key: "ab".into() }];
                 let mut params = vec![7.0; 16 + s.packed_floats() + 16];
                 params[16..16 + s.packed_floats()].fill(0.0);
-                Queue::new(&mut params, &packs).unwrap().run(threads).unwrap();
+                let staged = vec![(0, vec![1.0; 16]), (16 + s.packed_floats(), vec![2.0; 3])];
+                Queue::with_blocks(&mut params, staged, &packs).unwrap().run(threads).unwrap();
                 assert_eq!(params[16..16 + s.packed_floats()], want, "{s:?} {threads}");
-                assert!(params[..16].iter().chain(&params[16 + s.packed_floats()..]).all(|&v| v == 7.0));
+                assert_eq!(params[..16], [1.0; 16]);
+                assert_eq!(
+                    params[16 + s.packed_floats()..],
+                    [2.0, 2.0, 2.0, 7.0, 7.0, 7.0, 7.0, 7.0, 7.0, 7.0, 7.0, 7.0, 7.0, 7.0, 7.0, 7.0]
+                );
             }
         }
     }
@@ -227,7 +266,9 @@ mod tests {
         let pack = |at| Pack { at, spec: s.clone(), oc: 16, ic: 16, weights: &w, key: "a.weight".into() };
         let packs = [pack(0), pack(128)];
         let mut params = vec![0.0; 1024];
-        assert!(Queue::new(&mut params, &packs).is_err());
-        assert!(Queue::new(&mut params[..300], &packs[1..]).is_err(), "past the end");
+        assert!(Queue::with_blocks(&mut params, vec![], &packs).is_err());
+        assert!(Queue::with_blocks(&mut params[..300], vec![], &packs[1..]).is_err(), "past the end");
+        assert!(Queue::with_blocks(&mut params, vec![(250, vec![0.0; 8])], &packs[..1]).is_err(), "staged inside");
+        assert!(Queue::with_blocks(&mut params, vec![(256, vec![0.0; 8])], &packs[..1]).is_ok());
     }
 }

@@ -186,16 +186,26 @@ pub fn as_f32_mut(mem: &mut [Line]) -> &mut [f32] {
 /// (dereferences to all the floats, the padding between blocks included). Blocks are
 /// written where they will stay, so the runtime adopts the storage without a copy; the
 /// storage starts zero without being written ([`Lines`]), so padding costs nothing.
+///
+/// Blocks smaller than [`STAGED_FLOATS`] (biases, batch-norm factors) are written to a
+/// staging buffer first and copied into place with the large ones ([`Params::take_staged`],
+/// [`super::pack::Queue`]): written in place while planning, each would make the planner
+/// wait for the page it falls on to be mapped, one after another.
 #[derive(Debug, Default)]
 pub struct Params {
     mem: Lines,
     /// Lines in use.
     used: usize,
+    /// Blocks not yet in place: offset in floats, values.
+    staged: Vec<(usize, Vec<f32>)>,
 }
+
+/// Blocks below this many floats are staged (see [`Params`]).
+pub const STAGED_FLOATS: usize = 1 << 16;
 
 impl Params {
     fn with_capacity(floats: usize) -> Params {
-        Params { mem: Lines::zeroed(floats.div_ceil(16)), used: 0 }
+        Params { mem: Lines::zeroed(floats.div_ceil(16)), used: 0, staged: Vec::new() }
     }
 
     /// Appends `n` zeros and returns their offset in floats (for a block written later).
@@ -210,14 +220,28 @@ impl Params {
         at * 16
     }
 
-    /// Appends `n` zeros, lets `fill` write them, and returns their offset in floats.
+    /// Appends `n` zeros, lets `fill` write them (in place, or staged if small), and returns
+    /// their offset in floats.
     fn push_with(&mut self, n: usize, fill: impl FnOnce(&mut [f32])) -> usize {
         let at = self.reserve(n);
-        fill(&mut self[at..at + n]);
+        if n < STAGED_FLOATS {
+            let mut block = vec![0.0; n];
+            fill(&mut block);
+            self.staged.push((at, block));
+        } else {
+            fill(&mut self[at..at + n]);
+        }
         at
     }
 
-    /// The storage, as lines (those in use, then zero lines up to its capacity).
+    /// The staged blocks, to be copied to their offsets (in floats) before the parameters
+    /// are read.
+    pub fn take_staged(&mut self) -> Vec<(usize, Vec<f32>)> {
+        std::mem::take(&mut self.staged)
+    }
+
+    /// The storage, as lines (those in use, then zero lines up to its capacity). Staged
+    /// blocks must have been copied into place.
     pub fn into_lines(self) -> Lines {
         self.mem
     }
