@@ -74,9 +74,9 @@ pub struct CompileStats {
     pub arena_bytes: usize,
     /// Bytes of packed parameters.
     pub param_bytes: usize,
-    /// Planning and weight packing time (ms).
+    /// Planning time (ms).
     pub plan_ms: f64,
-    /// Code generation time (ms).
+    /// Code generation time (ms), on one thread while the others pack the weights.
     pub codegen_ms: f64,
     /// The tier the convolutions run on.
     pub tier: Option<jit::Tier>,
@@ -129,7 +129,7 @@ impl Model {
     #[cfg(test)]
     fn from_plan(plan: Plan, tier: jit::Tier, opts: &JitOptions, t0: Instant) -> Result<Model> {
         let plan_time = t0.elapsed();
-        let code = Generated::new(&plan, tier, opts)?;
+        let code = Generated::for_kernels(&plan.kernels, &plan.tiles, tier, opts)?;
         Model::assemble(plan, code, tier, opts, plan_time)
     }
 
@@ -364,11 +364,6 @@ struct Generated {
 }
 
 impl Generated {
-    #[cfg(test)]
-    fn new(plan: &Plan, tier: jit::Tier, opts: &JitOptions) -> Result<Generated> {
-        Generated::for_kernels(&plan.kernels, &plan.tiles, tier, opts)
-    }
-
     /// Compiles `kernels` and assembles `tile_specs` (for `tier`'s ISA).
     fn for_kernels(
         kernels: &[KernelSpec],

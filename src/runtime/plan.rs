@@ -243,6 +243,7 @@ impl Params {
     /// The storage, as lines (those in use, then zero lines up to its capacity). Staged
     /// blocks must have been copied into place.
     pub fn into_lines(self) -> Lines {
+        debug_assert!(self.staged.is_empty(), "{} staged parameter blocks were not copied", self.staged.len());
         self.mem
     }
 }
