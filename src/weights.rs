@@ -25,8 +25,8 @@ use std::io::Write as _;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
-pub use stream::LANES;
 use stream::{Dist, Stream};
+pub use stream::{LANES, MAX_ROWS};
 
 /// Longest list of tensors an error message prints before `... and N more`.
 const MAX_LISTED: usize = 20;
@@ -114,10 +114,10 @@ impl Weights {
         self.map.is_empty()
     }
 
-    /// Tensor `key` (seen as `[shape[0]][rest]`), to read in blocks of up to [`LANES`]
+    /// Tensor `key` (seen as `[shape[0]][rest]`), to read in blocks of up to [`MAX_ROWS`]
     /// rows column by column ([`ColumnReader`]): the order of the packed convolution
-    /// weights, 16 output channels per vector. A lazy tensor is generated straight into
-    /// that order, and not kept.
+    /// weights, a group of output channels per column. A lazy tensor is generated straight
+    /// into that order, and not kept.
     pub fn columns(&self, key: &str) -> Result<ColumnReader<'_>> {
         let e = self.entry(key)?;
         let (rows, len) = (n_rows(e.shape()), row_len(e.shape()));
@@ -622,11 +622,20 @@ impl<'a> ColumnReader<'a> {
         self.len
     }
 
-    /// Rows `rows`, at most [`LANES`] of them, to read column by column.
-    pub fn block(&self, rows: Range<usize>) -> Result<RowBlock<'a>> {
+    /// Rows `rows` to read column by column, each column as `width` values: a multiple
+    /// of [`LANES`], at most [`MAX_ROWS`], and at least as many as the rows.
+    pub fn block(&self, rows: Range<usize>, width: usize) -> Result<RowBlock<'a>> {
         let n = rows.end.saturating_sub(rows.start);
-        if rows.start > rows.end || n > LANES || rows.end > self.rows {
-            return Err(Error::Invalid(format!("rows {rows:?} of a tensor of {} rows as one block", self.rows)));
+        if rows.start > rows.end
+            || n > width
+            || width > MAX_ROWS
+            || !width.is_multiple_of(LANES)
+            || rows.end > self.rows
+        {
+            return Err(Error::Invalid(format!(
+                "rows {rows:?} of a tensor of {} rows as a block {width} wide",
+                self.rows
+            )));
         }
         let source = match self.source {
             Source::Dense(data) => Block::Dense(&data[rows.start * self.len..rows.end * self.len]),
@@ -655,14 +664,16 @@ impl<'a> ColumnReader<'a> {
                 Block::Lazy(segments)
             }
         };
-        Ok(RowBlock { n, len: self.len, source })
+        Ok(RowBlock { n, width, len: self.len, source })
     }
 }
 
-/// Up to [`LANES`] rows of a tensor ([`ColumnReader::block`]).
+/// Rows of a tensor, read column by column ([`ColumnReader::block`]).
 pub struct RowBlock<'a> {
     /// Rows.
     n: usize,
+    /// Values per column written.
+    width: usize,
     /// Values per row.
     len: usize,
     source: Block<'a>,
@@ -681,19 +692,20 @@ struct Segment {
     stream: Stream,
     lanes: Range<usize>,
     index: u64,
-    scale: [f64; LANES],
+    scale: [f64; MAX_ROWS],
 }
 
 impl RowBlock<'_> {
     /// Writes columns `first`, `first + step`, ... (`count` of them) of the block, each as
-    /// [`LANES`] values starting at `out[t * out_step]` for the `t`-th; the lanes past the
-    /// block's rows are zero, and `out` between the columns is left alone.
+    /// the block's `width` values starting at `out[t * out_step]` for the `t`-th; the lanes
+    /// past the block's rows are zero, and `out` between the columns is left alone.
     pub fn read(&self, first: usize, step: usize, count: usize, out: &mut [f32], out_step: usize) -> Result<()> {
+        let width = self.width;
         if count == 0 {
             return Ok(());
         }
         let last = first + (count - 1) * step;
-        if last >= self.len || out_step < LANES || out.len() < (count - 1) * out_step + LANES {
+        if last >= self.len || out_step < width || out.len() < (count - 1) * out_step + width {
             return Err(Error::Invalid(format!(
                 "{count} columns from {first} by {step} of rows of {} values into {} values by {out_step}",
                 self.len,
@@ -703,7 +715,7 @@ impl RowBlock<'_> {
         match &self.source {
             Block::Dense(values) => {
                 for t in 0..count {
-                    let column = &mut out[t * out_step..t * out_step + LANES];
+                    let column = &mut out[t * out_step..t * out_step + width];
                     for (k, v) in column.iter_mut().enumerate() {
                         *v = if k < self.n { values[k * self.len + first + t * step] } else { 0.0 };
                     }
@@ -716,24 +728,25 @@ impl RowBlock<'_> {
                     stride: self.len as u64,
                     step: step as u64,
                     count,
+                    width,
                     out_step,
                 };
                 if let [one] = segments.as_slice() {
                     one.stream.fill_columns(at(one.index, out_step), &one.scale, out);
                 } else {
-                    let mut spare = vec![0.0; count * LANES];
+                    let mut spare = vec![0.0; count * width];
                     for seg in segments {
-                        seg.stream.fill_columns(at(seg.index, LANES), &seg.scale, &mut spare);
-                        for (t, s) in spare.chunks_exact(LANES).enumerate() {
+                        seg.stream.fill_columns(at(seg.index, width), &seg.scale, &mut spare);
+                        for (t, s) in spare.chunks_exact(width).enumerate() {
                             out[t * out_step..][seg.lanes.clone()].copy_from_slice(&s[seg.lanes.clone()]);
                         }
                     }
                 }
             }
         }
-        if self.n < LANES {
+        if self.n < width {
             for t in 0..count {
-                out[t * out_step + self.n..t * out_step + LANES].fill(0.0);
+                out[t * out_step + self.n..t * out_step + width].fill(0.0);
             }
         }
         Ok(())
@@ -921,15 +934,21 @@ pub(crate) mod tests {
         d
     }
 
-    /// Rows `rows` of `key` read through [`Weights::columns`], as rows (`[row][column]`).
-    fn rows_of(w: &Weights, key: &str, rows: Range<usize>) -> Vec<f32> {
+    /// Rows `rows` of `key` read through [`Weights::columns`] in blocks `width` wide, as
+    /// rows (`[row][column]`).
+    fn rows_of_by(w: &Weights, key: &str, rows: Range<usize>, width: usize) -> Vec<f32> {
         let reader = w.columns(key).unwrap();
         let len = reader.row_len();
-        let mut columns = vec![f32::NAN; len * LANES];
-        reader.block(rows.clone()).unwrap().read(0, 1, len, &mut columns, LANES).unwrap();
+        let mut columns = vec![f32::NAN; len * width];
+        reader.block(rows.clone(), width).unwrap().read(0, 1, len, &mut columns, width).unwrap();
         let n = rows.len();
-        assert!(columns.chunks_exact(LANES).all(|c| c[n..].iter().all(|&v| v == 0.0)), "lanes past the rows are zero");
-        (0..n).flat_map(|k| (0..len).map(move |c| (k, c))).map(|(k, c)| columns[c * LANES + k]).collect()
+        assert!(columns.chunks_exact(width).all(|c| c[n..].iter().all(|&v| v == 0.0)), "lanes past the rows are zero");
+        (0..n).flat_map(|k| (0..len).map(move |c| (k, c))).map(|(k, c)| columns[c * width + k]).collect()
+    }
+
+    /// [`rows_of_by`] one vector wide.
+    fn rows_of(w: &Weights, key: &str, rows: Range<usize>) -> Vec<f32> {
+        rows_of_by(w, key, rows, LANES)
     }
 
     #[test]
@@ -948,8 +967,9 @@ pub(crate) mod tests {
         }
         assert!(lazy.resident("features.conv.weight").is_none());
         let reader = lazy.columns("features.conv.weight").unwrap();
-        assert!(reader.block(3..5).is_err());
-        let block = reader.block(0..2).unwrap();
+        assert!(reader.block(3..5, LANES).is_err());
+        assert!(reader.block(0..2, 8).is_err() && reader.block(0..2, 80).is_err());
+        let block = reader.block(0..2, LANES).unwrap();
         assert!(block.read(0, 1, 28, &mut [0.0; 28 * LANES], LANES).is_err(), "27 columns");
         assert!(block.read(0, 1, 2, &mut [0.0; LANES + 15], LANES).is_err(), "too short");
         // Every other column, into every third vector.
@@ -982,6 +1002,10 @@ pub(crate) mod tests {
         for (key, rows) in [("both", 3..6), ("three", 2..12), ("three", 3..5), ("twice", 0..16), ("twice", 7..8)] {
             let want = &dense.get(key).unwrap().data[rows.start * 27..rows.end * 27];
             assert_eq!(rows_of(&lazy, key, rows.clone()), want, "{key} {rows:?}");
+            for width in [32, MAX_ROWS] {
+                assert_eq!(rows_of_by(&lazy, key, rows.clone(), width), want, "{key} {rows:?} {width}");
+                assert_eq!(rows_of_by(&dense, key, rows.clone(), width), want, "{key} {rows:?} {width}");
+            }
         }
         assert_eq!(lazy, dense);
         // A mutated tensor is dense from then on.

@@ -113,25 +113,22 @@ pub fn choose_tile(isa: Isa, ow: usize, ocb: usize, steps: usize) -> (usize, usi
     (best.1, best.2)
 }
 
-/// Packed vectors that are consecutive columns of one block of output channels: the `t`-th
-/// (`t < count`) is column `first + t * step` of the dense weight's rows `rows` (`[o][ic *
-/// kh * kw]`, one value per output channel, zero past `rows`), stored at float `at + t *
-/// out_step` of its group. A lane `lane` of input block `cb` and tap `(ky, kx)` is column
-/// `((cb * 16 + lane) * kh + ky) * kw + kx`: the runs step over the lanes.
+/// Packed columns of one group: the `t`-th (`t < count`) is column `first + t * step` of
+/// the dense weight's rows of the group's output channels (`[o][ic * kh * kw]`, one value
+/// per channel, `nr * 16` of them, zero past the last channel), stored at float
+/// `at + t * nr * 16` of the group. Lane `lane` of input block `cb` at tap `(ky, kx)` is
+/// column `((cb * lanes + lane) * kh + ky) * kw + kx`: a run steps over the lanes, and the
+/// runs of a group, in order, write it front to back.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ColumnRun {
-    /// The block's output channels (at most 16).
-    pub rows: std::ops::Range<usize>,
     /// The first column.
     pub first: usize,
-    /// Columns between two vectors.
+    /// Columns between two packed columns.
     pub step: usize,
-    /// Vectors.
+    /// Packed columns.
     pub count: usize,
-    /// Offset of the first vector in the group, in floats.
+    /// Offset of the first in the group, in floats.
     pub at: usize,
-    /// Floats between two vectors.
-    pub out_step: usize,
 }
 
 impl WideConvSpec {
@@ -195,14 +192,17 @@ impl WideConvSpec {
     /// long); channels beyond `oc` and `ic` stay zero.
     pub fn pack_into(&self, oc: usize, ic: usize, dense: &[f32], out: &mut [f32]) {
         let row = ic * self.kernel[0] * self.kernel[1];
+        let width = self.nr * BLOCK;
         if self.group_floats() == 0 {
             return;
         }
+        let runs = self.column_runs(ic);
         for (g, out) in out.chunks_exact_mut(self.group_floats()).enumerate() {
-            for run in self.column_runs(g, oc, ic) {
+            let rows = self.group_rows(g, oc);
+            for run in &runs {
                 for t in 0..run.count {
-                    let column = &mut out[run.at + t * run.out_step..][..BLOCK];
-                    for (k, o) in run.rows.clone().enumerate() {
+                    let column = &mut out[run.at + t * width..][..width];
+                    for (k, o) in rows.clone().enumerate() {
                         column[k] = dense[o * row + run.first + t * run.step];
                     }
                 }
@@ -210,39 +210,30 @@ impl WideConvSpec {
         }
     }
 
-    /// The output channels of block `j` of group `g` of a layer with `oc` of them: up to 16
-    /// rows of the dense weight, empty past `oc`.
-    pub fn block_rows(&self, g: usize, j: usize, oc: usize) -> std::ops::Range<usize> {
-        let o0 = (g * self.nr + j) * BLOCK;
-        o0.min(oc)..(o0 + BLOCK).min(oc)
+    /// The output channels of group `g` of a layer with `oc` of them: up to `nr * 16` rows
+    /// of the dense weight, empty past `oc`.
+    pub fn group_rows(&self, g: usize, oc: usize) -> std::ops::Range<usize> {
+        let o0 = g * self.nr * BLOCK;
+        o0.min(oc)..(o0 + self.nr * BLOCK).min(oc)
     }
 
-    /// The runs of packed vectors that make up group `g` of a layer with `oc` output and
-    /// `ic` input channels, block after block (see [`ColumnRun`]); the vectors no run
-    /// covers (input channels past `ic`, blocks past `oc`) stay zero.
-    pub fn column_runs(&self, g: usize, oc: usize, ic: usize) -> Vec<ColumnRun> {
+    /// The runs of packed columns that make up each group of a layer with `ic` input
+    /// channels (see [`ColumnRun`]); the columns of input channels past `ic` stay zero.
+    pub fn column_runs(&self, ic: usize) -> Vec<ColumnRun> {
         let [kh, kw] = self.kernel;
-        let (l, nr) = (self.lanes, self.nr);
+        let l = self.lanes;
         let mut runs = Vec::new();
-        for j in 0..nr {
-            let rows = self.block_rows(g, j, oc);
-            if rows.is_empty() {
-                continue;
-            }
-            for cb in 0..self.cb_in {
-                let count = l.min(ic.saturating_sub(cb * l));
-                for ky in 0..kh {
-                    for kx in 0..kw {
-                        if count > 0 {
-                            runs.push(ColumnRun {
-                                rows: rows.clone(),
-                                first: ((cb * l * kh) + ky) * kw + kx,
-                                step: kh * kw,
-                                count,
-                                at: ((((cb * kh + ky) * kw + kx) * l) * nr + j) * BLOCK,
-                                out_step: nr * BLOCK,
-                            });
-                        }
+        for cb in 0..self.cb_in {
+            let count = l.min(ic.saturating_sub(cb * l));
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    if count > 0 {
+                        runs.push(ColumnRun {
+                            first: ((cb * l * kh) + ky) * kw + kx,
+                            step: kh * kw,
+                            count,
+                            at: (((cb * kh + ky) * kw + kx) * l) * self.nr * BLOCK,
+                        });
                     }
                 }
             }

@@ -2,9 +2,10 @@
 //!
 //! The planner reserves each wide convolution's packed block ([`Pack`]) instead of writing
 //! it; a [`Queue`] cuts the blocks into tasks of a few output-channel groups, which any
-//! number of threads take in turn. Each task reads its groups' weights 16 output channels
-//! at a time, column by column, straight into tile order ([`WideConvSpec::column_runs`],
-//! [`Weights::columns`]: a seeded tensor is generated there, not copied).
+//! number of threads take in turn. Each task reads its groups' weights a group of output
+//! channels (`nr * 16`) at a time, column by column, straight into tile order and front to
+//! back ([`WideConvSpec::column_runs`], [`Weights::columns`]: a seeded tensor is generated
+//! there, not copied).
 //! [`crate::runtime::Model::compile`] generates code on one thread while the others pack,
 //! then packs too.
 
@@ -12,10 +13,10 @@ use super::plan::Params;
 use crate::error::{Error, Result};
 use crate::jit::emit::BLOCK;
 use crate::jit::wide_conv::WideConvSpec;
-use crate::weights::{LANES, RowBlock, Weights};
+use crate::weights::{LANES, MAX_ROWS, Weights};
 
-// The blocks the weights are read in are the layout's channel blocks.
-const _: () = assert!(LANES == BLOCK);
+// The weights are read a group of channel blocks at a time, at most four.
+const _: () = assert!(LANES == BLOCK && MAX_ROWS == 4 * BLOCK);
 use std::ops::Range;
 use std::sync::Mutex;
 
@@ -56,15 +57,12 @@ impl Pack<'_> {
                 self.spec.kernel[1]
             )));
         }
+        let width = self.spec.nr * BLOCK;
+        let runs = self.spec.column_runs(self.ic);
         for (g, out) in groups.zip(out.chunks_exact_mut(self.spec.group_floats().max(1))) {
-            let mut block: Option<(Range<usize>, RowBlock)> = None;
-            for run in self.spec.column_runs(g, self.oc, self.ic) {
-                if block.as_ref().is_none_or(|(rows, _)| *rows != run.rows) {
-                    block = Some((run.rows.clone(), reader.block(run.rows.clone())?));
-                }
-                if let Some((_, b)) = &block {
-                    b.read(run.first, run.step, run.count, &mut out[run.at..], run.out_step)?;
-                }
+            let block = reader.block(self.spec.group_rows(g, self.oc), width)?;
+            for run in &runs {
+                block.read(run.first, run.step, run.count, &mut out[run.at..], width)?;
             }
         }
         Ok(())

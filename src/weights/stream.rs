@@ -10,6 +10,10 @@
 /// the channel block of the packed layout.
 pub const LANES: usize = 16;
 
+/// The most rows a block read column by column has: a group of four channel blocks (the
+/// widest micro-tile's output channels).
+pub const MAX_ROWS: usize = 4 * LANES;
+
 /// SplitMix64's increment (the golden ratio in 64 bits).
 const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
 
@@ -140,12 +144,12 @@ impl Stream {
         }
     }
 
-    /// Writes columns of a block of [`LANES`] rows of `stride` values each: for `t <
-    /// count`, `out[t * out_step + k]` is value `first + k * stride + t * step` times
-    /// `scale[k]` (as `(v as f64 * s) as f32`, which leaves `v` unchanged for `s = 1`).
-    /// Lanes past the end of the stream's tensor are computed like the others: the caller
-    /// overwrites them.
-    pub(crate) fn fill_columns(&self, at: Columns, scale: &[f64; LANES], out: &mut [f32]) {
+    /// Writes columns of a block of `at.width` rows (a multiple of [`LANES`], at most
+    /// [`MAX_ROWS`]) of `stride` values each: for `t < count`, `out[t * out_step + k]` is
+    /// value `first + k * stride + t * step` times `scale[k]` (as `(v as f64 * s) as f32`,
+    /// which leaves `v` unchanged for `s = 1`). Rows past the end of the stream's tensor are
+    /// computed like the others: the caller overwrites them.
+    pub(crate) fn fill_columns(&self, at: Columns, scale: &[f64; MAX_ROWS], out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512dq") {
@@ -162,40 +166,48 @@ impl Stream {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512dq,avx512vl")]
-    fn fill_columns_avx512(&self, at: Columns, scale: &[f64; LANES], out: &mut [f32]) {
+    fn fill_columns_avx512(&self, at: Columns, scale: &[f64; MAX_ROWS], out: &mut [f32]) {
         self.fill_columns_with(at, scale, out)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn fill_columns_avx2(&self, at: Columns, scale: &[f64; LANES], out: &mut [f32]) {
+    fn fill_columns_avx2(&self, at: Columns, scale: &[f64; MAX_ROWS], out: &mut [f32]) {
         self.fill_columns_with(at, scale, out)
     }
 
-    /// The loop the `fill_columns_*` variants compile: one column (all lanes) per step.
+    /// The loop the `fill_columns_*` variants compile: one column per step, [`LANES`] rows
+    /// at a time.
     #[inline(always)]
-    fn fill_columns_with(&self, at: Columns, scale: &[f64; LANES], out: &mut [f32]) {
+    fn fill_columns_with(&self, at: Columns, scale: &[f64; MAX_ROWS], out: &mut [f32]) {
         let base = self.state.wrapping_add(at.first.wrapping_mul(GAMMA));
-        let lane: [u64; LANES] = std::array::from_fn(|k| (k as u64).wrapping_mul(at.stride).wrapping_mul(GAMMA));
+        let lane: [u64; MAX_ROWS] = std::array::from_fn(|k| (k as u64).wrapping_mul(at.stride).wrapping_mul(GAMMA));
         let step = at.step.wrapping_mul(GAMMA);
         #[inline(always)]
         fn run(
             at: Columns,
             mut state: u64,
             step: u64,
-            lane: &[u64; LANES],
-            scale: &[f64; LANES],
+            lane: &[u64; MAX_ROWS],
+            scale: &[f64; MAX_ROWS],
             out: &mut [f32],
             dist: Dist,
         ) {
+            let width = at.width.min(MAX_ROWS);
             state = state.wrapping_add(GAMMA);
             for t in 0..at.count {
-                let column = out.get_mut(t * at.out_step..t * at.out_step + LANES);
-                let Some(column): Option<&mut [f32; LANES]> = column.and_then(|c| c.try_into().ok()) else {
-                    return;
-                };
-                for ((o, &l), &s) in column.iter_mut().zip(lane).zip(scale) {
-                    *o = (dist.value(mix(state.wrapping_add(l))) as f64 * s) as f32;
+                let Some(column) = out.get_mut(t * at.out_step..t * at.out_step + width) else { return };
+                let vectors =
+                    column.chunks_exact_mut(LANES).zip(lane.chunks_exact(LANES)).zip(scale.chunks_exact(LANES));
+                for ((o, l), s) in vectors {
+                    let (Ok(o), Ok(l), Ok(s)) =
+                        (<&mut [f32; LANES]>::try_from(o), <&[u64; LANES]>::try_from(l), <&[f64; LANES]>::try_from(s))
+                    else {
+                        return;
+                    };
+                    for ((o, &l), &s) in o.iter_mut().zip(l).zip(s) {
+                        *o = (dist.value(mix(state.wrapping_add(l))) as f64 * s) as f32;
+                    }
                 }
                 state = state.wrapping_add(step);
             }
@@ -207,15 +219,16 @@ impl Stream {
     }
 }
 
-/// Where [`Stream::fill_columns`] reads and writes: the stream index of lane 0 of the
-/// first column, the distance between lanes (rows) and between columns, the number of
-/// columns, and the distance between columns in the output.
+/// Where [`Stream::fill_columns`] reads and writes: the stream index of row 0 of the first
+/// column, the distance between rows and between columns, the number of columns, the rows
+/// (lanes) of a column, and the distance between columns in the output.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Columns {
     pub(crate) first: u64,
     pub(crate) stride: u64,
     pub(crate) step: u64,
     pub(crate) count: usize,
+    pub(crate) width: usize,
     pub(crate) out_step: usize,
 }
 
@@ -265,11 +278,11 @@ mod tests {
     #[test]
     fn columns_are_the_values_of_each_lane_scaled() {
         let s = Stream::for_key(9, "c", Dist::Normal { std: 0.05 });
-        let scale: [f64; LANES] = std::array::from_fn(|k| if k % 3 == 0 { 1.0 } else { 0.5 + k as f64 });
-        for (first, stride, step, count, out_step) in
-            [(0, 7, 1, 7, 16), (21, 7, 3, 3, 48), (5, 100, 9, 1, 16), (1000, 1, 1, 40, 32)]
+        let scale: [f64; MAX_ROWS] = std::array::from_fn(|k| if k % 3 == 0 { 1.0 } else { 0.5 + k as f64 });
+        for (first, stride, step, count, width, out_step) in
+            [(0, 7, 1, 7, 16, 16), (21, 7, 3, 3, 16, 48), (5, 100, 9, 1, 64, 64), (1000, 1, 1, 40, 32, 40)]
         {
-            let at = Columns { first, stride, step, count, out_step };
+            let at = Columns { first, stride, step, count, width, out_step };
             let mut out = vec![0.0; count * out_step];
             s.fill_columns(at, &scale, &mut out);
             let mut plain = vec![0.0; count * out_step];
@@ -278,7 +291,7 @@ mod tests {
             for t in 0..count {
                 for k in 0..out_step {
                     let got = out[t * out_step + k];
-                    if k >= LANES {
+                    if k >= width {
                         assert_eq!(got, 0.0, "untouched");
                         continue;
                     }
