@@ -332,22 +332,44 @@ impl Model {
     }
 }
 
-/// Generates the code of `plan` on this thread while the other [`pack::threads`] pack
-/// `packs` into its parameters; this thread packs too once the code is done.
+/// Generates the code of `plan` while packing `packs` into its parameters: this thread
+/// compiles the kernels and one other assembles the wide tiles, while the rest of the
+/// [`pack::threads`] pack; each joins the packing when its code is done.
 ///
 /// [`pack::threads`]: super::pack::threads
 fn generate_while_packing(plan: &mut Plan, packs: &[Pack], tier: jit::Tier, opts: &JitOptions) -> Result<Generated> {
     let queue = Queue::new(&mut plan.params, packs)?;
-    let code = std::thread::scope(|s| {
-        for _ in 1..super::pack::threads() {
+    let t0 = Instant::now();
+    let (tiles, kernels) = std::thread::scope(|s| {
+        let threads = super::pack::threads();
+        let (queue, specs) = (&queue, &plan.tiles);
+        let helper = (threads > 1).then(|| {
+            s.spawn(move || {
+                let tiles = Tiles::assemble(specs, tier);
+                queue.work();
+                tiles
+            })
+        });
+        for _ in 2..threads {
             s.spawn(|| queue.work());
         }
-        let code = Generated::for_kernels(&plan.kernels, &plan.tiles, tier, opts);
-        queue.work();
-        code
+        let kernels = Kernels::compile(&plan.kernels, opts);
+        let tiles = match helper {
+            Some(helper) => {
+                queue.work();
+                helper.join().unwrap_or_else(|_| Err(Error::Jit("the wide tile assembler panicked".into())))
+            }
+            None => {
+                let tiles = Tiles::assemble(specs, tier);
+                queue.work();
+                tiles
+            }
+        };
+        (tiles, kernels)
     });
     queue.finish()?;
-    code
+    let (tiles, kernels) = (tiles?, kernels?);
+    Ok(Generated::new(tiles, kernels, t0))
 }
 
 /// A plan's machine code: the Cranelift kernels and the wide tiles they call.
@@ -359,35 +381,76 @@ struct Generated {
     module: JITModule,
     wide: Option<jit::wide::WideCode>,
     code_bytes: usize,
-    /// Time taken (ms).
+    /// Time taken (ms): the longer of the two parts, which run at once.
     ms: f64,
 }
 
 impl Generated {
-    /// Compiles `kernels` and assembles `tile_specs` (for `tier`'s ISA).
+    /// Compiles `kernels` and assembles `tile_specs` (for `tier`'s ISA), one after the other.
+    #[cfg(test)]
     fn for_kernels(
         kernels: &[KernelSpec],
         tile_specs: &[TileSpec],
         tier: jit::Tier,
         opts: &JitOptions,
     ) -> Result<Generated> {
-        let t1 = Instant::now();
-        let mut tile_ids = Vec::with_capacity(tile_specs.len());
-        let wide = match tier.isa() {
-            Some(isa) if !tile_specs.is_empty() => {
+        let t0 = Instant::now();
+        let tiles = Tiles::assemble(tile_specs, tier)?;
+        Ok(Generated::new(tiles, Kernels::compile(kernels, opts)?, t0))
+    }
+
+    /// Both parts, begun at `t0`.
+    fn new(tiles: Tiles, kernels: Kernels, t0: Instant) -> Generated {
+        let ms = tiles.done.max(kernels.done).duration_since(t0).as_secs_f64() * 1e3;
+        let code_bytes = kernels.code_bytes + tiles.code.as_ref().map_or(0, |w| w.code_bytes());
+        Generated { fns: kernels.fns, tiles: tiles.entries, module: kernels.module, wide: tiles.code, code_bytes, ms }
+    }
+}
+
+/// The wide tiles of a plan (none on the portable tier).
+struct Tiles {
+    code: Option<jit::wide::WideCode>,
+    /// Entry of each tile, by [`Plan::tiles`] index.
+    entries: Vec<usize>,
+    /// When they were done.
+    done: Instant,
+}
+
+impl Tiles {
+    /// Assembles `specs` for `tier`'s ISA (equal specs share code).
+    fn assemble(specs: &[TileSpec], tier: jit::Tier) -> Result<Tiles> {
+        let mut ids = Vec::with_capacity(specs.len());
+        let code = match tier.isa() {
+            Some(isa) if !specs.is_empty() => {
                 let mut wide = jit::wide::WideKernels::new(isa);
-                for t in tile_specs {
-                    tile_ids.push(wide.add(t)?);
+                for t in specs {
+                    ids.push(wide.add(t)?);
                 }
                 Some(wide.finish()?)
             }
             _ => None,
         };
-        let tiles: Vec<usize> = match &wide {
-            Some(code) => tile_ids.iter().map(|&i| code.tile(i) as usize).collect(),
+        let entries = match &code {
+            Some(code) => ids.iter().map(|&i| code.tile(i) as usize).collect(),
             None => Vec::new(),
         };
-        let wide_bytes = wide.as_ref().map_or(0, |w| w.code_bytes());
+        Ok(Tiles { code, entries, done: Instant::now() })
+    }
+}
+
+/// The Cranelift kernels of a plan.
+struct Kernels {
+    module: JITModule,
+    /// Entry of each kernel, by [`Plan::kernels`] index.
+    fns: Vec<KernelFn>,
+    code_bytes: usize,
+    /// When they were done.
+    done: Instant,
+}
+
+impl Kernels {
+    /// Compiles `kernels` for the host.
+    fn compile(kernels: &[KernelSpec], opts: &JitOptions) -> Result<Kernels> {
         let isa = jit::host_isa(opts.verify)?;
         let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
         let mut fbc = FunctionBuilderContext::new();
@@ -412,14 +475,7 @@ impl Generated {
                 unsafe { std::mem::transmute::<*const u8, KernelFn>(p) }
             })
             .collect();
-        Ok(Generated {
-            fns,
-            tiles,
-            module,
-            wide,
-            code_bytes: code_bytes + wide_bytes,
-            ms: t1.elapsed().as_secs_f64() * 1e3,
-        })
+        Ok(Kernels { module, fns, code_bytes, done: Instant::now() })
     }
 }
 
