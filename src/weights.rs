@@ -9,9 +9,9 @@
 //! Seeded tensors are generated when first read, not by [`Weights::init`]: the compiler
 //! generates a convolution's weights straight into their packed order
 //! ([`Weights::columns`]), so Inception-v4's 170 MB of initial weights are never held in
-//! memory next to their packed copy. Batch-norm folding and sibling merging keep such tensors lazy
-//! ([`Weights::scale_rows`], [`Weights::concat_rows`]); every other access generates the
-//! tensor once and keeps it. The values do not depend on which happens.
+//! memory next to their packed copy. Batch-norm folding and sibling merging keep such
+//! tensors lazy ([`Weights::scale_rows`], [`Weights::concat_rows`]); every other access
+//! generates the tensor once and keeps it. The values do not depend on which happens.
 
 mod stream;
 

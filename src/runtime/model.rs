@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::ir::{Graph, Shape};
 use crate::jit::kernel::KernelSpec;
 use crate::jit::wide::TileSpec;
-use crate::jit::{self, JitOptions};
+use crate::jit::{self, JitOptions, Regalloc};
 use crate::weights::Weights;
 
 /// Channels per block of the layout.
@@ -42,18 +42,18 @@ struct Arena {
     args: Vec<usize>,
 }
 
-/// The JIT module; its code stays mapped until the model is dropped.
-struct Code(Option<JITModule>);
+/// The JIT modules; their code stays mapped until the model is dropped.
+struct Code(Vec<JITModule>);
 
-// SAFETY: after `finalize_definitions` the module is never touched again except to free
-// it in `Drop`; the code is immutable and the function pointers are plain values.
+// SAFETY: after `finalize_definitions` a module is never touched again except to free it
+// in `Drop`; the code is immutable and the function pointers are plain values.
 unsafe impl Send for Code {}
 // SAFETY: as above: shared references never reach the module.
 unsafe impl Sync for Code {}
 
 impl Drop for Code {
     fn drop(&mut self) {
-        if let Some(m) = self.0.take() {
+        for m in self.0.drain(..) {
             // SAFETY: the model owning this is being dropped, so no function pointer into
             // the module can be called any more.
             unsafe { m.free_memory() };
@@ -141,7 +141,7 @@ impl Model {
         opts: &JitOptions,
         plan_time: std::time::Duration,
     ) -> Result<Model> {
-        let Generated { fns, tiles, module, wide, code_bytes, ms: codegen_ms } = code;
+        let Generated { fns, tiles, modules, wide, code_bytes, ms: codegen_ms } = code;
         let param_bytes = plan.params.len() * 4;
         let params = std::mem::take(&mut plan.params).into_lines();
         let mut arg_at = Vec::new();
@@ -174,7 +174,7 @@ impl Model {
             pool: if threads > 1 { Some(Mutex::new(ThreadPool::new(threads - 1))) } else { None },
             stats,
             tiles,
-            _code: Code(Some(module)),
+            _code: Code(modules),
             _wide: wide,
         };
         let a = m.new_arena();
@@ -378,7 +378,7 @@ struct Generated {
     fns: Vec<KernelFn>,
     /// Entry of each wide tile, by [`Plan::tiles`] index.
     tiles: Vec<usize>,
-    module: JITModule,
+    modules: Vec<JITModule>,
     wide: Option<jit::wide::WideCode>,
     code_bytes: usize,
     /// Time taken (ms): the longer of the two parts, which run at once.
@@ -403,7 +403,7 @@ impl Generated {
     fn new(tiles: Tiles, kernels: Kernels, t0: Instant) -> Generated {
         let ms = tiles.done.max(kernels.done).duration_since(t0).as_secs_f64() * 1e3;
         let code_bytes = kernels.code_bytes + tiles.code.as_ref().map_or(0, |w| w.code_bytes());
-        Generated { fns: kernels.fns, tiles: tiles.entries, module: kernels.module, wide: tiles.code, code_bytes, ms }
+        Generated { fns: kernels.fns, tiles: tiles.entries, modules: kernels.modules, wide: tiles.code, code_bytes, ms }
     }
 }
 
@@ -440,7 +440,8 @@ impl Tiles {
 
 /// The Cranelift kernels of a plan.
 struct Kernels {
-    module: JITModule,
+    /// The modules holding them: one per register allocator.
+    modules: Vec<JITModule>,
     /// Entry of each kernel, by [`Plan::kernels`] index.
     fns: Vec<KernelFn>,
     code_bytes: usize,
@@ -449,33 +450,51 @@ struct Kernels {
 }
 
 impl Kernels {
-    /// Compiles `kernels` for the host.
+    /// Compiles `kernels` for the host. The wide convolutions' kernels only loop around
+    /// their tile calls, so they get the single-pass register allocator: a third of the
+    /// compile time, and the spills it adds are nothing next to a tile's work. The
+    /// others, which compute, get the backtracking one.
     fn compile(kernels: &[KernelSpec], opts: &JitOptions) -> Result<Kernels> {
-        let isa = jit::host_isa(opts.verify)?;
-        let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
-        let mut fbc = FunctionBuilderContext::new();
-        let mut ids = Vec::with_capacity(kernels.len());
+        let allocator = |spec: &KernelSpec| match spec {
+            KernelSpec::WideConv(_) => Regalloc::SinglePass,
+            _ => Regalloc::Backtracking,
+        };
+        let mut modules = Vec::new();
+        let mut fns: Vec<Option<KernelFn>> = vec![None; kernels.len()];
         let mut code_bytes = 0;
-        for (i, spec) in kernels.iter().enumerate() {
-            let mut ctx = jit::function(spec, module.isa(), i as u32, &mut fbc);
-            let id = module
-                .declare_function(&format!("k{i}"), Linkage::Local, &ctx.func.signature)
-                .map_err(|e| Error::Jit(e.to_string()))?;
-            module.define_function(id, &mut ctx).map_err(|e| Error::Jit(format!("kernel {spec:?}: {e:?}")))?;
-            code_bytes += ctx.compiled_code().map_or(0, |c| c.code_buffer().len());
-            ids.push(id);
-        }
-        module.finalize_definitions().map_err(|e| Error::Jit(e.to_string()))?;
-        let fns = ids
-            .iter()
-            .map(|&id| {
+        for regalloc in [Regalloc::Backtracking, Regalloc::SinglePass] {
+            let mine: Vec<usize> = (0..kernels.len()).filter(|&i| allocator(&kernels[i]) == regalloc).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let isa = jit::host_isa_with(opts.verify, regalloc)?;
+            let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
+            let mut fbc = FunctionBuilderContext::new();
+            let mut ids = Vec::with_capacity(mine.len());
+            for &i in &mine {
+                let spec = &kernels[i];
+                let mut ctx = jit::function(spec, module.isa(), i as u32, &mut fbc);
+                let id = module
+                    .declare_function(&format!("k{i}"), Linkage::Local, &ctx.func.signature)
+                    .map_err(|e| Error::Jit(e.to_string()))?;
+                module.define_function(id, &mut ctx).map_err(|e| Error::Jit(format!("kernel {spec:?}: {e:?}")))?;
+                code_bytes += ctx.compiled_code().map_or(0, |c| c.code_buffer().len());
+                ids.push(id);
+            }
+            module.finalize_definitions().map_err(|e| Error::Jit(e.to_string()))?;
+            for (&i, &id) in mine.iter().zip(&ids) {
                 let p = module.get_finalized_function(id);
                 // SAFETY: every kernel was declared with `kernel::signature`, which is
                 // this type in the host's default calling convention.
-                unsafe { std::mem::transmute::<*const u8, KernelFn>(p) }
-            })
-            .collect();
-        Ok(Kernels { module, fns, code_bytes, done: Instant::now() })
+                fns[i] = Some(unsafe { std::mem::transmute::<*const u8, KernelFn>(p) });
+            }
+            modules.push(module);
+        }
+        let fns = fns
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| Error::Jit("a kernel was not compiled".into()))?;
+        Ok(Kernels { modules, fns, code_bytes, done: Instant::now() })
     }
 }
 
