@@ -66,11 +66,13 @@ pub struct CompileReport {
     pub parse_ms: f64,
     /// Elaboration into the IR.
     pub lower_ms: f64,
-    /// Loading or initialising weights.
+    /// Loading weights from a file, or setting up the seeded ones (whose values are
+    /// generated as they are packed, in `codegen_ms`).
     pub weights_ms: f64,
     /// The optimiser.
     pub passes_ms: f64,
-    /// Memory planning, weight packing and code generation.
+    /// Memory planning, then weight packing (and generation) on all cores alongside code
+    /// generation.
     pub codegen_ms: f64,
     /// Everything.
     pub total_ms: f64,

@@ -5,6 +5,15 @@
 //! as is. Loading is all or nothing: a file that does not fit the network is one error
 //! listing every missing, unexpected and mis-shaped tensor, so a network never runs with
 //! some weights silently left at their initial values.
+//!
+//! Seeded tensors are generated when first read, not by [`Weights::init`]: the compiler
+//! generates a convolution's weights straight into their packed order
+//! ([`Weights::columns`]), so Inception-v4's 170 MB of initial weights are never held in
+//! memory next to their packed copy. Batch-norm folding and sibling merging keep such
+//! tensors lazy ([`Weights::scale_rows`], [`Weights::concat_rows`]); every other access
+//! generates the tensor once and keeps it. The values do not depend on which happens.
+
+mod stream;
 
 use crate::error::{Error, Result};
 use crate::ir::{Graph, ParamRole, ParamSpec};
@@ -13,7 +22,11 @@ use safetensors::{Dtype, SafeTensorError, SafeTensors};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::ops::Range;
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use stream::{Dist, Stream};
+pub use stream::{LANES, MAX_ROWS};
 
 /// Longest list of tensors an error message prints before `... and N more`.
 const MAX_LISTED: usize = 20;
@@ -28,9 +41,18 @@ pub struct Tensor {
 }
 
 /// The parameter tensors of a network, by state-dict key.
-#[derive(Clone, Debug, Default, PartialEq)]
+///
+/// Equality compares keys and values, generating lazy tensors as needed.
+#[derive(Clone, Debug, Default)]
 pub struct Weights {
-    map: BTreeMap<String, Tensor>,
+    map: BTreeMap<String, Entry>,
+}
+
+impl PartialEq for Weights {
+    fn eq(&self, other: &Weights) -> bool {
+        self.map.len() == other.map.len()
+            && self.map.iter().zip(&other.map).all(|((ka, a), (kb, b))| ka == kb && a.tensor() == b.tensor())
+    }
 }
 
 impl Weights {
@@ -39,19 +61,37 @@ impl Weights {
         Weights::default()
     }
 
-    /// The tensor named `key`.
+    /// The tensor named `key` (a lazy tensor is generated now, once, and kept).
     pub fn get(&self, key: &str) -> Option<&Tensor> {
-        self.map.get(key)
+        self.map.get(key).map(Entry::tensor)
     }
 
-    /// The tensor stored under `key`, to change in place.
+    /// The tensor stored under `key`, to change in place (generated first if lazy).
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Tensor> {
-        self.map.get_mut(key)
+        self.map.get_mut(key).map(Entry::tensor_mut)
+    }
+
+    /// The tensor named `key` if its values are in memory, without generating them.
+    pub fn resident(&self, key: &str) -> Option<&Tensor> {
+        match self.map.get(key)? {
+            Entry::Dense(t) => Some(t),
+            Entry::Lazy { cache, .. } => cache.get(),
+        }
+    }
+
+    /// The shape of tensor `key`, without generating it.
+    pub fn shape(&self, key: &str) -> Option<&[usize]> {
+        self.map.get(key).map(Entry::shape)
+    }
+
+    /// Every tensor's key and shape, by key in byte order, without generating any.
+    pub fn shapes(&self) -> impl Iterator<Item = (&str, &[usize])> {
+        self.map.iter().map(|(k, e)| (k.as_str(), e.shape()))
     }
 
     /// Adds or replaces the tensor named `key`, returning the one it replaced.
     pub fn insert(&mut self, key: impl Into<String>, tensor: Tensor) -> Option<Tensor> {
-        self.map.insert(key.into(), tensor)
+        self.map.insert(key.into(), Entry::Dense(tensor)).map(Entry::into_tensor)
     }
 
     /// Keeps only the tensors whose key satisfies `keep`.
@@ -59,9 +99,9 @@ impl Weights {
         self.map.retain(|k, _| keep(k));
     }
 
-    /// All tensors, by key in byte order.
+    /// All tensors, by key in byte order (lazy ones are generated and kept).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Tensor)> {
-        self.map.iter().map(|(k, t)| (k.as_str(), t))
+        self.map.iter().map(|(k, e)| (k.as_str(), e.tensor()))
     }
 
     /// Number of tensors.
@@ -74,45 +114,139 @@ impl Weights {
         self.map.is_empty()
     }
 
+    /// Tensor `key` (seen as `[shape[0]][rest]`), to read in blocks of up to [`MAX_ROWS`]
+    /// rows column by column ([`ColumnReader`]): the order of the packed convolution
+    /// weights, a group of output channels per column. A lazy tensor is generated straight
+    /// into that order, and not kept.
+    pub fn columns(&self, key: &str) -> Result<ColumnReader<'_>> {
+        let e = self.entry(key)?;
+        let (rows, len) = (n_rows(e.shape()), row_len(e.shape()));
+        let source = match e {
+            Entry::Lazy { recipe, cache, .. } if cache.get().is_none() => Source::Lazy(recipe),
+            _ => {
+                let data = &e.tensor().data;
+                if data.len() != rows * len {
+                    return Err(Error::Invalid(format!(
+                        "tensor `{key}` holds {} values, not {}",
+                        data.len(),
+                        dims(e.shape())
+                    )));
+                }
+                Source::Dense(data)
+            }
+        };
+        Ok(ColumnReader { rows, len, source })
+    }
+
+    /// Multiplies row `r` of tensor `key` (seen as `[scale.len()][rest]`) by `scale[r]`,
+    /// each value as `(v as f64 * scale[r]) as f32`. A lazy tensor stays lazy when the rows
+    /// are its first dimension and it was not scaled before.
+    pub fn scale_rows(&mut self, key: &str, scale: &[f64]) -> Result<()> {
+        let e = self.map.get_mut(key).ok_or_else(|| missing_tensor(key))?;
+        let n = match e {
+            Entry::Dense(t) => t.data.len(),
+            Entry::Lazy { shape, .. } => shape.iter().product(),
+        };
+        if scale.is_empty() || !n.is_multiple_of(scale.len()) {
+            return Err(Error::Invalid(format!(
+                "tensor `{key}` {} has no {} rows to scale",
+                dims(e.shape()),
+                scale.len()
+            )));
+        }
+        if let Entry::Lazy { shape, recipe, cache } = e
+            && cache.get().is_none()
+            && n_rows(shape) == scale.len()
+            && recipe.parts.iter().all(|p| p.scale.is_none())
+        {
+            let mut first = 0;
+            for p in &mut recipe.parts {
+                p.scale = Some(scale[first..first + p.rows].into());
+                first += p.rows;
+            }
+            return Ok(());
+        }
+        let t = e.tensor_mut();
+        for (chunk, &s) in t.data.chunks_exact_mut(n / scale.len()).zip(scale) {
+            chunk.iter_mut().for_each(|v| *v = (*v as f64 * s) as f32);
+        }
+        Ok(())
+    }
+
+    /// Inserts under `key` the tensors `parts` concatenated along their first dimension
+    /// (their other dimensions must be equal). Lazy when every part is lazy.
+    pub fn concat_rows(&mut self, key: impl Into<String>, parts: &[&str]) -> Result<()> {
+        let entries = parts.iter().map(|k| self.entry(k)).collect::<Result<Vec<_>>>()?;
+        let Some(first) = entries.first() else {
+            return Err(Error::Invalid("concatenation of no tensors".into()));
+        };
+        let rest = first.shape().get(1..).unwrap_or_default();
+        if let Some(i) =
+            entries.iter().position(|e| e.shape().get(1..).unwrap_or_default() != rest || e.shape().is_empty())
+        {
+            return Err(Error::Invalid(format!(
+                "cannot concatenate tensor `{}` {} with `{}` {} along the first dimension",
+                parts[i],
+                dims(entries[i].shape()),
+                parts[0],
+                dims(first.shape())
+            )));
+        }
+        let mut shape = first.shape().to_vec();
+        shape[0] = entries.iter().map(|e| e.shape()[0]).sum();
+        let lazy: Option<Vec<&Recipe>> = entries
+            .iter()
+            .map(|e| match e {
+                Entry::Lazy { recipe, cache, .. } if cache.get().is_none() => Some(recipe),
+                _ => None,
+            })
+            .collect();
+        let entry = match lazy {
+            Some(recipes) => Entry::Lazy {
+                shape,
+                recipe: Recipe { parts: recipes.iter().flat_map(|r| r.parts.iter().cloned()).collect() },
+                cache: OnceLock::new(),
+            },
+            None => {
+                let data = entries.iter().flat_map(|e| e.tensor().data.iter().copied()).collect();
+                Entry::Dense(Tensor { shape, data })
+            }
+        };
+        self.map.insert(key.into(), entry);
+        Ok(())
+    }
+
+    fn entry(&self, key: &str) -> Result<&Entry> {
+        self.map.get(key).ok_or_else(|| missing_tensor(key))
+    }
+
     /// Deterministic weights for every parameter of `graph`, the same on every platform.
     ///
     /// Each tensor draws from its own stream, seeded by `seed` and a hash of its key, so
-    /// adding or removing a layer leaves every other layer's values unchanged.
+    /// adding or removing a layer leaves every other layer's values unchanged. Nothing is
+    /// generated here: each tensor is when first read (see the module documentation).
     ///
     /// | role | values |
     /// |---|---|
-    /// | conv / linear weight | mean 0, std `sqrt(2 / fan_in)` (He), near-normal (see `normal`) |
+    /// | conv / linear weight | mean 0, std `sqrt(2 / fan_in)` (He), near-normal (see `Dist::Normal`) |
     /// | bias | uniform in `±1/sqrt(fan_in)` (PyTorch's default) |
     /// | batch-norm gamma, running variance | uniform in `1 ± 0.1` |
     /// | batch-norm beta, running mean | uniform in `±0.1` |
     ///
     /// Batch norms are near, but not exactly, the identity so that tests of them can fail.
     pub fn init(graph: &Graph, seed: u64) -> Weights {
-        // Each tensor's stream depends only on the seed and its key, so the tensors can be
-        // generated on all cores in any order with the same result.
-        let specs = graph.params();
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
-        let mut shares: Vec<Vec<&ParamSpec>> = vec![vec![]; threads];
-        let mut load = vec![0usize; threads];
-        let mut by_size: Vec<&ParamSpec> = specs.iter().collect();
-        by_size.sort_by_key(|s| std::cmp::Reverse(s.shape.iter().product::<usize>()));
-        for spec in by_size {
-            let t = (0..threads).min_by_key(|&t| load[t]).unwrap_or(0);
-            load[t] += spec.shape.iter().product::<usize>();
-            shares[t].push(spec);
-        }
-        let made: Vec<Vec<(String, Tensor)>> = std::thread::scope(|s| {
-            let handles: Vec<_> = shares
-                .iter()
-                .map(|share| {
-                    s.spawn(move || share.iter().map(|spec| (spec.key.clone(), init_tensor(spec, seed))).collect())
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
-        });
         let mut w = Weights::new();
-        for (key, t) in made.into_iter().flatten() {
-            w.insert(key, t);
+        for spec in graph.params() {
+            let fan_in = spec.fan_in.max(1) as f64;
+            let dist = match spec.role {
+                ParamRole::Weight => Dist::Normal { std: (2.0 / fan_in).sqrt() },
+                ParamRole::Bias => Dist::Uniform { center: 0.0, half: 1.0 / fan_in.sqrt() },
+                ParamRole::BnWeight | ParamRole::RunningVar => Dist::Uniform { center: 1.0, half: 0.1 },
+                ParamRole::BnBias | ParamRole::RunningMean => Dist::Uniform { center: 0.0, half: 0.1 },
+            };
+            let part = Part { stream: Stream::for_key(seed, &spec.key, dist), rows: n_rows(&spec.shape), scale: None };
+            let entry = Entry::Lazy { shape: spec.shape, recipe: Recipe { parts: vec![part] }, cache: OnceLock::new() };
+            w.map.insert(spec.key, entry);
         }
         w
     }
@@ -120,13 +254,14 @@ impl Weights {
     /// Checks that every parameter of `graph` is present with its exact shape and with as
     /// many values as its shape holds. Extra tensors are allowed here (a pass may have
     /// removed the layer that used them); [`Weights::load_safetensors`] is stricter.
+    /// Generates nothing.
     pub fn check(&self, graph: &Graph) -> Result<()> {
         let mut report = Report::default();
         for spec in unique_params(graph) {
-            match self.get(&spec.key) {
+            match self.map.get(&spec.key) {
                 None => report.missing(&spec),
-                Some(t) if t.shape != spec.shape => report.wrong(&spec, "F32", &t.shape),
-                Some(t) if t.data.len() != spec.shape.iter().product::<usize>() => {
+                Some(e) if e.shape() != spec.shape => report.wrong(&spec, "F32", e.shape()),
+                Some(Entry::Dense(t)) if t.data.len() != spec.shape.iter().product::<usize>() => {
                     report.wrong.push(format!(
                         "`{}`: shape {} holds {} values, the tensor has {}",
                         spec.key,
@@ -229,14 +364,14 @@ impl Weights {
         let fail = |message: String| Error::Weights { path: path.display().to_string(), message };
         let mut infos = Vec::with_capacity(self.map.len());
         let mut offset = 0usize;
-        for (key, t) in &self.map {
+        for (key, t) in self.iter() {
             let n = t.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
             if n != Some(t.data.len()) {
                 return Err(fail(format!("tensor `{key}` of shape {} has {} values", dims(&t.shape), t.data.len())));
             }
             let end = offset + 4 * t.data.len();
             infos.push((
-                key.clone(),
+                key.to_string(),
                 TensorInfo { dtype: Dtype::F32, shape: t.shape.clone(), data_offsets: (offset, end) },
             ));
             offset = end;
@@ -248,7 +383,7 @@ impl Weights {
         crate::npy::write_atomic(path, |w| {
             w.write_all(&(header.len() as u64).to_le_bytes())?;
             w.write_all(&header)?;
-            for t in self.map.values() {
+            for (_, t) in self.iter() {
                 for v in &t.data {
                     w.write_all(&v.to_le_bytes())?;
                 }
@@ -371,68 +506,265 @@ impl Report {
     }
 }
 
-/// SplitMix64 (Steele, Lea and Flood 2014): tiny, fast, and the same on every platform.
-struct SplitMix64(u64);
+/// A stored tensor: its values, or how to generate them.
+#[derive(Clone, Debug)]
+enum Entry {
+    /// Values in memory.
+    Dense(Tensor),
+    /// Generated from `recipe` on first read and then kept in `cache`; rows can be
+    /// generated without keeping them ([`Weights::columns`]).
+    Lazy { shape: Vec<usize>, recipe: Recipe, cache: OnceLock<Tensor> },
+}
 
-impl SplitMix64 {
-    /// The stream of tensor `key` under `seed` (FNV-1a hash of the key, mixed with the seed).
-    fn for_key(seed: u64, key: &str) -> SplitMix64 {
-        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
-        let mut s = SplitMix64(seed);
-        SplitMix64(s.next() ^ hash)
+impl Entry {
+    fn shape(&self) -> &[usize] {
+        match self {
+            Entry::Dense(t) => &t.shape,
+            Entry::Lazy { shape, .. } => shape,
+        }
     }
 
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+    fn tensor(&self) -> &Tensor {
+        match self {
+            Entry::Dense(t) => t,
+            Entry::Lazy { shape, recipe, cache } => cache.get_or_init(|| recipe.tensor(shape)),
+        }
     }
 
-    /// Uniform in `[0, 1)` with 53 random bits.
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    /// The values, in memory for good.
+    fn tensor_mut(&mut self) -> &mut Tensor {
+        if let Entry::Lazy { .. } = self {
+            let dense = std::mem::replace(self, Entry::Dense(Tensor { shape: vec![], data: vec![] })).into_tensor();
+            *self = Entry::Dense(dense);
+        }
+        match self {
+            Entry::Dense(t) => t,
+            Entry::Lazy { .. } => unreachable!("made dense above"),
+        }
     }
 
-    /// Uniform in `[-a, a)`.
-    fn uniform(&mut self, a: f64) -> f64 {
-        (2.0 * self.unit() - 1.0) * a
-    }
-
-    /// Approximately standard normal: the sum of 4 uniforms (the four 16-bit quarters of
-    /// one draw, Irwin–Hall), centred and scaled to mean 0, variance 1, cut off at ±2√3.
-    ///
-    /// A hard choice: Box–Muller is exact but needs `ln` and `cos`, whose last bits come
-    /// from the platform's libm; sums of uniforms need only integer and IEEE arithmetic, so
-    /// the weights are bit-identical everywhere. One draw per value keeps the init of
-    /// Inception-v4's 43M parameters at tens of milliseconds.
-    fn normal(&mut self) -> f64 {
-        let z = self.next();
-        let s = (z & 0xffff) + (z >> 16 & 0xffff) + (z >> 32 & 0xffff) + (z >> 48);
-        // Each quarter is uniform on {0..65535}: (q + 0.5) / 65536 has mean 1/2, variance
-        // ~1/12, so the sum has mean 2 and variance 1/3.
-        ((s as f64 + 2.0) / 65536.0 - 2.0) * 3f64.sqrt()
+    fn into_tensor(self) -> Tensor {
+        match self {
+            Entry::Dense(t) => t,
+            Entry::Lazy { shape, recipe, mut cache } => cache.take().unwrap_or_else(|| recipe.tensor(&shape)),
+        }
     }
 }
 
-/// One tensor of [`Weights::init`], from the seed and its key alone.
-fn init_tensor(spec: &ParamSpec, seed: u64) -> Tensor {
-    let mut rng = SplitMix64::for_key(seed, &spec.key);
-    let n: usize = spec.shape.iter().product();
-    let fan_in = spec.fan_in.max(1) as f64;
-    let mut data = Vec::with_capacity(n);
-    crate::runtime::mem::hint_huge_pages(&data);
-    data.extend((0..n).map(|_| {
-        let v = match spec.role {
-            ParamRole::Weight => rng.normal() * (2.0 / fan_in).sqrt(),
-            ParamRole::Bias => rng.uniform(1.0 / fan_in.sqrt()),
-            ParamRole::BnWeight | ParamRole::RunningVar => 1.0 + rng.uniform(0.1),
-            ParamRole::BnBias | ParamRole::RunningMean => rng.uniform(0.1),
+/// A generated tensor: the rows (first dimension) of seeded streams, one after another.
+#[derive(Clone, Debug)]
+struct Recipe {
+    parts: Vec<Part>,
+}
+
+/// Consecutive rows of a [`Recipe`]: the first `rows` rows of a stream's tensor.
+#[derive(Clone, Debug)]
+struct Part {
+    stream: Stream,
+    rows: usize,
+    /// Row `r`'s values times `scale[r]` (as `(v as f64 * s) as f32`), from a folded batch
+    /// norm.
+    scale: Option<Arc<[f64]>>,
+}
+
+impl Recipe {
+    fn tensor(&self, shape: &[usize]) -> Tensor {
+        let mut data = Vec::with_capacity(shape.iter().product());
+        crate::runtime::mem::hint_huge_pages(&data);
+        data.resize(shape.iter().product(), 0.0);
+        self.fill(row_len(shape), 0..n_rows(shape), &mut data);
+        Tensor { shape: shape.to_vec(), data }
+    }
+
+    /// Writes rows `rows` (of `len` values each) to `out`.
+    fn fill(&self, len: usize, rows: Range<usize>, out: &mut [f32]) {
+        let mut first = 0;
+        let mut out = out;
+        for p in &self.parts {
+            let (lo, hi) = (rows.start.max(first), rows.end.min(first + p.rows));
+            if lo < hi {
+                let (here, rest) = std::mem::take(&mut out).split_at_mut((hi - lo) * len);
+                p.stream.fill(((lo - first) * len) as u64, here);
+                if let Some(scale) = &p.scale {
+                    for (row, s) in here.chunks_exact_mut(len.max(1)).zip(&scale[lo - first..hi - first]) {
+                        row.iter_mut().for_each(|v| *v = (*v as f64 * s) as f32);
+                    }
+                }
+                out = rest;
+            }
+            first += p.rows;
+        }
+    }
+}
+
+/// A tensor resolved by [`Weights::columns`].
+pub struct ColumnReader<'a> {
+    rows: usize,
+    /// Values per row.
+    len: usize,
+    source: Source<'a>,
+}
+
+enum Source<'a> {
+    /// All the values, row after row.
+    Dense(&'a [f32]),
+    Lazy(&'a Recipe),
+}
+
+impl<'a> ColumnReader<'a> {
+    /// Rows (the first dimension).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Values per row.
+    pub fn row_len(&self) -> usize {
+        self.len
+    }
+
+    /// Rows `rows` to read column by column, each column as `width` values: a multiple
+    /// of [`LANES`], at most [`MAX_ROWS`], and at least as many as the rows.
+    pub fn block(&self, rows: Range<usize>, width: usize) -> Result<RowBlock<'a>> {
+        let n = rows.end.saturating_sub(rows.start);
+        if rows.start > rows.end
+            || n > width
+            || width > MAX_ROWS
+            || !width.is_multiple_of(LANES)
+            || rows.end > self.rows
+        {
+            return Err(Error::Invalid(format!(
+                "rows {rows:?} of a tensor of {} rows as a block {width} wide",
+                self.rows
+            )));
+        }
+        let source = match self.source {
+            Source::Dense(data) => Block::Dense(&data[rows.start * self.len..rows.end * self.len]),
+            Source::Lazy(recipe) => {
+                let mut segments = Vec::new();
+                let mut first = 0;
+                for p in &recipe.parts {
+                    let (lo, hi) = (rows.start.max(first), rows.end.min(first + p.rows));
+                    if lo < hi {
+                        let scale = std::array::from_fn(|k| match &p.scale {
+                            Some(s) if (lo..hi).contains(&(rows.start + k)) => s[rows.start + k - first],
+                            _ => 1.0,
+                        });
+                        // Lane k is row rows.start + k: row `rows.start - first` of this part
+                        // (before its first, for a block that starts in an earlier part).
+                        let index = (rows.start as u64).wrapping_sub(first as u64).wrapping_mul(self.len as u64);
+                        segments.push(Segment {
+                            stream: p.stream,
+                            lanes: lo - rows.start..hi - rows.start,
+                            index,
+                            scale,
+                        });
+                    }
+                    first += p.rows;
+                }
+                Block::Lazy(segments)
+            }
         };
-        v as f32
-    }));
-    Tensor { shape: spec.shape.clone(), data }
+        Ok(RowBlock { n, width, len: self.len, source })
+    }
+}
+
+/// Rows of a tensor, read column by column ([`ColumnReader::block`]).
+pub struct RowBlock<'a> {
+    /// Rows.
+    n: usize,
+    /// Values per column written.
+    width: usize,
+    /// Values per row.
+    len: usize,
+    source: Block<'a>,
+}
+
+enum Block<'a> {
+    /// The rows' values.
+    Dense(&'a [f32]),
+    /// The lanes each part of the recipe gives.
+    Lazy(Vec<Segment>),
+}
+
+/// The lanes `lanes` of a block, from one stream: lane `k`, column `c` is value `index + k *
+/// len + c`, times `scale[k]`.
+struct Segment {
+    stream: Stream,
+    lanes: Range<usize>,
+    index: u64,
+    scale: [f64; MAX_ROWS],
+}
+
+impl RowBlock<'_> {
+    /// Writes columns `first`, `first + step`, ... (`count` of them) of the block, each as
+    /// the block's `width` values starting at `out[t * out_step]` for the `t`-th; the lanes
+    /// past the block's rows are zero, and `out` between the columns is left alone.
+    pub fn read(&self, first: usize, step: usize, count: usize, out: &mut [f32], out_step: usize) -> Result<()> {
+        let width = self.width;
+        if count == 0 {
+            return Ok(());
+        }
+        let last = first + (count - 1) * step;
+        if last >= self.len || out_step < width || out.len() < (count - 1) * out_step + width {
+            return Err(Error::Invalid(format!(
+                "{count} columns from {first} by {step} of rows of {} values into {} values by {out_step}",
+                self.len,
+                out.len()
+            )));
+        }
+        match &self.source {
+            Block::Dense(values) => {
+                for t in 0..count {
+                    let column = &mut out[t * out_step..t * out_step + width];
+                    for (k, v) in column.iter_mut().enumerate() {
+                        *v = if k < self.n { values[k * self.len + first + t * step] } else { 0.0 };
+                    }
+                }
+                return Ok(());
+            }
+            Block::Lazy(segments) => {
+                let at = |index: u64, out_step| stream::Columns {
+                    first: index.wrapping_add(first as u64),
+                    stride: self.len as u64,
+                    step: step as u64,
+                    count,
+                    width,
+                    out_step,
+                };
+                if let [one] = segments.as_slice() {
+                    one.stream.fill_columns(at(one.index, out_step), &one.scale, out);
+                } else {
+                    let mut spare = vec![0.0; count * width];
+                    for seg in segments {
+                        seg.stream.fill_columns(at(seg.index, width), &seg.scale, &mut spare);
+                        for (t, s) in spare.chunks_exact(width).enumerate() {
+                            out[t * out_step..][seg.lanes.clone()].copy_from_slice(&s[seg.lanes.clone()]);
+                        }
+                    }
+                }
+            }
+        }
+        if self.n < width {
+            for t in 0..count {
+                out[t * out_step + self.n..t * out_step + width].fill(0.0);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Rows of a tensor of `shape` seen as `[shape[0]][rest]` (a scalar is one row).
+fn n_rows(shape: &[usize]) -> usize {
+    shape.first().copied().unwrap_or(1)
+}
+
+/// Values per row of a tensor of `shape` (see [`n_rows`]).
+fn row_len(shape: &[usize]) -> usize {
+    shape.get(1..).unwrap_or_default().iter().product()
+}
+
+fn missing_tensor(key: &str) -> Error {
+    Error::Invalid(format!("no weight tensor `{key}`"))
 }
 
 /// A seeded random input of `n` values, uniform in [-1, 1) (the CLI's default input).
@@ -594,14 +926,92 @@ pub(crate) mod tests {
 
     const PINNED_CONV_WEIGHT_BITS: [u32; 3] = [3201431406, 1049708768, 3188855700];
 
+    /// `a` with every tensor generated now (a copy whose tensors are all dense).
+    fn dense_copy(a: &Weights) -> Weights {
+        let mut d = Weights::new();
+        for (k, t) in a.clone().iter() {
+            d.insert(k, t.clone());
+        }
+        d
+    }
+
+    /// Rows `rows` of `key` read through [`Weights::columns`] in blocks `width` wide, as
+    /// rows (`[row][column]`).
+    fn rows_of_by(w: &Weights, key: &str, rows: Range<usize>, width: usize) -> Vec<f32> {
+        let reader = w.columns(key).unwrap();
+        let len = reader.row_len();
+        let mut columns = vec![f32::NAN; len * width];
+        reader.block(rows.clone(), width).unwrap().read(0, 1, len, &mut columns, width).unwrap();
+        let n = rows.len();
+        assert!(columns.chunks_exact(width).all(|c| c[n..].iter().all(|&v| v == 0.0)), "lanes past the rows are zero");
+        (0..n).flat_map(|k| (0..len).map(move |c| (k, c))).map(|(k, c)| columns[c * width + k]).collect()
+    }
+
+    /// [`rows_of_by`] one vector wide.
+    fn rows_of(w: &Weights, key: &str, rows: Range<usize>) -> Vec<f32> {
+        rows_of_by(w, key, rows, LANES)
+    }
+
     #[test]
-    fn the_normal_generator_has_unit_variance() {
-        let mut r = SplitMix64::for_key(1, "x");
-        let n = 20_000;
-        let v: Vec<f64> = (0..n).map(|_| r.normal()).collect();
-        let mean = v.iter().sum::<f64>() / n as f64;
-        let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n as f64;
-        assert!(mean.abs() < 0.03 && (var - 1.0).abs() < 0.05, "mean {mean}, var {var}");
+    fn lazy_tensors_read_scale_and_concatenate_like_dense_ones() {
+        let g = small_net();
+        let mut lazy = Weights::init(&g, 11);
+        let mut dense = dense_copy(&lazy);
+        assert!(lazy.resident("features.conv.weight").is_none(), "init generates nothing");
+        assert!(dense.resident("features.conv.weight").is_some());
+        // Rows of a lazy tensor are generated without being kept.
+        for w in [&lazy, &dense] {
+            assert_eq!(
+                rows_of(w, "features.conv.weight", 1..3),
+                dense.get("features.conv.weight").unwrap().data[27..81]
+            );
+        }
+        assert!(lazy.resident("features.conv.weight").is_none());
+        let reader = lazy.columns("features.conv.weight").unwrap();
+        assert!(reader.block(3..5, LANES).is_err());
+        assert!(reader.block(0..2, 8).is_err() && reader.block(0..2, 80).is_err());
+        let block = reader.block(0..2, LANES).unwrap();
+        assert!(block.read(0, 1, 28, &mut [0.0; 28 * LANES], LANES).is_err(), "27 columns");
+        assert!(block.read(0, 1, 2, &mut [0.0; LANES + 15], LANES).is_err(), "too short");
+        // Every other column, into every third vector.
+        let mut strided = vec![-1.0; 3 * 3 * LANES];
+        block.read(1, 2, 3, &mut strided, 3 * LANES).unwrap();
+        let rows = rows_of(&lazy, "features.conv.weight", 0..2);
+        for t in 0..3 {
+            assert_eq!(strided[t * 3 * LANES..][..2], [rows[1 + 2 * t], rows[27 + 1 + 2 * t]]);
+            assert!(strided[t * 3 * LANES + LANES..][..2 * LANES].iter().all(|&v| v == -1.0), "left alone");
+        }
+        // Scaling and concatenating give the same values lazily and eagerly, and scaling a
+        // second time (which generates the tensor) rounds after each scale, as eagerly.
+        for w in [&mut lazy, &mut dense] {
+            w.scale_rows("features.conv.weight", &[0.5, 3.0, -1.25, 1e-3]).unwrap();
+            w.concat_rows("both", &["features.conv.weight", "features.conv.weight"]).unwrap();
+            w.concat_rows("three", &["features.conv.weight", "features.conv.weight", "features.conv.weight"]).unwrap();
+            w.concat_rows("twice", &["both", "both"]).unwrap();
+            w.scale_rows("both", &[1.5; 8]).unwrap();
+            w.concat_rows("biases", &["features.conv.bias", "fc.bias"]).unwrap();
+            w.scale_rows("fc.weight", &[0.25]).unwrap();
+            assert!(w.scale_rows("fc.bias", &[1.0; 3]).is_err());
+            assert!(w.concat_rows("bad", &["fc.weight", "features.conv.weight"]).is_err());
+        }
+        assert!(lazy.resident("features.conv.weight").is_none() && lazy.resident("biases").is_none());
+        assert!(lazy.resident("three").is_none() && lazy.resident("twice").is_none());
+        assert!(lazy.resident("both").is_some(), "scaled twice: generated");
+        assert_eq!(lazy.shape("twice"), Some(&[16, 3, 3, 3][..]));
+        assert_eq!(lazy.get("biases").unwrap().shape, [9]);
+        // Blocks within one part and across parts.
+        for (key, rows) in [("both", 3..6), ("three", 2..12), ("three", 3..5), ("twice", 0..16), ("twice", 7..8)] {
+            let want = &dense.get(key).unwrap().data[rows.start * 27..rows.end * 27];
+            assert_eq!(rows_of(&lazy, key, rows.clone()), want, "{key} {rows:?}");
+            for width in [32, MAX_ROWS] {
+                assert_eq!(rows_of_by(&lazy, key, rows.clone(), width), want, "{key} {rows:?} {width}");
+                assert_eq!(rows_of_by(&dense, key, rows.clone(), width), want, "{key} {rows:?} {width}");
+            }
+        }
+        assert_eq!(lazy, dense);
+        // A mutated tensor is dense from then on.
+        lazy.get_mut("fc.bias").unwrap().data[0] = 7.0;
+        assert_eq!(lazy.resident("fc.bias").unwrap().data[0], 7.0);
     }
 
     #[test]

@@ -129,12 +129,25 @@ impl Default for JitOptions {
     }
 }
 
-fn flags(verify: bool) -> Result<settings::Flags> {
+/// Cranelift's register allocator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Regalloc {
+    /// Backtracking, with live-range splitting: the better code (the default).
+    Backtracking,
+    /// One pass: three times faster to compile, more spills. For code whose speed does not
+    /// matter, such as the wide convolutions' loops around their tile calls.
+    SinglePass,
+}
+
+fn flags(verify: bool, regalloc: Regalloc) -> Result<settings::Flags> {
     let mut fb = settings::builder();
     let set = |fb: &mut settings::Builder, k: &str, v: &str| {
         fb.set(k, v).map_err(|e| Error::Jit(format!("cranelift setting {k}={v}: {e}")))
     };
     set(&mut fb, "opt_level", "none")?;
+    if regalloc == Regalloc::SinglePass {
+        set(&mut fb, "regalloc_algorithm", "single_pass")?;
+    }
     set(&mut fb, "enable_verifier", if verify { "true" } else { "false" })?;
     set(&mut fb, "is_pic", "false")?;
     set(&mut fb, "use_colocated_libcalls", "false")?;
@@ -144,8 +157,13 @@ fn flags(verify: bool) -> Result<settings::Flags> {
 /// The host ISA with every CPU feature it has. On x86-64, refuses a CPU without FMA
 /// (Cranelift would lower each f32x4 `fma` to four library calls).
 pub fn host_isa(verify: bool) -> Result<OwnedTargetIsa> {
+    host_isa_with(verify, Regalloc::Backtracking)
+}
+
+/// [`host_isa`] with the register allocator `regalloc`.
+pub fn host_isa_with(verify: bool, regalloc: Regalloc) -> Result<OwnedTargetIsa> {
     let builder = cranelift_native::builder().map_err(|e| Error::Jit(format!("unsupported host: {e}")))?;
-    let isa = builder.finish(flags(verify)?).map_err(|e| Error::Jit(format!("host ISA: {e}")))?;
+    let isa = builder.finish(flags(verify, regalloc)?).map_err(|e| Error::Jit(format!("host ISA: {e}")))?;
     if isa.name() == "x64" {
         let fma = isa.isa_flags().iter().any(|f| f.name == "has_fma" && f.as_bool() == Some(true));
         if !fma {
@@ -158,7 +176,7 @@ pub fn host_isa(verify: bool) -> Result<OwnedTargetIsa> {
 /// An ISA by target triple name (`"aarch64"`, `"x86_64"`), for cross compilation.
 pub fn isa_by_name(name: &str, verify: bool) -> Result<OwnedTargetIsa> {
     let b = cranelift_codegen::isa::lookup_by_name(name).map_err(|e| Error::Jit(format!("target {name}: {e}")))?;
-    b.finish(flags(verify)?).map_err(|e| Error::Jit(format!("target {name}: {e}")))
+    b.finish(flags(verify, Regalloc::Backtracking)?).map_err(|e| Error::Jit(format!("target {name}: {e}")))
 }
 
 /// Builds the CLIF function of `spec` for `isa` (named `u0:index`).

@@ -117,6 +117,24 @@ pub fn choose_tile(isa: Isa, ow: usize, ocb: usize, steps: usize) -> (usize, usi
     (best.1, best.2)
 }
 
+/// Packed columns of one group: the `t`-th (`t < count`) is column `first + t * step` of
+/// the dense weight's rows of the group's output channels (`[o][ic * kh * kw]`, one value
+/// per channel, `nr * 16` of them, zero past the last channel), stored at float
+/// `at + t * nr * 16` of the group. Lane `lane` of input block `cb` at tap `(ky, kx)` is
+/// column `((cb * lanes + lane) * kh + ky) * kw + kx`: a run steps over the lanes, and the
+/// runs of a group, in order, write it front to back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ColumnRun {
+    /// The first column.
+    pub first: usize,
+    /// Columns between two packed columns.
+    pub step: usize,
+    /// Packed columns.
+    pub count: usize,
+    /// Offset of the first in the group, in floats.
+    pub at: usize,
+}
+
 impl WideConvSpec {
     /// Work items: groups of `nr` output blocks times output rows.
     pub fn items(&self) -> usize {
@@ -170,40 +188,86 @@ impl WideConvSpec {
 
     /// Floats of all packed weights.
     pub fn packed_floats(&self) -> usize {
-        let rows = if self.row_weights { self.oh } else { 1 };
-        rows * self.ocb / self.nr * self.group_floats()
+        self.ocb / self.nr * self.block_floats()
     }
 
-    /// Packs a dense `[oc][ic][kh][kw]` weight of one row (all rows unless
-    /// [`Self::row_weights`]) in tile read order,
+    /// Floats of the packed weights of one group of output channels: [`Self::group_floats`],
+    /// once per output row for [`Self::row_weights`] (`[g][oy]..`).
+    pub fn block_floats(&self) -> usize {
+        if self.row_weights { self.oh * self.group_floats() } else { self.group_floats() }
+    }
+
+    /// Packs a dense `[oc][ic][kh][kw]` weight in tile read order,
     /// `[g][cb][ky][kx][lane][j][o % 16]`, into `out` (zeroed, [`Self::packed_floats`]
-    /// long, divided by `oh` for row weights). Written in order, each float read from where it lies in `dense`; channels
-    /// beyond `oc` and `ic` stay zero.
+    /// long); channels beyond `oc` and `ic` stay zero. For [`Self::row_weights`], see
+    /// [`Self::pack_rows_into`].
     pub fn pack_into(&self, oc: usize, ic: usize, dense: &[f32], out: &mut [f32]) {
-        let [kh, kw] = self.kernel;
-        let (l, nr) = (self.lanes, self.nr);
-        let mut dst = out.chunks_exact_mut(BLOCK);
-        for g in 0..self.ocb / nr {
-            for cb in 0..self.cb_in {
-                for ky in 0..kh {
-                    for kx in 0..kw {
-                        for lane in 0..l {
-                            let i = cb * l + lane;
-                            for j in 0..nr {
-                                let Some(d) = dst.next() else { return };
-                                if i >= ic {
-                                    continue;
-                                }
-                                let o0 = (g * nr + j) * BLOCK;
-                                for (k, v) in d.iter_mut().enumerate().take(oc.saturating_sub(o0)) {
-                                    *v = dense[(((o0 + k) * ic + i) * kh + ky) * kw + kx];
-                                }
-                            }
-                        }
+        let row = ic * self.kernel[0] * self.kernel[1];
+        let width = self.nr * BLOCK;
+        if self.group_floats() == 0 {
+            return;
+        }
+        let runs = self.column_runs(ic);
+        for (g, out) in out.chunks_exact_mut(self.group_floats()).enumerate() {
+            let rows = self.group_rows(g, oc);
+            for run in &runs {
+                for t in 0..run.count {
+                    let column = &mut out[run.at + t * width..][..width];
+                    for (k, o) in rows.clone().enumerate() {
+                        column[k] = dense[o * row + run.first + t * run.step];
                     }
                 }
             }
         }
+    }
+
+    /// Packs the weights of [`Self::row_weights`] rows, dense `[oy][oc][ic]` (a 1x1
+    /// kernel), as `[g][oy][cb][lane][j][o % 16]` into `out` (zeroed,
+    /// [`Self::packed_floats`] long).
+    pub fn pack_rows_into(&self, oc: usize, ic: usize, dense: &[f32], out: &mut [f32]) {
+        let shared = WideConvSpec { row_weights: false, ..self.clone() };
+        let gf = self.group_floats();
+        if gf == 0 {
+            return;
+        }
+        let mut one = vec![0.0; shared.packed_floats()];
+        for oy in 0..self.oh {
+            shared.pack_into(oc, ic, &dense[oy * oc * ic..(oy + 1) * oc * ic], &mut one);
+            for (g, group) in one.chunks_exact(gf).enumerate() {
+                out[(g * self.oh + oy) * gf..][..gf].copy_from_slice(group);
+            }
+        }
+    }
+
+    /// The output channels of group `g` of a layer with `oc` of them: up to `nr * 16` rows
+    /// of the dense weight, empty past `oc`.
+    pub fn group_rows(&self, g: usize, oc: usize) -> std::ops::Range<usize> {
+        let o0 = g * self.nr * BLOCK;
+        o0.min(oc)..(o0 + self.nr * BLOCK).min(oc)
+    }
+
+    /// The runs of packed columns that make up each group of a layer with `ic` input
+    /// channels (see [`ColumnRun`]); the columns of input channels past `ic` stay zero.
+    pub fn column_runs(&self, ic: usize) -> Vec<ColumnRun> {
+        let [kh, kw] = self.kernel;
+        let l = self.lanes;
+        let mut runs = Vec::new();
+        for cb in 0..self.cb_in {
+            let count = l.min(ic.saturating_sub(cb * l));
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    if count > 0 {
+                        runs.push(ColumnRun {
+                            first: ((cb * l * kh) + ky) * kw + kx,
+                            step: kh * kw,
+                            count,
+                            at: (((cb * kh + ky) * kw + kx) * l) * self.nr * BLOCK,
+                        });
+                    }
+                }
+            }
+        }
+        runs
     }
 
     /// Emits the kernel body: args are out, in, weights, bias, residual (or null), full
@@ -224,12 +288,8 @@ impl WideConvSpec {
         for_range(b, begin, end, |b, item| {
             let g = b.ins().udiv_imm_u(item, self.oh as i64);
             let oy = b.ins().urem_imm_u(item, self.oh as i64);
-            let gw = if self.row_weights {
-                let r = b.ins().imul_imm_s(oy, (self.ocb / self.nr) as i64);
-                b.ins().iadd(r, g)
-            } else {
-                g
-            };
+            // Row weights are `[g][oy]`: the item's own.
+            let gw = if self.row_weights { item } else { g };
             let wg = add_scaled(b, w, gw, (self.group_floats() * 4) as i64);
             let bg = add_scaled(b, bias, g, self.nr as i64 * BB);
             let px = self.pixel_bytes();
@@ -255,8 +315,71 @@ impl WideConvSpec {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A spec of `cb_in` blocks of `lanes`, a `k` kernel and `ocb / nr` groups.
+    pub(crate) fn spec(cb_in: usize, lanes: usize, k: [usize; 2], ocb: usize, nr: usize) -> WideConvSpec {
+        WideConvSpec {
+            cb_in,
+            lanes,
+            hp: 9,
+            wp: 9,
+            kernel: k,
+            stride: [1, 1],
+            oh: 7,
+            ow: 7,
+            ocb,
+            nr,
+            m: 7,
+            residual: None,
+            relu: false,
+            row_weights: false,
+        }
+    }
+
+    /// `pack_into` puts weight `[o][i][ky][kx]` at `[g][cb][ky][kx][lane][j][o % 16]` and
+    /// zeros where there is no channel.
+    #[test]
+    fn packing_follows_the_tile_layout() {
+        for (s, oc, ic) in [
+            (spec(2, 16, [3, 3], 4, 2), 50, 20),
+            (spec(1, 3, [7, 1], 2, 1), 32, 3),
+            (spec(3, 16, [1, 1], 3, 3), 48, 48),
+            (spec(1, 16, [1, 2], 1, 1), 5, 16),
+        ] {
+            let [kh, kw] = s.kernel;
+            let dense: Vec<f32> = (0..oc * ic * kh * kw).map(|v| v as f32 + 1.0).collect();
+            let mut out = vec![0.0; s.packed_floats()];
+            s.pack_into(oc, ic, &dense, &mut out);
+            let mut at = 0;
+            for g in 0..s.ocb / s.nr {
+                for cb in 0..s.cb_in {
+                    for ky in 0..kh {
+                        for kx in 0..kw {
+                            for lane in 0..s.lanes {
+                                for j in 0..s.nr {
+                                    for k in 0..BLOCK {
+                                        let (o, i) = ((g * s.nr + j) * BLOCK + k, cb * s.lanes + lane);
+                                        let want = if o < oc && i < ic {
+                                            dense[((o * ic + i) * kh + ky) * kw + kx]
+                                        } else {
+                                            0.0
+                                        };
+                                        assert_eq!(
+                                            out[at], want,
+                                            "{s:?} {oc} {ic}: g {g} cb {cb} {ky}{kx} {lane} {j} {k}"
+                                        );
+                                        at += 1;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     /// Every shape `choose_tile` picks fits the registers of its ISA and divides the blocks.
     #[test]

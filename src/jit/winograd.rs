@@ -239,26 +239,18 @@ impl WinogradSpec {
         self.ocb * self.tiles()[0]
     }
 
-    /// Transformed weights `[p][oc][ic]` of a dense `[oc][ic][rh][rw]` weight.
+    /// The weights `U = G g Gᵀ` of each position, dense `[p][oc][ic]`, from the dense
+    /// `[oc][ic][rh][rw]` weight `dense` (in f64, rounded once).
     pub fn transform_weights(&self, oc: usize, ic: usize, dense: &[f32]) -> Vec<f32> {
-        let [th, tw] = self.transforms();
-        let ([rh, rw], [nh, nw]) = (self.r, self.n());
-        let p = nh * nw;
+        let (r, p) = (self.r[0] * self.r[1], self.positions());
         let mut u = vec![0.0f32; p * oc * ic];
-        let mut tmp = vec![0.0f64; nh * rw];
+        let mut wt = WeightTransform::new(self);
+        let mut out = vec![0.0f32; p];
         for o in 0..oc {
             for i in 0..ic {
-                let g = &dense[(o * ic + i) * rh * rw..(o * ic + i + 1) * rh * rw];
-                for a in 0..nh {
-                    for l in 0..rw {
-                        tmp[a * rw + l] = (0..rh).map(|k| th.g[a * rh + k] * g[k * rw + l] as f64).sum();
-                    }
-                }
-                for a in 0..nh {
-                    for b in 0..nw {
-                        let v: f64 = (0..rw).map(|l| tmp[a * rw + l] * tw.g[b * rw + l]).sum();
-                        u[((a * nw + b) * oc + o) * ic + i] = v as f32;
-                    }
+                wt.apply(&dense[(o * ic + i) * r..(o * ic + i + 1) * r], 1, &mut out, 1);
+                for (q, v) in out.iter().enumerate() {
+                    u[(q * oc + o) * ic + i] = *v;
                 }
             }
         }
@@ -435,6 +427,64 @@ impl WinogradSpec {
                 row(b, ptrs[4], ptrs[6]);
             }
         });
+    }
+}
+
+/// The weight transform `U = G g Gᵀ` of a [`WinogradSpec`], applied to `width` kernels at
+/// once (the output channels of a packed column), in f64 with one rounding.
+pub struct WeightTransform {
+    /// `G` per axis.
+    g: [Vec<f64>; 2],
+    r: [usize; 2],
+    n: [usize; 2],
+    /// `G g` of each kernel, `[nh][rw][width]`.
+    tmp: Vec<f64>,
+    /// One position of each kernel.
+    acc: Vec<f64>,
+}
+
+impl WeightTransform {
+    /// The transform of `spec`.
+    pub fn new(spec: &WinogradSpec) -> WeightTransform {
+        let [th, tw] = spec.transforms();
+        WeightTransform { g: [th.g, tw.g], r: spec.r, n: spec.n(), tmp: Vec::new(), acc: Vec::new() }
+    }
+
+    /// Transforms `width` kernels: tap `(ky, kx)` of kernel `k` is `taps[(ky * rw + kx) *
+    /// width + k]`; position `(a, b)` of it goes to `out[(a * nw + b) * out_step + k]`.
+    pub fn apply(&mut self, taps: &[f32], width: usize, out: &mut [f32], out_step: usize) {
+        let ([rh, rw], [nh, nw]) = (self.r, self.n);
+        let [gh, gw] = &self.g;
+        self.tmp.clear();
+        self.tmp.resize(nh * rw * width, 0.0);
+        for a in 0..nh {
+            for l in 0..rw {
+                let t = &mut self.tmp[(a * rw + l) * width..][..width];
+                for ky in 0..rh {
+                    let c = gh[a * rh + ky];
+                    if c != 0.0 {
+                        let g = &taps[(ky * rw + l) * width..][..width];
+                        t.iter_mut().zip(g).for_each(|(t, g)| *t += c * *g as f64);
+                    }
+                }
+            }
+        }
+        let acc = &mut self.acc;
+        acc.resize(width, 0.0);
+        for a in 0..nh {
+            for b in 0..nw {
+                acc.fill(0.0);
+                for l in 0..rw {
+                    let c = gw[b * rw + l];
+                    if c != 0.0 {
+                        let t = &self.tmp[(a * rw + l) * width..][..width];
+                        acc.iter_mut().zip(t).for_each(|(s, t)| *s += c * t);
+                    }
+                }
+                let o = &mut out[(a * nw + b) * out_step..][..width];
+                o.iter_mut().zip(acc.iter()).for_each(|(o, s)| *o = *s as f32);
+            }
+        }
     }
 }
 

@@ -57,14 +57,12 @@ impl Pass for FoldBatchNorm {
             let scale: Vec<f64> = gamma.iter().zip(&var).map(|(g, v)| g / (v + b.eps as f64).sqrt()).collect();
 
             let weight_key = format!("{key}.weight");
-            let Some(old) = w.get(&weight_key) else {
+            if w.shape(&weight_key).is_none() {
                 return Err(crate::Error::Invalid(format!(
                     "{}: the weights have no tensor `{weight_key}`",
                     self.name()
                 )));
-            };
-            let row = old.data.len() / out;
-            tensor(w, self.name(), &weight_key, out * row)?;
+            }
             let bias_key = format!("{key}.bias");
             let old_bias: Vec<f64> = if had_bias {
                 tensor(w, self.name(), &bias_key, out)?.iter().map(|&v| v as f64).collect()
@@ -72,13 +70,9 @@ impl Pass for FoldBatchNorm {
                 vec![0.0; out]
             };
             let new_bias = (0..out).map(|o| ((old_bias[o] - mean[o]) * scale[o] + beta[o]) as f32).collect();
-            // Scaled in place: each output channel's row of weights by its factor.
-            if let Some(t) = w.get_mut(&weight_key) {
-                for (r, chunk) in t.data.chunks_exact_mut(row).enumerate() {
-                    let s = scale[r];
-                    chunk.iter_mut().for_each(|v| *v = (*v as f64 * s) as f32);
-                }
-            }
+            // Each output channel's row of weights times its factor (a generated tensor
+            // stays lazy: the rows are scaled as they are generated).
+            w.scale_rows(&weight_key, &scale).map_err(|e| crate::Error::Invalid(format!("{}: {e}", self.name())))?;
             w.insert(bias_key, Tensor { shape: vec![out], data: new_bias });
 
             match &mut g.node_mut(x).op {

@@ -20,10 +20,10 @@
 //! left alone: it writes straight into the concat's buffer (`eliminate-concat`), and as a
 //! slice it would cost a copy there — more than merging saves. One rewrite per member merged.
 
-use super::{Pass, sole_user, tensor};
+use super::{Pass, check_len, sole_user};
 use crate::error::Result;
 use crate::ir::{Graph, NodeId, Op, Shape};
-use crate::weights::{Tensor, Weights};
+use crate::weights::Weights;
 
 /// The `fuse-sibling-1x1` pass.
 pub struct FuseSibling1x1;
@@ -70,12 +70,15 @@ impl FuseSibling1x1 {
         };
         let total: usize = convs.iter().map(|c| c.out_channels).sum();
         let cin = first.in_channels;
-        let mut weight = Vec::with_capacity(total * cin);
-        let mut bias = Vec::with_capacity(total);
+        let (mut weights, mut biases) = (vec![], vec![]);
         for c in &convs {
-            weight.extend_from_slice(tensor(w, self.name(), &format!("{}.weight", c.key), c.out_channels * cin)?);
+            let key = format!("{}.weight", c.key);
+            check_len(w, self.name(), &key, c.out_channels * cin)?;
+            weights.push(key);
             if c.bias {
-                bias.extend_from_slice(tensor(w, self.name(), &format!("{}.bias", c.key), c.out_channels)?);
+                let key = format!("{}.bias", c.key);
+                check_len(w, self.name(), &key, c.out_channels)?;
+                biases.push(key);
             }
         }
         let keys: Vec<&str> = convs.iter().map(|c| c.key.as_str()).collect();
@@ -83,9 +86,14 @@ impl FuseSibling1x1 {
         let mut merged = first.clone();
         merged.out_channels = total;
         merged.key = joined(&keys);
-        w.insert(format!("{}.weight", merged.key), Tensor { shape: vec![total, cin, 1, 1], data: weight });
+        // Concatenated along the output channels (generated tensors stay lazy).
+        let concat = |w: &mut Weights, key: String, parts: &[String]| {
+            let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+            w.concat_rows(key, &parts).map_err(|e| crate::Error::Invalid(format!("{}: {e}", self.name())))
+        };
+        concat(w, format!("{}.weight", merged.key), &weights)?;
         if merged.bias {
-            w.insert(format!("{}.bias", merged.key), Tensor { shape: vec![total], data: bias });
+            concat(w, format!("{}.bias", merged.key), &biases)?;
         }
         let (h, wd) = (g.node(members[0]).shape.h(), g.node(members[0]).shape.w());
         let (span, name) = (g.node(members[0]).span, joined(&names));

@@ -277,9 +277,21 @@ fn sole_user(g: &Graph, id: NodeId) -> Option<NodeId> {
 
 /// A parameter tensor a pass needs, or an error naming the pass and the key.
 fn tensor<'a>(w: &'a Weights, pass: &str, key: &str, len: usize) -> Result<&'a [f32]> {
-    match w.get(key) {
-        Some(t) if t.data.len() == len => Ok(&t.data),
-        Some(t) => Err(Error::Invalid(format!("{pass}: tensor `{key}` has {} values, expected {len}", t.data.len()))),
-        None => Err(Error::Invalid(format!("{pass}: the weights have no tensor `{key}`"))),
+    check_len(w, pass, key, len)?;
+    w.get(key).map(|t| t.data.as_slice()).ok_or_else(|| no_tensor(pass, key))
+}
+
+/// Checks that tensor `key` exists with `len` values, without generating it.
+fn check_len(w: &Weights, pass: &str, key: &str, len: usize) -> Result<()> {
+    let n: usize = w.shape(key).ok_or_else(|| no_tensor(pass, key))?.iter().product();
+    let held = w.resident(key).map_or(n, |t| t.data.len());
+    if held == len {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!("{pass}: tensor `{key}` has {held} values, expected {len}")))
     }
+}
+
+fn no_tensor(pass: &str, key: &str) -> Error {
+    Error::Invalid(format!("{pass}: the weights have no tensor `{key}`"))
 }

@@ -1,4 +1,7 @@
-//! Memory hints for the large buffers (weights, packed parameters, arenas).
+//! Memory for the large buffers (weights, packed parameters, arenas): huge-page hints and
+//! buffers the kernel zeroes on first touch.
+
+use super::plan::Line;
 
 /// Asks the kernel to back the whole 2 MiB pages inside `v`'s allocation with transparent
 /// huge pages (Linux, `madvise` mode). A 170 MB weight tensor then takes 85 page faults
@@ -21,4 +24,80 @@ pub fn hint_huge_pages<T>(v: &Vec<T>) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = v;
+}
+
+/// A zero-filled buffer of 64-byte [`Line`]s, mapped straight from the kernel: creating it
+/// writes nothing, and each page is zeroed by the kernel when first touched. The packed
+/// weights and the activation arenas live in these, so their pages are written once (by
+/// the packing or the kernels) instead of twice (zeroes first, then the values), and only
+/// the pages used are ever backed by memory.
+#[derive(Default)]
+pub struct Lines {
+    map: Option<memmap2::MmapMut>,
+    len: usize,
+}
+
+impl Lines {
+    /// `len` zero lines, with the huge-page hint of [`hint_huge_pages`]. Like a `Vec`, aborts
+    /// when the system has no memory for them.
+    pub fn zeroed(len: usize) -> Lines {
+        if len == 0 {
+            return Lines::default();
+        }
+        let bytes = len.checked_mul(std::mem::size_of::<Line>()).filter(|&b| b <= isize::MAX as usize);
+        let Some(map) = bytes.and_then(|b| memmap2::MmapMut::map_anon(b).ok()) else {
+            let layout = std::alloc::Layout::new::<Line>();
+            std::alloc::handle_alloc_error(layout)
+        };
+        #[cfg(target_os = "linux")]
+        let _ = map.advise(memmap2::Advice::HugePage);
+        Lines { map: Some(map), len }
+    }
+}
+
+impl std::ops::Deref for Lines {
+    type Target = [Line];
+    fn deref(&self) -> &[Line] {
+        match &self.map {
+            // SAFETY: the mapping is page aligned (so 64-byte aligned), `len` lines long and
+            // lives as long as `self`; any bytes are a valid `Line` (16 plain f32s).
+            Some(m) => unsafe { std::slice::from_raw_parts(m.as_ptr() as *const Line, self.len) },
+            None => &[],
+        }
+    }
+}
+
+impl std::ops::DerefMut for Lines {
+    fn deref_mut(&mut self) -> &mut [Line] {
+        match &mut self.map {
+            // SAFETY: as in `deref`, and `&mut self` makes this the only reference.
+            Some(m) => unsafe { std::slice::from_raw_parts_mut(m.as_mut_ptr() as *mut Line, self.len) },
+            None => &mut [],
+        }
+    }
+}
+
+impl std::fmt::Debug for Lines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Lines({})", self.len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_zero_aligned_and_writable() {
+        for n in [0, 1, 3, 70_000] {
+            let mut l = Lines::zeroed(n);
+            assert_eq!(l.len(), n);
+            assert!(l.iter().all(|line| line.0 == [0.0; 16]));
+            assert_eq!(l.as_ptr() as usize % 64, 0);
+            if let Some(last) = l.last_mut() {
+                last.0[15] = 1.0;
+            }
+            assert_eq!(l.iter().map(|line| line.0.iter().sum::<f32>()).sum::<f32>(), if n > 0 { 1.0 } else { 0.0 });
+        }
+    }
 }

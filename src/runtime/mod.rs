@@ -2,6 +2,7 @@
 
 pub mod mem;
 pub mod model;
+pub mod pack;
 pub mod plan;
 pub mod pool;
 

@@ -1,10 +1,14 @@
 //! [`Model`]: JIT code, packed weights and a pool of preallocated activation arenas.
 
+use super::mem::Lines;
+use super::pack::{Pack, Queue};
 use super::plan::{self, Arg, Helper, Line, Plan, Slot, Step, as_f32, as_f32_mut};
 use super::pool::{KernelFn, ThreadPool};
 use crate::error::{Error, Result};
 use crate::ir::{Graph, Shape};
-use crate::jit::{self, JitOptions};
+use crate::jit::kernel::KernelSpec;
+use crate::jit::wide::WideTile;
+use crate::jit::{self, JitOptions, Regalloc};
 use crate::weights::Weights;
 
 /// Channels per block of the layout.
@@ -22,14 +26,6 @@ const PARALLEL_FLOPS: u64 = 200_000;
 /// larger network is refused before any allocation instead of exhausting memory.
 pub const MAX_ARENA_BYTES: usize = 16 << 30;
 
-fn lines(bytes: usize) -> Vec<Line> {
-    let n = bytes.div_ceil(64);
-    let mut v = Vec::with_capacity(n);
-    super::mem::hint_huge_pages(&v);
-    v.resize(n, Line::ZERO);
-    v
-}
-
 extern "C" fn helper_powf(x: f32, y: f32) -> f32 {
     x.powf(y)
 }
@@ -40,23 +36,24 @@ extern "C" fn helper_expf(x: f32) -> f32 {
 
 /// One caller's activation memory and its resolved argument tables.
 struct Arena {
-    mem: Vec<Line>,
+    /// Zero until the kernels first write it (the pages are mapped as they are touched).
+    mem: Lines,
     /// All steps' argument tables, concatenated (pointers as integers).
     args: Vec<usize>,
 }
 
-/// The JIT module; its code stays mapped until the model is dropped.
-struct Code(Option<JITModule>);
+/// The JIT modules; their code stays mapped until the model is dropped.
+struct Code(Vec<JITModule>);
 
-// SAFETY: after `finalize_definitions` the module is never touched again except to free
-// it in `Drop`; the code is immutable and the function pointers are plain values.
+// SAFETY: after `finalize_definitions` a module is never touched again except to free it
+// in `Drop`; the code is immutable and the function pointers are plain values.
 unsafe impl Send for Code {}
 // SAFETY: as above: shared references never reach the module.
 unsafe impl Sync for Code {}
 
 impl Drop for Code {
     fn drop(&mut self) {
-        if let Some(m) = self.0.take() {
+        for m in self.0.drain(..) {
             // SAFETY: the model owning this is being dropped, so no function pointer into
             // the module can be called any more.
             unsafe { m.free_memory() };
@@ -77,9 +74,9 @@ pub struct CompileStats {
     pub arena_bytes: usize,
     /// Bytes of packed parameters.
     pub param_bytes: usize,
-    /// Planning and weight packing time (ms).
+    /// Planning time (ms).
     pub plan_ms: f64,
-    /// Code generation time (ms).
+    /// Code generation time (ms), on one thread while the others pack the weights.
     pub codegen_ms: f64,
     /// The tier the convolutions run on.
     pub tier: Option<jit::Tier>,
@@ -91,7 +88,7 @@ pub struct CompileStats {
 /// may call [`Model::run`] at once.
 pub struct Model {
     plan: Plan,
-    params: Vec<Line>,
+    params: Lines,
     fns: Vec<KernelFn>,
     /// Start of each step's argument table in [`Arena::args`].
     arg_at: Vec<usize>,
@@ -107,10 +104,14 @@ pub struct Model {
 
 impl Model {
     /// Compiles `graph` with `weights` for the host CPU.
+    ///
+    /// Planning leaves the large weight blocks unwritten; one thread then generates the
+    /// code while the others pack them (generating seeded weights as they go), and joins
+    /// the packing when the code is done.
     pub fn compile(graph: &Graph, weights: &Weights, opts: &JitOptions) -> Result<Model> {
         let t0 = Instant::now();
         let tier = opts.tier.resolve()?;
-        let plan = plan::plan_checked(graph, weights, tier, opts.check_bounds)?;
+        let (mut plan, packs) = plan::plan_deferred(graph, weights, tier, opts.check_bounds)?;
         if plan.arena_bytes > MAX_ARENA_BYTES {
             return Err(Error::Invalid(format!(
                 "network `{}` needs {} bytes of activation memory at once, more than the {MAX_ARENA_BYTES} \
@@ -118,53 +119,29 @@ impl Model {
                 graph.name, plan.arena_bytes
             )));
         }
-        Model::from_plan(plan, tier, opts, t0)
+        let t1 = Instant::now();
+        let code = generate_while_packing(&mut plan, &packs, tier, opts)?;
+        Model::assemble(plan, code, tier, opts, t1 - t0)
     }
 
-    /// Compiles the kernels of `plan` (planned for `tier`; planning began at `t0`).
-    fn from_plan(mut plan: Plan, tier: jit::Tier, opts: &JitOptions, t0: Instant) -> Result<Model> {
-        let t1 = Instant::now();
-        let mut tile_ids = Vec::with_capacity(plan.tiles.len());
-        let wide = match tier.isa() {
-            Some(isa) if !plan.tiles.is_empty() => {
-                let mut wide = jit::wide::WideKernels::new(isa);
-                for t in &plan.tiles {
-                    tile_ids.push(wide.add_tile(t)?);
-                }
-                Some(wide.finish()?)
-            }
-            _ => None,
-        };
-        let tiles: Vec<usize> = match &wide {
-            Some(code) => tile_ids.iter().map(|&i| code.tile(i) as usize).collect(),
-            None => Vec::new(),
-        };
-        let wide_bytes = wide.as_ref().map_or(0, |w| w.code_bytes());
-        let isa = jit::host_isa(opts.verify)?;
-        let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
-        let mut fbc = FunctionBuilderContext::new();
-        let mut ids = Vec::with_capacity(plan.kernels.len());
-        let mut code_bytes = 0;
-        for (i, spec) in plan.kernels.iter().enumerate() {
-            let mut ctx = jit::function(spec, module.isa(), i as u32, &mut fbc);
-            let id = module
-                .declare_function(&format!("k{i}"), Linkage::Local, &ctx.func.signature)
-                .map_err(|e| Error::Jit(e.to_string()))?;
-            module.define_function(id, &mut ctx).map_err(|e| Error::Jit(format!("kernel {spec:?}: {e:?}")))?;
-            code_bytes += ctx.compiled_code().map_or(0, |c| c.code_buffer().len());
-            ids.push(id);
-        }
-        module.finalize_definitions().map_err(|e| Error::Jit(e.to_string()))?;
-        let fns = ids
-            .iter()
-            .map(|&id| {
-                let p = module.get_finalized_function(id);
-                // SAFETY: every kernel was declared with `kernel::signature`, which is
-                // this type in the host's default calling convention.
-                unsafe { std::mem::transmute::<*const u8, KernelFn>(p) }
-            })
-            .collect();
-        let codegen_ms = t1.elapsed().as_secs_f64() * 1e3;
+    /// Compiles the kernels of `plan` (planned for `tier`, its parameters packed; planning
+    /// began at `t0`).
+    #[cfg(test)]
+    fn from_plan(plan: Plan, tier: jit::Tier, opts: &JitOptions, t0: Instant) -> Result<Model> {
+        let plan_time = t0.elapsed();
+        let code = Generated::for_kernels(&plan.kernels, &plan.tiles, tier, opts)?;
+        Model::assemble(plan, code, tier, opts, plan_time)
+    }
+
+    /// The model of `plan` (its parameters packed) and its `code`.
+    fn assemble(
+        mut plan: Plan,
+        code: Generated,
+        tier: jit::Tier,
+        opts: &JitOptions,
+        plan_time: std::time::Duration,
+    ) -> Result<Model> {
+        let Generated { fns, tiles, modules, wide, code_bytes, ms: codegen_ms } = code;
         let param_bytes = plan.params.len() * 4;
         let params = std::mem::take(&mut plan.params).into_lines();
         let mut arg_at = Vec::new();
@@ -180,10 +157,10 @@ impl Model {
         let stats = CompileStats {
             kernels: plan.kernels.len(),
             steps: plan.steps.len(),
-            code_bytes: code_bytes + wide_bytes,
+            code_bytes,
             arena_bytes: plan.arena_bytes,
             param_bytes,
-            plan_ms: (t1 - t0).as_secs_f64() * 1e3,
+            plan_ms: plan_time.as_secs_f64() * 1e3,
             codegen_ms,
             tier: Some(tier),
             tiles: wide.as_ref().map_or(0, |w| w.len()),
@@ -197,7 +174,7 @@ impl Model {
             pool: if threads > 1 { Some(Mutex::new(ThreadPool::new(threads - 1))) } else { None },
             stats,
             tiles,
-            _code: Code(Some(module)),
+            _code: Code(modules),
             _wide: wide,
         };
         let a = m.new_arena();
@@ -216,7 +193,7 @@ impl Model {
     }
 
     fn new_arena(&self) -> Arena {
-        let mut mem = lines(self.plan.arena_bytes);
+        let mut mem = Lines::zeroed(self.plan.arena_bytes.div_ceil(64));
         let base = mem.as_mut_ptr() as usize;
         let pbase = self.params.as_ptr() as usize;
         let mut args = Vec::new();
@@ -352,6 +329,172 @@ impl Model {
             }
         }
         Ok(())
+    }
+}
+
+/// Generates the code of `plan` while packing `packs` into its parameters: this thread
+/// compiles the kernels and one other assembles the wide tiles, while the rest of the
+/// [`pack::threads`] pack; each joins the packing when its code is done.
+///
+/// [`pack::threads`]: super::pack::threads
+fn generate_while_packing(plan: &mut Plan, packs: &[Pack], tier: jit::Tier, opts: &JitOptions) -> Result<Generated> {
+    let queue = Queue::new(&mut plan.params, packs)?;
+    let t0 = Instant::now();
+    let (tiles, kernels) = std::thread::scope(|s| {
+        let threads = super::pack::threads();
+        let (queue, specs) = (&queue, &plan.tiles);
+        let helper = (threads > 1).then(|| {
+            s.spawn(move || {
+                let tiles = Tiles::assemble(specs, tier);
+                queue.work();
+                tiles
+            })
+        });
+        for _ in 2..threads {
+            s.spawn(|| queue.work());
+        }
+        let kernels = Kernels::compile(&plan.kernels, opts);
+        let tiles = match helper {
+            Some(helper) => {
+                queue.work();
+                helper.join().unwrap_or_else(|_| Err(Error::Jit("the wide tile assembler panicked".into())))
+            }
+            None => {
+                let tiles = Tiles::assemble(specs, tier);
+                queue.work();
+                tiles
+            }
+        };
+        (tiles, kernels)
+    });
+    queue.finish()?;
+    let (tiles, kernels) = (tiles?, kernels?);
+    Ok(Generated::new(tiles, kernels, t0))
+}
+
+/// A plan's machine code: the Cranelift kernels and the wide tiles they call.
+struct Generated {
+    /// Entry of each kernel, by [`Plan::kernels`] index.
+    fns: Vec<KernelFn>,
+    /// Entry of each wide tile, by [`Plan::tiles`] index.
+    tiles: Vec<usize>,
+    modules: Vec<JITModule>,
+    wide: Option<jit::wide::WideCode>,
+    code_bytes: usize,
+    /// Time taken (ms): the longer of the two parts, which run at once.
+    ms: f64,
+}
+
+impl Generated {
+    /// Compiles `kernels` and assembles `tile_specs` (for `tier`'s ISA), one after the other.
+    #[cfg(test)]
+    fn for_kernels(
+        kernels: &[KernelSpec],
+        tile_specs: &[WideTile],
+        tier: jit::Tier,
+        opts: &JitOptions,
+    ) -> Result<Generated> {
+        let t0 = Instant::now();
+        let tiles = Tiles::assemble(tile_specs, tier)?;
+        Ok(Generated::new(tiles, Kernels::compile(kernels, opts)?, t0))
+    }
+
+    /// Both parts, begun at `t0`.
+    fn new(tiles: Tiles, kernels: Kernels, t0: Instant) -> Generated {
+        let ms = tiles.done.max(kernels.done).duration_since(t0).as_secs_f64() * 1e3;
+        let code_bytes = kernels.code_bytes + tiles.code.as_ref().map_or(0, |w| w.code_bytes());
+        Generated { fns: kernels.fns, tiles: tiles.entries, modules: kernels.modules, wide: tiles.code, code_bytes, ms }
+    }
+}
+
+/// The wide tiles of a plan (none on the portable tier).
+struct Tiles {
+    code: Option<jit::wide::WideCode>,
+    /// Entry of each tile, by [`Plan::tiles`] index.
+    entries: Vec<usize>,
+    /// When they were done.
+    done: Instant,
+}
+
+impl Tiles {
+    /// Assembles `specs` for `tier`'s ISA (equal specs share code).
+    fn assemble(specs: &[WideTile], tier: jit::Tier) -> Result<Tiles> {
+        let mut ids = Vec::with_capacity(specs.len());
+        let code = match tier.isa() {
+            Some(isa) if !specs.is_empty() => {
+                let mut wide = jit::wide::WideKernels::new(isa);
+                for t in specs {
+                    ids.push(wide.add_tile(t)?);
+                }
+                Some(wide.finish()?)
+            }
+            _ => None,
+        };
+        let entries = match &code {
+            Some(code) => ids.iter().map(|&i| code.tile(i) as usize).collect(),
+            None => Vec::new(),
+        };
+        Ok(Tiles { code, entries, done: Instant::now() })
+    }
+}
+
+/// The Cranelift kernels of a plan.
+struct Kernels {
+    /// The modules holding them: one per register allocator.
+    modules: Vec<JITModule>,
+    /// Entry of each kernel, by [`Plan::kernels`] index.
+    fns: Vec<KernelFn>,
+    code_bytes: usize,
+    /// When they were done.
+    done: Instant,
+}
+
+impl Kernels {
+    /// Compiles `kernels` for the host. The wide convolutions' kernels only loop around
+    /// their tile calls, so they get the single-pass register allocator: a third of the
+    /// compile time, and the spills it adds are nothing next to a tile's work. The
+    /// others, which compute, get the backtracking one.
+    fn compile(kernels: &[KernelSpec], opts: &JitOptions) -> Result<Kernels> {
+        let allocator = |spec: &KernelSpec| match spec {
+            KernelSpec::WideConv(_) => Regalloc::SinglePass,
+            _ => Regalloc::Backtracking,
+        };
+        let mut modules = Vec::new();
+        let mut fns: Vec<Option<KernelFn>> = vec![None; kernels.len()];
+        let mut code_bytes = 0;
+        for regalloc in [Regalloc::Backtracking, Regalloc::SinglePass] {
+            let mine: Vec<usize> = (0..kernels.len()).filter(|&i| allocator(&kernels[i]) == regalloc).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let isa = jit::host_isa_with(opts.verify, regalloc)?;
+            let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
+            let mut fbc = FunctionBuilderContext::new();
+            let mut ids = Vec::with_capacity(mine.len());
+            for &i in &mine {
+                let spec = &kernels[i];
+                let mut ctx = jit::function(spec, module.isa(), i as u32, &mut fbc);
+                let id = module
+                    .declare_function(&format!("k{i}"), Linkage::Local, &ctx.func.signature)
+                    .map_err(|e| Error::Jit(e.to_string()))?;
+                module.define_function(id, &mut ctx).map_err(|e| Error::Jit(format!("kernel {spec:?}: {e:?}")))?;
+                code_bytes += ctx.compiled_code().map_or(0, |c| c.code_buffer().len());
+                ids.push(id);
+            }
+            module.finalize_definitions().map_err(|e| Error::Jit(e.to_string()))?;
+            for (&i, &id) in mine.iter().zip(&ids) {
+                let p = module.get_finalized_function(id);
+                // SAFETY: every kernel was declared with `kernel::signature`, which is
+                // this type in the host's default calling convention.
+                fns[i] = Some(unsafe { std::mem::transmute::<*const u8, KernelFn>(p) });
+            }
+            modules.push(module);
+        }
+        let fns = fns
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| Error::Jit("a kernel was not compiled".into()))?;
+        Ok(Kernels { modules, fns, code_bytes, done: Instant::now() })
     }
 }
 

@@ -13,6 +13,8 @@
 //! Buffers are reused once their last reader has run (best fit, no splitting); network
 //! outputs are never reused.
 
+use super::mem::Lines;
+use super::pack::Pack;
 use crate::error::{Error, Result};
 use crate::ir::op::padded_extent;
 use crate::ir::{Graph, Layout, Node, NodeId, Op, PoolKind, Shape};
@@ -183,35 +185,80 @@ pub fn as_f32_mut(mem: &mut [Line]) -> &mut [f32] {
 
 /// The packed parameters: 64-byte aligned floats, every block starting on a [`Line`]
 /// (dereferences to all the floats, the padding between blocks included). Blocks are
-/// written where they will stay, so the runtime adopts the storage without a copy.
+/// written where they will stay, so the runtime adopts the storage without a copy; the
+/// storage starts zero without being written ([`Lines`]), so padding costs nothing.
+///
+/// Blocks smaller than [`STAGED_FLOATS`] (biases, batch-norm factors) are written to a
+/// staging buffer first and copied into place with the large ones ([`Params::take_staged`],
+/// [`super::pack::Queue`]): written in place while planning, each would make the planner
+/// wait for the page it falls on to be mapped, one after another.
 #[derive(Debug, Default)]
-pub struct Params(Vec<Line>);
+pub struct Params {
+    mem: Lines,
+    /// Lines in use.
+    used: usize,
+    /// Blocks not yet in place: offset in floats, values.
+    staged: Vec<(usize, Vec<f32>)>,
+}
+
+/// Blocks below this many floats are staged (see [`Params`]).
+pub const STAGED_FLOATS: usize = 1 << 16;
 
 impl Params {
     fn with_capacity(floats: usize) -> Params {
-        let v = Vec::with_capacity(floats.div_ceil(16));
-        super::mem::hint_huge_pages(&v);
-        Params(v)
+        Params { mem: Lines::zeroed(floats.div_ceil(16)), used: 0, staged: Vec::new() }
     }
 
-    /// Appends `n` zeros, lets `fill` write them, and returns their offset in floats.
-    fn push_with(&mut self, n: usize, fill: impl FnOnce(&mut [f32])) -> usize {
-        let at = self.0.len();
-        self.0.resize(at + n.div_ceil(16), Line::ZERO);
-        fill(&mut as_f32_mut(&mut self.0[at..])[..n]);
+    /// Appends `n` zeros and returns their offset in floats (for a block written later).
+    fn reserve(&mut self, n: usize) -> usize {
+        let (at, lines) = (self.used, n.div_ceil(16));
+        if at + lines > self.mem.len() {
+            let mut grown = Lines::zeroed((at + lines).max(2 * self.mem.len()));
+            grown[..at].copy_from_slice(&self.mem[..at]);
+            self.mem = grown;
+        }
+        self.used += lines;
         at * 16
     }
 
-    /// The storage, as lines.
-    pub fn into_lines(self) -> Vec<Line> {
-        self.0
+    /// Appends `n` zeros, lets `fill` write them (in place, or staged if small), and returns
+    /// their offset in floats.
+    fn push_with(&mut self, n: usize, fill: impl FnOnce(&mut [f32])) -> usize {
+        let at = self.reserve(n);
+        if n < STAGED_FLOATS {
+            let mut block = vec![0.0; n];
+            fill(&mut block);
+            self.staged.push((at, block));
+        } else {
+            fill(&mut self[at..at + n]);
+        }
+        at
+    }
+
+    /// The staged blocks, to be copied to their offsets (in floats) before the parameters
+    /// are read.
+    pub fn take_staged(&mut self) -> Vec<(usize, Vec<f32>)> {
+        std::mem::take(&mut self.staged)
+    }
+
+    /// The storage, as lines (those in use, then zero lines up to its capacity). Staged
+    /// blocks must have been copied into place.
+    pub fn into_lines(self) -> Lines {
+        debug_assert!(self.staged.is_empty(), "{} staged parameter blocks were not copied", self.staged.len());
+        self.mem
     }
 }
 
 impl std::ops::Deref for Params {
     type Target = [f32];
     fn deref(&self) -> &[f32] {
-        as_f32(&self.0)
+        as_f32(&self.mem[..self.used])
+    }
+}
+
+impl std::ops::DerefMut for Params {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        as_f32_mut(&mut self.mem[..self.used])
     }
 }
 
@@ -254,7 +301,7 @@ struct View {
     off: usize,
 }
 
-struct Planner {
+struct Planner<'w> {
     tier: Tier,
     guard: bool,
     guards: Vec<usize>,
@@ -263,12 +310,14 @@ struct Planner {
     kernel_ids: HashMap<KernelSpec, usize>,
     steps: Vec<Step>,
     params: Params,
+    /// Weight blocks reserved in `params`, packed after planning.
+    packs: Vec<Pack<'w>>,
     free: Vec<(usize, usize)>,
     top: usize,
     bufs: Vec<Buf>,
 }
 
-impl Planner {
+impl Planner<'_> {
     fn alloc(&mut self, size: usize) -> usize {
         let size = size.max(64).div_ceil(64) * 64;
         if self.guard {
@@ -364,6 +413,20 @@ pub fn plan(graph: &Graph, weights: &Weights, tier: Tier) -> Result<Plan> {
 /// [`plan`], and with `guard` every buffer gets its own arena range between two
 /// [`GUARD`]-byte guard zones (listed in [`Plan::guards`]) for bounds checking.
 pub fn plan_checked(graph: &Graph, weights: &Weights, tier: Tier, guard: bool) -> Result<Plan> {
+    let (mut plan, packs) = plan_deferred(graph, weights, tier, guard)?;
+    super::pack::Queue::new(&mut plan.params, &packs)?.run(super::pack::threads())?;
+    Ok(plan)
+}
+
+/// [`plan_checked`] with the large weight blocks reserved but not yet written: the plan
+/// is complete once the returned [`Pack`]s are packed into [`Plan::params`] (see
+/// [`super::pack::Queue`]), which can run on several threads, alongside code generation.
+pub fn plan_deferred<'w>(
+    graph: &Graph,
+    weights: &'w Weights,
+    tier: Tier,
+    guard: bool,
+) -> Result<(Plan, Vec<Pack<'w>>)> {
     weights.check(graph)?;
     let mut p = Planner {
         tier,
@@ -376,7 +439,10 @@ pub fn plan_checked(graph: &Graph, weights: &Weights, tier: Tier, guard: bool) -
         // Packed weights take about as many floats as the dense ones (channels rounded up
         // to 16, grouped convolutions made dense): reserving generously avoids copying
         // 100+ MB on every doubling, and pages never written are never touched.
-        params: Params::with_capacity(weights.iter().map(|(_, t)| t.data.len()).sum::<usize>() * 3 / 2 + (1 << 16)),
+        params: Params::with_capacity(
+            weights.shapes().map(|(_, s)| s.iter().product::<usize>()).sum::<usize>() * 3 / 2 + (1 << 16),
+        ),
+        packs: Vec::new(),
         free: Vec::new(),
         top: 0,
         bufs: Vec::new(),
@@ -452,7 +518,11 @@ pub fn plan_checked(graph: &Graph, weights: &Weights, tier: Tier, guard: bool) -
                 Op::Input | Op::Dropout { .. } => {}
                 Op::Conv2d(c) => {
                     let xs = in_shape(0)?;
-                    let dense = dense_conv_weight(c, param(weights, &c.key, "weight")?);
+                    let weight = if c.groups > 1 {
+                        ConvWeight::Values(dense_conv_weight(c, param(weights, &c.key, "weight")?))
+                    } else {
+                        ConvWeight::tensor(weights, &c.key)?
+                    };
                     let bias = if c.bias { Some(param(weights, &c.key, "bias")?) } else { None };
                     let res = match c.epilogue.residual {
                         Some(_) => Some(Arg::Arena(p.at(in_buf(1)?))),
@@ -474,7 +544,7 @@ pub fn plan_checked(graph: &Graph, weights: &Weights, tier: Tier, guard: bool) -
                             oc: c.out_channels,
                             oh: out_shape.h(),
                             ow: out_shape.w(),
-                            dense: &dense,
+                            weight,
                             bias,
                             residual: c.epilogue.residual.zip(res),
                             relu: c.epilogue.relu,
@@ -500,7 +570,7 @@ pub fn plan_checked(graph: &Graph, weights: &Weights, tier: Tier, guard: bool) -
                             oc: l.out_features,
                             oh: 1,
                             ow: 1,
-                            dense: param(weights, &l.key, "weight")?,
+                            weight: ConvWeight::tensor(weights, &l.key)?,
                             bias,
                             residual: None,
                             relu: l.relu,
@@ -733,7 +803,7 @@ pub fn plan_checked(graph: &Graph, weights: &Weights, tier: Tier, guard: bool) -
         })?;
         ins.push((found.1.clone(), found.2.clone(), found.3.clone()));
     }
-    Ok(Plan {
+    let plan = Plan {
         kernels: p.kernels,
         steps: p.steps,
         params: p.params,
@@ -742,7 +812,8 @@ pub fn plan_checked(graph: &Graph, weights: &Weights, tier: Tier, guard: bool) -
         outputs,
         tiles: p.tiles,
         guards: p.guards,
-    })
+    };
+    Ok((plan, p.packs))
 }
 
 /// The operands written straight into their concat's buffer: operand -> (concat, byte
@@ -854,7 +925,7 @@ struct ConvIn<'a> {
     oc: usize,
     oh: usize,
     ow: usize,
-    dense: &'a [f32],
+    weight: ConvWeight<'a>,
     bias: Option<&'a [f32]>,
     residual: Option<(f32, Arg)>,
     relu: bool,
@@ -863,8 +934,39 @@ struct ConvIn<'a> {
     winograd: Option<[usize; 2]>,
 }
 
+/// A convolution's dense `[oc][ic][kh][kw]` weights.
+enum ConvWeight<'w> {
+    /// At hand (a grouped convolution's, made dense).
+    Values(std::borrow::Cow<'w, [f32]>),
+    /// Tensor `<key>.weight` of the weights; the wide tier packs it after planning, reading
+    /// 16 output channels at a time ([`Weights::columns`]), so a seeded tensor is never held
+    /// in memory whole.
+    Tensor(&'w Weights, String),
+}
+
+impl<'w> ConvWeight<'w> {
+    /// The weight of layer `key`, which must exist.
+    fn tensor(weights: &'w Weights, key: &str) -> Result<ConvWeight<'w>> {
+        let full = format!("{key}.weight");
+        match weights.shape(&full) {
+            Some(_) => Ok(ConvWeight::Tensor(weights, full)),
+            None => Err(Error::Invalid(format!("no weight tensor `{full}`"))),
+        }
+    }
+
+    /// All the values (a seeded tensor is generated, and kept, now).
+    fn dense(&self) -> Result<&[f32]> {
+        match self {
+            ConvWeight::Values(v) => Ok(v),
+            ConvWeight::Tensor(w, key) => {
+                w.get(key).map(|t| t.data.as_slice()).ok_or_else(|| Error::Invalid(format!("no weight tensor `{key}`")))
+            }
+        }
+    }
+}
+
 /// Pad step (if the layer pads), packed weights and the conv step.
-fn conv(p: &mut Planner, c: ConvIn) -> Result<()> {
+fn conv<'w>(p: &mut Planner<'w>, c: ConvIn<'w>) -> Result<()> {
     if let (Some(m), Some(isa)) = (c.winograd, p.tier.isa())
         && let Some(spec) = winograd_spec(&c, m, isa)?
     {
@@ -918,7 +1020,22 @@ fn conv(p: &mut Planner, c: ConvIn) -> Result<()> {
             relu: c.relu,
             row_weights: false,
         };
-        let wa = p.param_with(spec.packed_floats(), |d| spec.pack_into(c.oc, c.c, c.dense, d));
+        let wa = match &c.weight {
+            ConvWeight::Tensor(weights, key) => {
+                let at = p.params.reserve(spec.packed_floats());
+                p.packs.push(Pack {
+                    at,
+                    spec: spec.clone(),
+                    oc: c.oc,
+                    ic: c.c,
+                    weights,
+                    key: key.clone(),
+                    winograd: None,
+                });
+                Arg::Param(at * 4)
+            }
+            ConvWeight::Values(dense) => p.param_with(spec.packed_floats(), |d| spec.pack_into(c.oc, c.c, dense, d)),
+        };
         let ba = p.param_with(ocb * BLOCK, |d| {
             if let Some(b) = c.bias {
                 d[..c.oc].copy_from_slice(&b[..c.oc]);
@@ -947,7 +1064,7 @@ fn conv(p: &mut Planner, c: ConvIn) -> Result<()> {
             residual: c.residual.map(|r| r.0.to_bits()),
             relu: c.relu,
         };
-        let packed = DEFAULT_CONV.pack(&spec, c.oc, c.c, c.dense);
+        let packed = DEFAULT_CONV.pack(&spec, c.oc, c.c, c.weight.dense()?);
         let bias = DEFAULT_CONV.pack_bias(&spec, c.oc, c.bias);
         let (wa, ba) = (p.param(&packed), p.param(&bias));
         let mut args = vec![Arg::Arena(c.out), Arg::Arena(input), wa, ba];
@@ -1006,7 +1123,7 @@ fn winograd_spec(c: &ConvIn, m: [usize; 2], isa: Isa) -> Result<Option<WinogradS
 /// A Winograd convolution on the wide tier of `isa`: transform the input (zero padding
 /// included), one 1x1 product per position, transform the output (see
 /// [`crate::jit::winograd`]).
-fn winograd(p: &mut Planner, c: ConvIn, spec: WinogradSpec, isa: Isa) -> Result<()> {
+fn winograd<'w>(p: &mut Planner<'w>, c: ConvIn<'w>, spec: WinogradSpec, isa: Isa) -> Result<()> {
     let (cb, ocb, m) = (spec.cb, spec.ocb, spec.m);
     let (t, pos) = (spec.t(), spec.positions());
     let [nh, nw] = spec.n();
@@ -1041,13 +1158,18 @@ fn winograd(p: &mut Planner, c: ConvIn, spec: WinogradSpec, isa: Isa) -> Result<
         relu: false,
         row_weights: true,
     };
-    let u = spec.transform_weights(c.oc, c.c, c.dense);
-    let per = gemm.packed_floats() / pos;
-    let wa = p.param_with(gemm.packed_floats(), |d| {
-        for (q, chunk) in d.chunks_exact_mut(per).enumerate() {
-            gemm.pack_into(c.oc, c.c, &u[q * c.oc * c.c..(q + 1) * c.oc * c.c], chunk);
+    let wa = match &c.weight {
+        ConvWeight::Tensor(weights, key) => {
+            let at = p.params.reserve(gemm.packed_floats());
+            let (oc, ic, key) = (c.oc, c.c, key.clone());
+            p.packs.push(Pack { at, spec: gemm.clone(), oc, ic, weights, key, winograd: Some(spec.clone()) });
+            Arg::Param(at * 4)
         }
-    });
+        ConvWeight::Values(dense) => {
+            let u = spec.transform_weights(c.oc, c.c, dense);
+            p.param_with(gemm.packed_floats(), |d| gemm.pack_rows_into(c.oc, c.c, &u, d))
+        }
+    };
     let zero_bias = p.param_with(ocb * BLOCK, |_| {});
     let mut args = vec![Arg::Arena(mo), Arg::Arena(v), wa, zero_bias, Arg::Null];
     for tile in gemm.tiles() {

@@ -1,0 +1,326 @@
+//! Counter-based random streams for [`Weights::init`](super::Weights::init).
+//!
+//! A stream is SplitMix64 (Steele, Lea and Flood 2014): its `i`-th draw is
+//! `mix(state + (i + 1) * GAMMA)`, a function of the stream's state and `i` alone. So any
+//! range of a tensor can be generated without the values before it, on any thread, and a
+//! loop over a range vectorises (eight 64-bit lanes with AVX-512). The values are those of
+//! the sequential generator drawing one value per draw, bit for bit.
+
+/// Rows of the blocks [`Weights::columns`](super::Weights::columns) reads:
+/// the channel block of the packed layout.
+pub const LANES: usize = 16;
+
+/// The most rows a block read column by column has: a group of four channel blocks (the
+/// widest micro-tile's output channels).
+pub const MAX_ROWS: usize = 4 * LANES;
+
+/// SplitMix64's increment (the golden ratio in 64 bits).
+const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// SplitMix64's output function.
+#[inline(always)]
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// How one 64-bit draw becomes a value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Dist {
+    /// Approximately normal with mean 0 and standard deviation `std`: the sum of the four
+    /// 16-bit quarters of the draw (Irwin–Hall), centred and scaled to variance 1, cut off
+    /// at ±2√3, times `std`.
+    ///
+    /// A hard choice: Box–Muller is exact but needs `ln` and `cos`, whose last bits come
+    /// from the platform's libm; sums of uniforms need only integer and IEEE arithmetic, so
+    /// the weights are bit-identical everywhere. One draw per value, and no branch, keeps
+    /// the generation of Inception-v4's 43M parameters at a few tens of milliseconds.
+    Normal {
+        /// Standard deviation.
+        std: f64,
+    },
+    /// Uniform in `[center - half, center + half)` from the draw's top 53 bits.
+    Uniform {
+        /// Midpoint.
+        center: f64,
+        /// Half the width.
+        half: f64,
+    },
+}
+
+impl Dist {
+    /// The value of draw `z`, in f64 then rounded once to f32.
+    #[inline(always)]
+    fn value(self, z: u64) -> f32 {
+        let v = match self {
+            Dist::Normal { std } => {
+                // Each quarter is uniform on {0..65535}: (q + 0.5) / 65536 has mean 1/2 and
+                // variance ~1/12, so the sum has mean 2 and variance 1/3; centred and
+                // scaled: ((s + 2) / 65536 - 2) * √3. The sum has at most 18 bits, so
+                // `s - 131070` is exact in i32 and f64, and so are the products with powers
+                // of two: this rounds exactly where that formula does (at `* √3`, `* std`).
+                // Pairs of quarters summed in two 32-bit halves, then the halves (fewer
+                // vector operations than four masks).
+                const HALVES: u64 = 0x0000_ffff_0000_ffff;
+                let pairs = (z & HALVES) + (z >> 16 & HALVES);
+                let s = (pairs + (pairs >> 32)) as u32;
+                ((s as i32 - 131_070) as f64 * (3f64.sqrt() / 65536.0)) * std
+            }
+            Dist::Uniform { center, half } => {
+                let unit = (z >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+                center + (2.0 * unit - 1.0) * half
+            }
+        };
+        v as f32
+    }
+}
+
+/// One tensor's stream: its starting state and how draws become values.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Stream {
+    state: u64,
+    dist: Dist,
+}
+
+impl Stream {
+    /// The stream of tensor `key` under `seed`: SplitMix64 seeded with `seed` draws once, and
+    /// that draw xor the FNV-1a hash of the key is the stream's state.
+    pub(crate) fn for_key(seed: u64, key: &str, dist: Dist) -> Stream {
+        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+        Stream { state: mix(seed.wrapping_add(GAMMA)) ^ hash, dist }
+    }
+
+    /// Value `i` of the stream.
+    #[cfg(test)]
+    pub(crate) fn at(&self, i: u64) -> f32 {
+        self.dist.value(mix(self.state.wrapping_add(i.wrapping_add(1).wrapping_mul(GAMMA))))
+    }
+
+    /// Writes values `start..start + out.len()` of the stream to `out`, with the widest
+    /// vector instructions the CPU has (the values do not depend on which).
+    pub(crate) fn fill(&self, start: u64, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512dq") {
+                // SAFETY: the CPU has the features `fill_avx512` is compiled for.
+                return unsafe { self.fill_avx512(start, out) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has the features `fill_avx2` is compiled for.
+                return unsafe { self.fill_avx2(start, out) };
+            }
+        }
+        self.fill_with(start, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512dq,avx512vl")]
+    fn fill_avx512(&self, start: u64, out: &mut [f32]) {
+        self.fill_with(start, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn fill_avx2(&self, start: u64, out: &mut [f32]) {
+        self.fill_with(start, out)
+    }
+
+    /// The loop the `fill_*` variants compile for their instruction sets; the distribution
+    /// is matched outside it so that its body has no branch.
+    #[inline(always)]
+    fn fill_with(&self, start: u64, out: &mut [f32]) {
+        let state = self.state.wrapping_add(start.wrapping_mul(GAMMA));
+        #[inline(always)]
+        fn run(mut state: u64, out: &mut [f32], dist: Dist) {
+            for o in out {
+                state = state.wrapping_add(GAMMA);
+                *o = dist.value(mix(state));
+            }
+        }
+        match self.dist {
+            Dist::Normal { std } => run(state, out, Dist::Normal { std }),
+            Dist::Uniform { center, half } => run(state, out, Dist::Uniform { center, half }),
+        }
+    }
+
+    /// Writes columns of a block of `at.width` rows (a multiple of [`LANES`], at most
+    /// [`MAX_ROWS`]) of `stride` values each: for `t < count`, `out[t * out_step + k]` is
+    /// value `first + k * stride + t * step` times `scale[k]` (as `(v as f64 * s) as f32`,
+    /// which leaves `v` unchanged for `s = 1`). Rows past the end of the stream's tensor are
+    /// computed like the others: the caller overwrites them.
+    pub(crate) fn fill_columns(&self, at: Columns, scale: &[f64; MAX_ROWS], out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512dq") {
+                // SAFETY: the CPU has the features `fill_columns_avx512` is compiled for.
+                return unsafe { self.fill_columns_avx512(at, scale, out) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has the features `fill_columns_avx2` is compiled for.
+                return unsafe { self.fill_columns_avx2(at, scale, out) };
+            }
+        }
+        self.fill_columns_with(at, scale, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512dq,avx512vl")]
+    fn fill_columns_avx512(&self, at: Columns, scale: &[f64; MAX_ROWS], out: &mut [f32]) {
+        self.fill_columns_with(at, scale, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn fill_columns_avx2(&self, at: Columns, scale: &[f64; MAX_ROWS], out: &mut [f32]) {
+        self.fill_columns_with(at, scale, out)
+    }
+
+    /// The loop the `fill_columns_*` variants compile: one column per step, [`LANES`] rows
+    /// at a time.
+    #[inline(always)]
+    fn fill_columns_with(&self, at: Columns, scale: &[f64; MAX_ROWS], out: &mut [f32]) {
+        let base = self.state.wrapping_add(at.first.wrapping_mul(GAMMA));
+        let lane: [u64; MAX_ROWS] = std::array::from_fn(|k| (k as u64).wrapping_mul(at.stride).wrapping_mul(GAMMA));
+        let step = at.step.wrapping_mul(GAMMA);
+        #[inline(always)]
+        fn run(
+            at: Columns,
+            mut state: u64,
+            step: u64,
+            lane: &[u64; MAX_ROWS],
+            scale: &[f64; MAX_ROWS],
+            out: &mut [f32],
+            dist: Dist,
+        ) {
+            let width = at.width.min(MAX_ROWS);
+            state = state.wrapping_add(GAMMA);
+            for t in 0..at.count {
+                let Some(column) = out.get_mut(t * at.out_step..t * at.out_step + width) else { return };
+                let vectors =
+                    column.chunks_exact_mut(LANES).zip(lane.chunks_exact(LANES)).zip(scale.chunks_exact(LANES));
+                for ((o, l), s) in vectors {
+                    let (Ok(o), Ok(l), Ok(s)) =
+                        (<&mut [f32; LANES]>::try_from(o), <&[u64; LANES]>::try_from(l), <&[f64; LANES]>::try_from(s))
+                    else {
+                        return;
+                    };
+                    for ((o, &l), &s) in o.iter_mut().zip(l).zip(s) {
+                        *o = (dist.value(mix(state.wrapping_add(l))) as f64 * s) as f32;
+                    }
+                }
+                state = state.wrapping_add(step);
+            }
+        }
+        match self.dist {
+            Dist::Normal { std } => run(at, base, step, &lane, scale, out, Dist::Normal { std }),
+            Dist::Uniform { center, half } => run(at, base, step, &lane, scale, out, Dist::Uniform { center, half }),
+        }
+    }
+}
+
+/// Where [`Stream::fill_columns`] reads and writes: the stream index of row 0 of the first
+/// column, the distance between rows and between columns, the number of columns, the rows
+/// (lanes) of a column, and the distance between columns in the output.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Columns {
+    pub(crate) first: u64,
+    pub(crate) stride: u64,
+    pub(crate) step: u64,
+    pub(crate) count: usize,
+    pub(crate) width: usize,
+    pub(crate) out_step: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The normal values are those of the formula as first written, bit for bit, for every
+    /// sum of quarters.
+    #[test]
+    fn normal_values_round_as_the_plain_formula() {
+        for std in [1.0, 0.1234, (2.0f64 / 27.0).sqrt()] {
+            for s in 0..=4 * 0xffffu64 {
+                // Quarters that sum to `s`, the low ones full first.
+                let q: Vec<u64> = (0..4).map(|i| s.saturating_sub(i * 0xffff).min(0xffff)).collect();
+                let z = q[0] | q[1] << 16 | q[2] << 32 | q[3] << 48;
+                let plain = (((s as f64 + 2.0) / 65536.0 - 2.0) * 3f64.sqrt() * std) as f32;
+                assert_eq!(Dist::Normal { std }.value(z).to_bits(), plain.to_bits(), "{s}");
+            }
+        }
+    }
+
+    /// The SplitMix64 stream as a sequential generator, to check the counter form against.
+    #[test]
+    fn fill_matches_sequential_draws_at_any_offset() {
+        for dist in [Dist::Normal { std: 0.3 }, Dist::Uniform { center: 1.0, half: 0.1 }] {
+            let s = Stream::for_key(5, "a.weight", dist);
+            let mut state = s.state;
+            let seq: Vec<f32> = (0..1000)
+                .map(|_| {
+                    state = state.wrapping_add(GAMMA);
+                    dist.value(mix(state))
+                })
+                .collect();
+            for (start, len) in [(0, 1000), (1, 999), (17, 3), (123, 501), (999, 1), (5, 0)] {
+                let mut out = vec![0.0; len];
+                s.fill(start as u64, &mut out);
+                assert_eq!(out, seq[start..start + len], "{dist:?} {start}+{len}");
+                let mut plain = vec![0.0; len];
+                s.fill_with(start as u64, &mut plain);
+                assert_eq!(plain, out);
+            }
+            assert_eq!(s.at(123), seq[123]);
+        }
+    }
+
+    #[test]
+    fn columns_are_the_values_of_each_lane_scaled() {
+        let s = Stream::for_key(9, "c", Dist::Normal { std: 0.05 });
+        let scale: [f64; MAX_ROWS] = std::array::from_fn(|k| if k % 3 == 0 { 1.0 } else { 0.5 + k as f64 });
+        for (first, stride, step, count, width, out_step) in
+            [(0, 7, 1, 7, 16, 16), (21, 7, 3, 3, 16, 48), (5, 100, 9, 1, 64, 64), (1000, 1, 1, 40, 32, 40)]
+        {
+            let at = Columns { first, stride, step, count, width, out_step };
+            let mut out = vec![0.0; count * out_step];
+            s.fill_columns(at, &scale, &mut out);
+            let mut plain = vec![0.0; count * out_step];
+            s.fill_columns_with(at, &scale, &mut plain);
+            assert_eq!(out, plain);
+            for t in 0..count {
+                for k in 0..out_step {
+                    let got = out[t * out_step + k];
+                    if k >= width {
+                        assert_eq!(got, 0.0, "untouched");
+                        continue;
+                    }
+                    let v = s.at(first + k as u64 * stride + t as u64 * step);
+                    let want = if scale[k] == 1.0 { v } else { (v as f64 * scale[k]) as f32 };
+                    assert_eq!(got.to_bits(), want.to_bits(), "{first} {stride} {t} {k}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_normal_generator_has_unit_variance() {
+        let s = Stream::for_key(1, "x", Dist::Normal { std: 1.0 });
+        let mut v = vec![0.0f32; 20_000];
+        s.fill(0, &mut v);
+        let n = v.len() as f64;
+        let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
+        let var = v.iter().map(|&x| (x as f64 - mean) * (x as f64 - mean)).sum::<f64>() / n;
+        assert!(mean.abs() < 0.03 && (var - 1.0).abs() < 0.05, "mean {mean}, var {var}");
+    }
+
+    #[test]
+    fn uniform_values_stay_in_their_interval() {
+        let s = Stream::for_key(2, "b", Dist::Uniform { center: 1.0, half: 0.1 });
+        let mut v = vec![0.0f32; 10_000];
+        s.fill(0, &mut v);
+        assert!(v.iter().all(|x| (0.9..=1.1).contains(x) && *x != 1.0));
+        let mean = v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
+        assert!((mean - 1.0).abs() < 0.005, "mean {mean}");
+    }
+}
