@@ -304,6 +304,43 @@ fn winograd_is_planned_where_the_registers_allow() {
     }
 }
 
+/// A Winograd layer too large for one band (its `V` and `M` would exceed 4 MiB) runs as
+/// bands of tile rows, the last one partial, and still matches the reference.
+#[test]
+fn large_winograd_layers_run_in_bands() {
+    use incc::jit::Tier;
+    use incc::jit::kernel::KernelSpec;
+    use incc::runtime::plan::{Arg, Step};
+    let (mut g, x) = with_input(Shape::nchw(32, 145, 145));
+    let pad = Pad { top: 1, bottom: 1, left: 1, right: 1 };
+    let Op::Conv2d(mut c) = conv_op(32, 64, [3, 3], [1, 1], pad, 1, true) else { unreachable!() };
+    c.winograd = Some([2, 2]);
+    c.epilogue = Epilogue { residual: None, relu: true };
+    let y = add(&mut g, Op::Conv2d(c), &[x]);
+    g.outputs.push(("y".into(), y));
+    let plan = incc::runtime::plan::plan(&g, &Weights::init(&g, 1), Tier::Wide).unwrap();
+    let is_in = |k: usize| matches!(plan.kernels[k], KernelSpec::WinogradIn(_));
+    // (first tile row, rows) of each band's input transform step.
+    let bands: Vec<(usize, usize)> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Kernel { kernel, args, .. } if is_in(*kernel) => match (&plan.kernels[*kernel], args.last()) {
+                (KernelSpec::WinogradIn(w), Some(Arg::Value(first))) => Some((*first, w.band)),
+                _ => panic!("{s:?}"),
+            },
+            _ => None,
+        })
+        .collect();
+    assert!(bands.len() > 2, "{bands:?}");
+    assert_eq!(bands[0].0, 0);
+    assert!(bands.windows(2).all(|w| w[0].0 + w[0].1 == w[1].0), "{bands:?}");
+    assert_eq!(bands.last().map(|b| b.0 + b.1), Some(73));
+    // Bands of one size share their kernels: one for the full bands, one for the last.
+    assert_eq!((0..plan.kernels.len()).filter(|&k| is_in(k)).count(), 2);
+    check(&g, 5);
+}
+
 #[test]
 fn wrong_input_length_is_an_error() {
     let (mut g, x) = with_input(Shape::nchw(3, 4, 4));

@@ -358,6 +358,7 @@ impl Gen<'_> {
                                 Arg::Helper(Helper::Expf) => expf_at.unwrap_or(arena),
                                 // Portable plans call no wide tiles; unread arguments are null.
                                 Arg::Tile(_) | Arg::Null => ic(b, 0),
+                                Arg::Value(v) => ic(b, v as i64),
                             };
                             b.ins().store(mf(), v, table, (i * 8) as i32);
                         }

@@ -1,6 +1,6 @@
 //! [`Model`]: JIT code, packed weights and a pool of preallocated activation arenas.
 
-use super::mem::Lines;
+use super::mem::{self, Lines};
 use super::pack::{Pack, Queue};
 use super::plan::{self, Arg, Helper, Line, Plan, Slot, Step, as_f32, as_f32_mut};
 use super::pool::{KernelFn, ThreadPool};
@@ -36,7 +36,7 @@ extern "C" fn helper_expf(x: f32) -> f32 {
 
 /// One caller's activation memory and its resolved argument tables.
 struct Arena {
-    /// Zero until the kernels first write it (the pages are mapped as they are touched).
+    /// Its pages mapped when it was made ([`mem::touch`]): a run takes no page faults.
     mem: Lines,
     /// All steps' argument tables, concatenated (pointers as integers).
     args: Vec<usize>,
@@ -120,8 +120,9 @@ impl Model {
             )));
         }
         let t1 = Instant::now();
-        let code = generate_while_packing(&mut plan, &packs, tier, opts)?;
-        Model::assemble(plan, code, tier, opts, t1 - t0)
+        let mut arena = Lines::zeroed(plan.arena_bytes.div_ceil(64));
+        let code = generate_while_packing(&mut plan, &packs, &mut arena, tier, opts)?;
+        Model::assemble(plan, code, Some(arena), tier, opts, t1 - t0)
     }
 
     /// Compiles the kernels of `plan` (planned for `tier`, its parameters packed; planning
@@ -130,13 +131,15 @@ impl Model {
     fn from_plan(plan: Plan, tier: jit::Tier, opts: &JitOptions, t0: Instant) -> Result<Model> {
         let plan_time = t0.elapsed();
         let code = Generated::for_kernels(&plan.kernels, &plan.tiles, tier, opts)?;
-        Model::assemble(plan, code, tier, opts, plan_time)
+        Model::assemble(plan, code, None, tier, opts, plan_time)
     }
 
-    /// The model of `plan` (its parameters packed) and its `code`.
+    /// The model of `plan` (its parameters packed) and its `code`; its first arena is
+    /// `arena` (touched, [`mem::touch`]) or a new one, touched now.
     fn assemble(
         mut plan: Plan,
         code: Generated,
+        arena: Option<Lines>,
         tier: jit::Tier,
         opts: &JitOptions,
         plan_time: std::time::Duration,
@@ -177,7 +180,12 @@ impl Model {
             _code: Code(modules),
             _wide: wide,
         };
-        let a = m.new_arena();
+        let mem = arena.unwrap_or_else(|| {
+            let mut mem = Lines::zeroed(m.plan.arena_bytes.div_ceil(64));
+            mem::touch(&mut mem);
+            mem
+        });
+        let a = m.arena_in(mem);
         m.arenas.get_mut().map_err(|_| Error::Jit("arena lock poisoned".into()))?.push(a);
         Ok(m)
     }
@@ -192,8 +200,16 @@ impl Model {
         self.plan.inputs.iter().map(|(n, s, _)| (n.as_str(), s))
     }
 
+    /// A new arena (for a caller while the others are in use), touched so that its runs
+    /// take no page faults.
     fn new_arena(&self) -> Arena {
         let mut mem = Lines::zeroed(self.plan.arena_bytes.div_ceil(64));
+        mem::touch(&mut mem);
+        self.arena_in(mem)
+    }
+
+    /// The arena in `mem` (`arena_bytes` long), with its argument tables.
+    fn arena_in(&self, mut mem: Lines) -> Arena {
         let base = mem.as_mut_ptr() as usize;
         let pbase = self.params.as_ptr() as usize;
         let mut args = Vec::new();
@@ -206,6 +222,7 @@ impl Model {
                     Arg::Helper(Helper::Expf) => helper_expf as *const () as usize,
                     Arg::Tile(i) => self.tiles[i],
                     Arg::Null => 0,
+                    Arg::Value(v) => v,
                 }));
             }
         }
@@ -332,13 +349,20 @@ impl Model {
     }
 }
 
-/// Generates the code of `plan` while packing `packs` into its parameters: this thread
+/// Generates the code of `plan` while packing `packs` into its parameters and touching
+/// `arena` (the first arena's pages, mapped now rather than by the first run): this thread
 /// compiles the kernels and one other assembles the wide tiles, while the rest of the
 /// [`pack::threads`] pack; each joins the packing when its code is done.
 ///
 /// [`pack::threads`]: super::pack::threads
-fn generate_while_packing(plan: &mut Plan, packs: &[Pack], tier: jit::Tier, opts: &JitOptions) -> Result<Generated> {
-    let queue = Queue::new(&mut plan.params, packs)?;
+fn generate_while_packing(
+    plan: &mut Plan,
+    packs: &[Pack],
+    arena: &mut [Line],
+    tier: jit::Tier,
+    opts: &JitOptions,
+) -> Result<Generated> {
+    let queue = Queue::new(&mut plan.params, packs)?.touching(arena);
     let t0 = Instant::now();
     let (tiles, kernels) = std::thread::scope(|s| {
         let threads = super::pack::threads();

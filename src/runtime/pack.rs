@@ -9,7 +9,8 @@
 //! [`crate::runtime::Model::compile`] generates code on one thread while the others pack,
 //! then packs too.
 
-use super::plan::Params;
+use super::mem;
+use super::plan::{Line, Params};
 use crate::error::{Error, Result};
 use crate::jit::emit::BLOCK;
 use crate::jit::wide_conv::WideConvSpec;
@@ -99,7 +100,12 @@ enum Work<'q, 'w> {
     Pack(&'q Pack<'w>, Range<usize>),
     /// A staged block (see [`Params`]), copied.
     Copy(Vec<f32>),
+    /// Memory to map ([`mem::touch`]).
+    Touch(&'q mut [Line]),
 }
+
+/// Lines of memory a touching task maps: 1 MiB.
+const TOUCH_LINES: usize = 1 << 14;
 
 /// One task: its work and the floats it fills.
 struct Task<'q, 'w> {
@@ -161,6 +167,16 @@ impl<'q, 'w> Queue<'q, 'w> {
         Ok(Queue { tasks: Mutex::new(tasks), error: Mutex::new(None) })
     }
 
+    /// Also maps the pages of `mem` ([`mem::touch`]), after the other tasks.
+    pub fn touching(self, mem: &'q mut [Line]) -> Queue<'q, 'w> {
+        if let Ok(mut tasks) = self.tasks.lock() {
+            // Taken from the back: after everything queued so far.
+            let touches = mem.chunks_mut(TOUCH_LINES).rev().map(|m| Task { work: Work::Touch(m), out: &mut [] });
+            tasks.splice(0..0, touches);
+        }
+        self
+    }
+
     /// Runs tasks until none is left (call it from every thread that should help).
     pub fn work(&self) {
         loop {
@@ -173,6 +189,10 @@ impl<'q, 'w> Queue<'q, 'w> {
                 Work::Pack(pack, groups) => pack.run(groups, out),
                 Work::Copy(values) => {
                     out.copy_from_slice(&values);
+                    Ok(())
+                }
+                Work::Touch(mem) => {
+                    mem::touch(mem);
                     Ok(())
                 }
             };
@@ -308,6 +328,7 @@ mod tests {
                 r,
                 residual: None,
                 relu: false,
+                band: (9 - r[0] + 1).div_ceil(m[0]),
             };
             let mut gemm = spec(cb, 16, [1, 1], ocb, nr);
             (gemm.row_weights, gemm.oh, gemm.hp) = (true, wg.positions(), wg.positions());

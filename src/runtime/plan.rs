@@ -42,6 +42,8 @@ pub enum Arg {
     Tile(usize),
     /// A null pointer (an argument the kernel does not read).
     Null,
+    /// A number (a Winograd band's first tile row).
+    Value(usize),
 }
 
 /// Functions the generated code calls through a pointer.
@@ -1114,35 +1116,37 @@ fn winograd_spec(c: &ConvIn, m: [usize; 2], isa: Isa) -> Result<Option<WinogradS
         r,
         residual: c.residual.map(|r| r.0.to_bits()),
         relu: c.relu,
+        band: c.oh.div_ceil(m[0]),
     };
     let tiles_fit =
         spec.input_tiles().into_iter().map(Some).chain(spec.output_tiles()).flatten().all(|t| t.validate(isa).is_ok());
     Ok(tiles_fit.then_some(spec))
 }
 
+/// Bytes of `V` and `M` per band of a Winograd convolution: the two cores' L2. Measured on
+/// Inception-v3, -v4 and -ResNet-v2 (2026-11-29): 4 MiB bands run as fast as whole layers
+/// and halve the arena (59 -> 29, 67 -> 32, 61 -> 26 MB: the stems' 147x147 layers);
+/// bands of 2 MiB and less run up to 1.25x slower, as every band reads all the weights.
+const BAND_BYTES: usize = 4 << 20;
+
 /// A Winograd convolution on the wide tier of `isa`: transform the input (zero padding
 /// included), one 1x1 product per position, transform the output (see
 /// [`crate::jit::winograd`]).
 fn winograd<'w>(p: &mut Planner<'w>, c: ConvIn<'w>, spec: WinogradSpec, isa: Isa) -> Result<()> {
     let (cb, ocb, m) = (spec.cb, spec.ocb, spec.m);
-    let (t, pos) = (spec.t(), spec.positions());
-    let [nh, nw] = spec.n();
-    let vb = p.new_buf(cb * pos * t * BB, 1);
-    let v = p.bufs[vb].offset;
-    let [inner, border] = spec.input_tiles().map(|t| p.tile(WideTile::Transform(t)));
-    p.kernel(
-        KernelSpec::WinogradIn(spec.clone()),
-        vec![Arg::Arena(v), Arg::Arena(c.src), inner, border],
-        (cb * BLOCK * t * pos * (nh + nw)) as u64,
-    );
-    let mb = p.new_buf(ocb * pos * t * BB, 1);
-    let mo = p.bufs[mb].offset;
+    let pos = spec.positions();
+    let ([nh, nw], [th, tw]) = (spec.n(), spec.tiles());
+    // Bands of tile rows, each through all three steps, with `V` and `M` of about
+    // [`BAND_BYTES`] together.
+    let per_row = (cb + ocb) * pos * tw * BB;
+    let bands = th.div_ceil((BAND_BYTES / per_row).clamp(1, th));
+    let band = th.div_ceil(bands);
+    let most = band * tw;
     // The products read V from L2, not L1: the widest tile (most FMAs per broadcast) wins
     // over what `choose_tile`'s L1 model prefers (measured on Inception-v3: nr 3-4 run the
     // 35x35 products 1.5x faster than 27x1).
     let nr = (1..=4).rev().find(|n| ocb.is_multiple_of(*n)).unwrap_or(1);
-    let tm = t.div_ceil(t.div_ceil(max_m(isa, nr).min(t)));
-    let gemm = WideConvSpec {
+    let gemm = |t: usize| WideConvSpec {
         cb_in: cb,
         lanes: BLOCK,
         hp: pos,
@@ -1153,45 +1157,62 @@ fn winograd<'w>(p: &mut Planner<'w>, c: ConvIn<'w>, spec: WinogradSpec, isa: Isa
         ow: t,
         ocb,
         nr,
-        m: tm,
+        m: t.div_ceil(t.div_ceil(max_m(isa, nr).min(t))),
         residual: None,
         relu: false,
         row_weights: true,
     };
+    let full = gemm(most);
     let wa = match &c.weight {
         ConvWeight::Tensor(weights, key) => {
-            let at = p.params.reserve(gemm.packed_floats());
+            let at = p.params.reserve(full.packed_floats());
             let (oc, ic, key) = (c.oc, c.c, key.clone());
-            p.packs.push(Pack { at, spec: gemm.clone(), oc, ic, weights, key, winograd: Some(spec.clone()) });
+            p.packs.push(Pack { at, spec: full.clone(), oc, ic, weights, key, winograd: Some(spec.clone()) });
             Arg::Param(at * 4)
         }
         ConvWeight::Values(dense) => {
             let u = spec.transform_weights(c.oc, c.c, dense);
-            p.param_with(gemm.packed_floats(), |d| gemm.pack_rows_into(c.oc, c.c, &u, d))
+            p.param_with(full.packed_floats(), |d| full.pack_rows_into(c.oc, c.c, &u, d))
         }
     };
     let zero_bias = p.param_with(ocb * BLOCK, |_| {});
-    let mut args = vec![Arg::Arena(mo), Arg::Arena(v), wa, zero_bias, Arg::Null];
-    for tile in gemm.tiles() {
-        args.push(p.tile(WideTile::Conv(tile)));
-    }
-    if args.len() < 7 {
-        args.push(Arg::Null);
-    }
-    let flops = 2 * gemm.macs();
-    p.kernel(KernelSpec::WideConv(gemm), args, flops);
-    p.unref(vb);
     let ba = p.param_with(ocb * BLOCK, |d| {
         if let Some(b) = c.bias {
             d[..c.oc].copy_from_slice(&b[..c.oc]);
         }
     });
-    let [mh, mw] = m;
-    let mut args = vec![Arg::Arena(c.out), Arg::Arena(mo), ba, c.residual.map_or(Arg::Null, |r| r.1)];
-    for t in spec.output_tiles() {
-        args.push(t.map_or(Arg::Null, |t| p.tile(WideTile::Transform(t))));
+    let vb = p.new_buf(cb * pos * most * BB, 1);
+    let mb = p.new_buf(ocb * pos * most * BB, 1);
+    let (v, mo) = (p.bufs[vb].offset, p.bufs[mb].offset);
+    for first in (0..th).step_by(band) {
+        let part = WinogradSpec { band: band.min(th - first), ..spec.clone() };
+        let t = part.t();
+        let [inner, border] = part.input_tiles().map(|t| p.tile(WideTile::Transform(t)));
+        p.kernel(
+            KernelSpec::WinogradIn(part.clone()),
+            vec![Arg::Arena(v), Arg::Arena(c.src), inner, border, Arg::Value(first)],
+            (cb * BLOCK * t * pos * (nh + nw)) as u64,
+        );
+        let g = gemm(t);
+        let mut args = vec![Arg::Arena(mo), Arg::Arena(v), wa, zero_bias, Arg::Null];
+        for tile in g.tiles() {
+            args.push(p.tile(WideTile::Conv(tile)));
+        }
+        if args.len() < 7 {
+            args.push(Arg::Null);
+        }
+        let flops = 2 * g.macs();
+        p.kernel(KernelSpec::WideConv(g), args, flops);
+        let [mh, mw] = m;
+        let mut args = vec![Arg::Arena(c.out), Arg::Arena(mo), ba, c.residual.map_or(Arg::Null, |r| r.1)];
+        for t in part.output_tiles() {
+            args.push(t.map_or(Arg::Null, |t| p.tile(WideTile::Transform(t))));
+        }
+        args.push(Arg::Value(first));
+        let flops = (ocb * BLOCK * t * (mh * nh * nw + mh * mw * nw)) as u64;
+        p.kernel(KernelSpec::WinogradOut(part), args, flops);
     }
-    p.kernel(KernelSpec::WinogradOut(spec), args, (ocb * BLOCK * t * (mh * nh * nw + mh * mw * nw)) as u64);
+    p.unref(vb);
     p.unref(mb);
     Ok(())
 }
