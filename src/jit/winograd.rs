@@ -188,9 +188,9 @@ pub struct WinogradSpec {
     /// ReLU last.
     pub relu: bool,
     /// Tile rows of each part of the convolution: a layer runs as bands of tile rows,
-    /// each through all three steps, so that `V` and `M` hold one band's tiles, `[..][P][band
-    /// * tw][16]`. The band's first row is a kernel argument, so bands of one size share
-    /// code.
+    /// each through all three steps, so that `V` and `M` hold one band's tiles,
+    /// `[..][P][band * tw][16]`. The band's first row is a kernel argument, so bands of one
+    /// size share code.
     pub band: usize,
 }
 
