@@ -350,8 +350,13 @@ fn main() {
     println!("|---|---|---|---|---|---|");
     let c1 = Conv { name: "1x1 288->64 @35x35", cin: 288, cout: 64, oh: 35, ow: 35, k: (1, 1) };
     let c3 = Conv { name: "3x3 64->96 @35x35", cin: 64, cout: 96, oh: 35, ow: 35, k: (3, 3) };
+    // Inception-ResNet-v2's Block17 1x1 convolutions, rows merged as the plan merges them.
+    let k1 = Conv { name: "1x1 1088->192 @1x289", cin: 1088, cout: 192, oh: 1, ow: 289, k: (1, 1) };
+    let k2 = Conv { name: "1x1 384->1088 @1x289", cin: 384, cout: 1088, oh: 1, ow: 289, k: (1, 1) };
     let mut cases = Vec::new();
     for (isa, c, shapes) in [
+        (Isa::Avx512, &k1, &[(15, 2, 68), (15, 2, 17), (15, 2, 4), (28, 1, 68), (28, 1, 17), (7, 4, 68), (7, 4, 17)][..]),
+        (Isa::Avx512, &k2, &[(15, 2, 24), (15, 2, 8), (15, 2, 4), (28, 1, 24), (28, 1, 8), (7, 4, 24), (7, 4, 8)][..]),
         (
             Isa::Avx512,
             &c1,
