@@ -134,10 +134,15 @@ impl Broadcast {
     /// The faster one for `spec`, as `examples/wide_bench.rs` measures it (median GFLOP/s
     /// of 40 runs, separate vs folded): with `nr >= 2` a separate broadcast (1x1 conv: 7x4
     /// 156 vs 131, 5x4 156 vs 123, 14x2 151 vs 145; 3x3 conv: 9x3 160 vs 149, 14x2 equal),
-    /// with `nr = 1` the folded one (28x1: 119 vs 139; the broadcast would be one more load
-    /// uop per FMA).
+    /// unless more than a quarter of the FMAs would read their weights from memory for
+    /// want of registers (15x2: half of them; 1x1 1088->192, 289 pixels: 93 vs 106 folded,
+    /// 2026-11-29); with `nr = 1` the folded one (28x1: 119 vs 139; the broadcast would be
+    /// one more load uop per FMA).
     pub fn preferred(spec: &TileSpec) -> Broadcast {
-        if spec.nr >= 2 { Broadcast::Register } else { Broadcast::Embedded }
+        let (m, nr) = (spec.m, spec.nr);
+        // Weight columns the separate broadcast leaves in registers (see `emit_avx512`).
+        let held = nr.min(31usize.saturating_sub(m * nr));
+        if nr >= 2 && 4 * (nr - held) <= nr { Broadcast::Register } else { Broadcast::Embedded }
     }
 }
 
