@@ -106,10 +106,15 @@ impl ConvSpec {
         self.ocp * self.oh
     }
     /// Input-channel blocks per reduction chunk: the largest divisor of `cb_in` whose input
-    /// rows and weights fit [`L1_BUDGET`] bytes (at least 1).
+    /// rows and weights fit [`L1_BUDGET`] bytes (at least 1). A 1x1 kernel's tiles read
+    /// disjoint pixels, each once, so only its weights count: the tiles of a row reuse
+    /// them, not the input (counting the input cut a merged 289-pixel row into chunks of
+    /// one block, 16 reduction steps between reloads of the accumulators).
     pub fn ic_chunk(&self) -> usize {
         let [kh, kw] = self.kernel;
-        let per_block = kh * self.wp * self.lanes * 4 + kh * kw * self.lanes * NR * VB as usize;
+        let weights = kh * kw * self.lanes * NR * VB as usize;
+        let rows = if self.kernel == [1, 1] { 0 } else { kh * self.wp * self.lanes * 4 };
+        let per_block = rows + weights;
         let max = (L1_BUDGET / per_block).max(1);
         (1..=self.cb_in.min(max)).rev().find(|k| self.cb_in.is_multiple_of(*k)).unwrap_or(1)
     }
