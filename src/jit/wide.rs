@@ -369,6 +369,14 @@ fn emit_avx512(spec: &TileSpec, broadcast: Broadcast) -> std::result::Result<Emi
     for (k, &base) in IN_BASES.iter().enumerate().take(n_bases).skip(1) {
         a.lea(base, qword_ptr(rdi + k as i64 * IN_SPAN))?;
     }
+    // A 1x1 tile reads each input block's `m` pixels once, a plane away from the previous
+    // block's: the hardware prefetchers, which follow a page, do not see it coming, so
+    // the next block's lines are asked for one block (16 reduction steps) ahead.
+    if kh == 1 && kw == 1 && kc > 1 {
+        for i in 0..m {
+            a.prefetcht0(byte_ptr(rdi + (spec.in_plane - IN_BIAS + (i * sw) as i64 * px)))?;
+        }
+    }
     let mut w_at = W_BIAS; // where rsi points, relative to this kernel row's weights
     for kx in 0..kw {
         for l in 0..lanes {
