@@ -66,8 +66,10 @@ def main():
     args = ap.parse_args()
     out = os.path.join(HERE, "out")
     os.makedirs(out, exist_ok=True)
-    print(f"| net | incc median ms | ONNX Runtime median ms | incc / ORT |")
-    print(f"|---|---|---|---|")
+    # Per round, the two engines ran back to back: the ratio of a round is paired, so the
+    # spread of those ratios shows how far the machine's noise moves the comparison.
+    print("| net | incc median ms | ONNX Runtime median ms | incc / ORT | per-round ratios, min-max |")
+    print("|---|---|---|---|---|")
     for name in args.nets:
         _, chw = build(name)
         path = export(name, out)
@@ -76,7 +78,8 @@ def main():
             a.append(incc_median(args.incc, name, args.threads, args.iters))
             b.append(ort_median(path, chw, args.threads, args.iters))
         ma, mb = statistics.median(a), statistics.median(b)
-        print(f"| {name} | {ma:.1f} | {mb:.1f} | {ma / mb:.2f} |", flush=True)
+        ratios = [x / y for x, y in zip(a, b)]
+        print(f"| {name} | {ma:.1f} | {mb:.1f} | {ma / mb:.2f} | {min(ratios):.2f}-{max(ratios):.2f} |", flush=True)
 
 
 if __name__ == "__main__":
