@@ -4,7 +4,7 @@
 //! ([`syntax`]), elaborated into a shape-checked graph ([`lower`], [`ir`]), optimised
 //! ([`passes`]) and JIT-compiled with Cranelift into native kernels ([`jit`], [`runtime`]).
 //! [`aot`] writes the same code as a relocatable object with a C ABI.
-//! [`reference`] is the plain interpreter every fast path is checked against; [`export`]
+//! [`reference`](mod@reference) is the plain interpreter every fast path is checked against; [`export`]
 //! writes the network and its weights as an ONNX model.
 //! [`graphviz`] draws a network and [`profile`] reads compile options from YAML.
 //!

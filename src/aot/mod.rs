@@ -10,7 +10,7 @@
 //!
 //! The kernels are exactly the JIT's CLIF ([`crate::jit::function`]) compiled with the JIT's
 //! settings plus `is_pic` (so the object links into position-independent executables and
-//! shared libraries). [`driver`] generates the entry points: `P_run` performs the plan's
+//! shared libraries). `driver` generates the entry points: `P_run` performs the plan's
 //! steps in order on the calling thread, each kernel on all its items, the way the JIT runs
 //! with one thread, so the outputs are the same bits. The object imports only
 //! `posix_memalign`, `memset`, `free`, `fopen`, `fread`, `fclose` (libc) and, when the

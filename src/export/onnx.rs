@@ -63,7 +63,7 @@ pub const IR_VERSION: i64 = 8;
 /// The name of the symbolic batch dimension of the input and the outputs.
 pub const BATCH: &str = "N";
 
-/// What [`write`] wrote.
+/// What [`write()`] wrote.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExportStats {
     /// ONNX nodes in the graph.

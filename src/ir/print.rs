@@ -40,7 +40,7 @@ pub fn print(g: &Graph) -> String {
     s
 }
 
-/// The IR as data (`incc compile --emit ir --emit-format yaml`): the same facts as [`print`].
+/// The IR as data (`incc compile --emit ir --emit-format yaml`): the same facts as [`print()`].
 #[derive(serde::Serialize, Debug)]
 pub struct Document<'g> {
     /// The network's name.

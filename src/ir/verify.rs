@@ -1,7 +1,7 @@
 //! The IR verifier: checks the invariants every pass must keep.
 //!
 //! - every operand edge points at a live node and slots are `0..n` without gaps;
-//! - each node's recorded shape is what [`infer`](super::infer::infer) computes from its operands;
+//! - each node's recorded shape is what [`infer`] computes from its operands;
 //! - inputs have no operands, outputs name live nodes, and the graph is acyclic;
 //! - parameter keys are unique.
 

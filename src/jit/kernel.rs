@@ -35,7 +35,7 @@ pub enum ChannelOp {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum KernelSpec {
     /// Direct convolution (also linear layers); args: out, in, packed weight, bias,
-    /// [residual]. Items: output-channel pairs x rows.
+    /// (residual). Items: output-channel pairs x rows.
     Conv(ConvSpec),
     /// Convolution with AVX-512 or AVX2 tiles (the wide and avx2 tiers); args: out, in,
     /// packed weight, bias, residual (or null), full tile, remainder tile (or null).

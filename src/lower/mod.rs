@@ -1,4 +1,4 @@
-//! Elaboration: the AST of a file becomes an [`ir::Graph`](crate::ir::Graph).
+//! Elaboration: the AST of a file becomes an [`crate::ir::Graph`].
 //!
 //! Blocks are instantiated with their arguments, repeats unrolled, defaults applied, labels
 //! turned into state-dict keys, and every tensor shape inferred. All errors of a file are
