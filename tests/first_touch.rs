@@ -4,10 +4,13 @@
 
 #![cfg(target_os = "linux")]
 
-use incc::ir::{Conv2d, Graph, NodeId, Op, Pad, Shape};
+use incc::ir::{Conv2d, Op, Pad, Shape};
 use incc::jit::{JitOptions, TierChoice};
 use incc::runtime::Model;
 use incc::weights::Weights;
+
+mod common;
+use common::{add, with_input};
 
 /// Minor page faults of this thread so far.
 fn page_faults() -> i64 {
@@ -18,22 +21,12 @@ fn page_faults() -> i64 {
     u.ru_minflt
 }
 
-fn add(g: &mut Graph, op: Op, operands: &[NodeId]) -> NodeId {
-    let shapes: Vec<Shape> = operands.iter().map(|&o| g.node(o).shape.clone()).collect();
-    let refs: Vec<&Shape> = shapes.iter().collect();
-    let s = incc::ir::infer::infer(&op, &refs).expect("shape");
-    let n = format!("n{}", g.node_ids().len());
-    g.add(op, s, Default::default(), n, operands)
-}
-
 /// The first run of a model with a 12 MB arena (one thread, a small output) takes no page
 /// faults, on every tier, once the run path's code is mapped; untouched, the arena would
 /// take thousands (4 KiB pages) or, with huge pages, six or more.
 #[test]
 fn the_first_run_takes_no_page_faults() {
-    let mut g = Graph::new("t");
-    let x = g.add(Op::Input, Shape::nchw(32, 145, 145), Default::default(), "x", &[]);
-    g.inputs.push(x);
+    let (mut g, x) = with_input(Shape::nchw(32, 145, 145));
     let conv = Conv2d {
         out_channels: 64,
         in_channels: 32,

@@ -3,11 +3,14 @@
 //!
 //! Run with `cargo test --release --test jit` (debug builds are slow on whole networks).
 
-use incc::ir::{BatchNorm, Conv2d, Epilogue, Graph, Linear, Lrn, NodeId, Op, Pad, Pool, PoolKind, Shape};
+use incc::ir::{BatchNorm, Conv2d, Epilogue, Graph, Linear, Lrn, Op, Pad, Pool, PoolKind, Shape};
 use incc::jit::{JitOptions, TierChoice};
 use incc::runtime::Model;
 use incc::weights::Weights;
 use proptest::prelude::*;
+
+mod common;
+use common::{add, with_input};
 
 /// Deterministic input values in about [-1, 1].
 fn input(n: usize, seed: u64) -> Vec<f32> {
@@ -124,22 +127,6 @@ fn inception_resnet_v2() {
 }
 
 // ---- single layers ----
-
-fn with_input(shape: Shape) -> (Graph, NodeId) {
-    let mut g = Graph::new("t");
-    let x = g.add(Op::Input, shape, Default::default(), "x", &[]);
-    g.inputs.push(x);
-    (g, x)
-}
-
-/// Adds `op` on `operands`, inferring its shape.
-fn add(g: &mut Graph, op: Op, operands: &[NodeId]) -> NodeId {
-    let shapes: Vec<Shape> = operands.iter().map(|&o| g.node(o).shape.clone()).collect();
-    let refs: Vec<&Shape> = shapes.iter().collect();
-    let s = incc::ir::infer::infer(&op, &refs).expect("shape");
-    let n = format!("n{}", g.node_ids().len());
-    g.add(op, s, Default::default(), n, operands)
-}
 
 fn check(g: &Graph, seed: u64) {
     let w = Weights::init(g, seed);

@@ -180,12 +180,10 @@ impl Model {
             _code: Code(modules),
             _wide: wide,
         };
-        let mem = arena.unwrap_or_else(|| {
-            let mut mem = Lines::zeroed(m.plan.arena_bytes.div_ceil(64));
-            mem::touch(&mut mem);
-            mem
-        });
-        let a = m.arena_in(mem);
+        let a = match arena {
+            Some(mem) => m.arena_in(mem),
+            None => m.new_arena(),
+        };
         m.arenas.get_mut().map_err(|_| Error::Jit("arena lock poisoned".into()))?.push(a);
         Ok(m)
     }

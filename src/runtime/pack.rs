@@ -168,12 +168,11 @@ impl<'q, 'w> Queue<'q, 'w> {
     }
 
     /// Also maps the pages of `mem` ([`mem::touch`]), after the other tasks.
-    pub fn touching(self, mem: &'q mut [Line]) -> Queue<'q, 'w> {
-        if let Ok(mut tasks) = self.tasks.lock() {
-            // Taken from the back: after everything queued so far.
-            let touches = mem.chunks_mut(TOUCH_LINES).rev().map(|m| Task { work: Work::Touch(m), out: &mut [] });
-            tasks.splice(0..0, touches);
-        }
+    pub fn touching(mut self, mem: &'q mut [Line]) -> Queue<'q, 'w> {
+        let tasks = self.tasks.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Taken from the back: after everything queued so far.
+        let touches = mem.chunks_mut(TOUCH_LINES).rev().map(|m| Task { work: Work::Touch(m), out: &mut [] });
+        tasks.splice(0..0, touches);
         self
     }
 

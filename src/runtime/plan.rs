@@ -319,7 +319,7 @@ struct Planner<'w> {
     bufs: Vec<Buf>,
 }
 
-impl Planner<'_> {
+impl<'w> Planner<'w> {
     fn alloc(&mut self, size: usize) -> usize {
         let size = size.max(64).div_ceil(64) * 64;
         if self.guard {
@@ -374,6 +374,22 @@ impl Planner<'_> {
     /// A parameter block of `n` floats, zeroed, then written by `fill` in place.
     fn param_with(&mut self, n: usize, fill: impl FnOnce(&mut [f32])) -> Arg {
         Arg::Param(self.params.push_with(n, fill) * 4)
+    }
+
+    /// Reserves the packed weights of `spec` (convolution `c`, tensor `key` of `weights`,
+    /// transformed first for `winograd`) and queues them to be packed after planning.
+    fn pack_later(
+        &mut self,
+        spec: &WideConvSpec,
+        c: &ConvIn,
+        weights: &'w Weights,
+        key: &str,
+        winograd: Option<WinogradSpec>,
+    ) -> Arg {
+        let at = self.params.reserve(spec.packed_floats());
+        let (oc, ic, key) = (c.oc, c.c, key.to_string());
+        self.packs.push(Pack { at, spec: spec.clone(), oc, ic, weights, key, winograd });
+        Arg::Param(at * 4)
     }
 
     /// A wide tile argument.
@@ -1023,19 +1039,7 @@ fn conv<'w>(p: &mut Planner<'w>, c: ConvIn<'w>) -> Result<()> {
             row_weights: false,
         };
         let wa = match &c.weight {
-            ConvWeight::Tensor(weights, key) => {
-                let at = p.params.reserve(spec.packed_floats());
-                p.packs.push(Pack {
-                    at,
-                    spec: spec.clone(),
-                    oc: c.oc,
-                    ic: c.c,
-                    weights,
-                    key: key.clone(),
-                    winograd: None,
-                });
-                Arg::Param(at * 4)
-            }
+            ConvWeight::Tensor(weights, key) => p.pack_later(&spec, &c, weights, key, None),
             ConvWeight::Values(dense) => p.param_with(spec.packed_floats(), |d| spec.pack_into(c.oc, c.c, dense, d)),
         };
         let ba = p.param_with(ocb * BLOCK, |d| {
@@ -1164,12 +1168,7 @@ fn winograd<'w>(p: &mut Planner<'w>, c: ConvIn<'w>, spec: WinogradSpec, isa: Isa
     };
     let full = gemm(most);
     let wa = match &c.weight {
-        ConvWeight::Tensor(weights, key) => {
-            let at = p.params.reserve(full.packed_floats());
-            let (oc, ic, key) = (c.oc, c.c, key.clone());
-            p.packs.push(Pack { at, spec: full.clone(), oc, ic, weights, key, winograd: Some(spec.clone()) });
-            Arg::Param(at * 4)
-        }
+        ConvWeight::Tensor(weights, key) => p.pack_later(&full, &c, weights, key, Some(spec.clone())),
         ConvWeight::Values(dense) => {
             let u = spec.transform_weights(c.oc, c.c, dense);
             p.param_with(full.packed_floats(), |d| full.pack_rows_into(c.oc, c.c, &u, d))

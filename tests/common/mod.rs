@@ -1,6 +1,8 @@
-//! Helpers the command-line tests share (`mod common;` in each test file).
+//! Helpers the tests share (`mod common;` in each test file): running the CLI, scratch
+//! files, building small graphs.
 #![allow(dead_code)] // each test binary uses its own subset
 
+use incc::ir::{Graph, NodeId, Op, Shape};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -23,4 +25,21 @@ pub fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("incc-test-{}", std::process::id())).join(n.to_string());
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir.join(name)
+}
+
+/// A graph named `t` with one input `x` of `shape`.
+pub fn with_input(shape: Shape) -> (Graph, NodeId) {
+    let mut g = Graph::new("t");
+    let x = g.add(Op::Input, shape, Default::default(), "x", &[]);
+    g.inputs.push(x);
+    (g, x)
+}
+
+/// Adds `op` on `operands`, inferring its shape.
+pub fn add(g: &mut Graph, op: Op, operands: &[NodeId]) -> NodeId {
+    let shapes: Vec<Shape> = operands.iter().map(|&o| g.node(o).shape.clone()).collect();
+    let refs: Vec<&Shape> = shapes.iter().collect();
+    let s = incc::ir::infer::infer(&op, &refs).expect("shape");
+    let n = format!("n{}", g.node_ids().len());
+    g.add(op, s, Default::default(), n, operands)
 }
