@@ -569,9 +569,7 @@ struct Part {
 
 impl Recipe {
     fn tensor(&self, shape: &[usize]) -> Tensor {
-        let mut data = Vec::with_capacity(shape.iter().product());
-        crate::runtime::mem::hint_huge_pages(&data);
-        data.resize(shape.iter().product(), 0.0);
+        let mut data = vec![0.0; shape.iter().product()];
         self.fill(row_len(shape), 0..n_rows(shape), &mut data);
         Tensor { shape: shape.to_vec(), data }
     }

@@ -472,13 +472,13 @@ struct Kernels {
 }
 
 impl Kernels {
-    /// Compiles `kernels` for the host. The wide convolutions' kernels only loop around
-    /// their tile calls, so they get the single-pass register allocator: a third of the
-    /// compile time, and the spills it adds are nothing next to a tile's work. The
-    /// others, which compute, get the backtracking one.
+    /// Compiles `kernels` for the host. The wide convolutions' and the Winograd
+    /// transforms' kernels only loop around their tile calls, so they get the single-pass
+    /// register allocator: a third of the compile time, and the spills it adds are nothing
+    /// next to a tile's work. The others, which compute, get the backtracking one.
     fn compile(kernels: &[KernelSpec], opts: &JitOptions) -> Result<Kernels> {
         let allocator = |spec: &KernelSpec| match spec {
-            KernelSpec::WideConv(_) => Regalloc::SinglePass,
+            KernelSpec::WideConv(_) | KernelSpec::WinogradIn(_) | KernelSpec::WinogradOut(_) => Regalloc::SinglePass,
             _ => Regalloc::Backtracking,
         };
         let mut modules = Vec::new();

@@ -185,7 +185,11 @@ impl<'q, 'w> Queue<'q, 'w> {
             };
             let Some(Task { work, out }) = task else { return };
             let done = match work {
-                Work::Pack(pack, groups) => pack.run(groups, out),
+                Work::Pack(pack, groups) => {
+                    // Mapped in one call, not a fault per page as they are written.
+                    mem::populate(out);
+                    pack.run(groups, out)
+                }
                 Work::Copy(values) => {
                     out.copy_from_slice(&values);
                     Ok(())
