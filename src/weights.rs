@@ -139,7 +139,7 @@ impl Weights {
     }
 
     /// Multiplies row `r` of tensor `key` (seen as `[scale.len()][rest]`) by `scale[r]`,
-    /// each value as `(v as f64 * scale[r]) as f32`. A lazy tensor stays lazy when the rows
+    /// each value as `v * scale[r] as f32` (one f32 multiply). A lazy tensor stays lazy when the rows
     /// are its first dimension and it was not scaled before.
     pub fn scale_rows(&mut self, key: &str, scale: &[f64]) -> Result<()> {
         let e = self.map.get_mut(key).ok_or_else(|| missing_tensor(key))?;
@@ -168,7 +168,8 @@ impl Weights {
         }
         let t = e.tensor_mut();
         for (chunk, &s) in t.data.chunks_exact_mut(n / scale.len()).zip(scale) {
-            chunk.iter_mut().for_each(|v| *v = (*v as f64 * s) as f32);
+            let s = s as f32;
+            chunk.iter_mut().for_each(|v| *v *= s);
         }
         Ok(())
     }
@@ -562,7 +563,7 @@ struct Recipe {
 struct Part {
     stream: Stream,
     rows: usize,
-    /// Row `r`'s values times `scale[r]` (as `(v as f64 * s) as f32`), from a folded batch
+    /// Row `r`'s values times `scale[r]` (as `v * s as f32`), from a folded batch
     /// norm.
     scale: Option<Arc<[f64]>>,
 }
@@ -585,7 +586,8 @@ impl Recipe {
                 p.stream.fill(((lo - first) * len) as u64, here);
                 if let Some(scale) = &p.scale {
                     for (row, s) in here.chunks_exact_mut(len.max(1)).zip(&scale[lo - first..hi - first]) {
-                        row.iter_mut().for_each(|v| *v = (*v as f64 * s) as f32);
+                        let s = *s as f32;
+                        row.iter_mut().for_each(|v| *v *= s);
                     }
                 }
                 out = rest;
@@ -644,7 +646,7 @@ impl<'a> ColumnReader<'a> {
                     let (lo, hi) = (rows.start.max(first), rows.end.min(first + p.rows));
                     if lo < hi {
                         let scale = std::array::from_fn(|k| match &p.scale {
-                            Some(s) if (lo..hi).contains(&(rows.start + k)) => s[rows.start + k - first],
+                            Some(s) if (lo..hi).contains(&(rows.start + k)) => s[rows.start + k - first] as f32,
                             _ => 1.0,
                         });
                         // Lane k is row rows.start + k: row `rows.start - first` of this part
@@ -690,7 +692,7 @@ struct Segment {
     stream: Stream,
     lanes: Range<usize>,
     index: u64,
-    scale: [f64; MAX_ROWS],
+    scale: [f32; MAX_ROWS],
 }
 
 impl RowBlock<'_> {
