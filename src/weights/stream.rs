@@ -293,11 +293,14 @@ mod wide {
         let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
         let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
         let (u, u2) = (_mm512_set1_ps(unit), _mm512_set1_ps(2.0 * unit));
-        // SAFETY (loads): `lane` and `scale` hold `MAX_ROWS >= groups * LANES` values.
-        let lanes: [[__m512i; 2]; MAX_ROWS / LANES] = std::array::from_fn(|g| unsafe {
-            let p = lane.as_ptr().add(g * LANES) as *const __m512i;
-            [_mm512_loadu_si512(p), _mm512_loadu_si512(p.add(1))]
+        let lanes: [[__m512i; 2]; MAX_ROWS / LANES] = std::array::from_fn(|g| {
+            // SAFETY: `lane` holds `MAX_ROWS` values, `g * LANES + LANES` of them read.
+            unsafe {
+                let p = lane.as_ptr().add(g * LANES) as *const __m512i;
+                [_mm512_loadu_si512(p), _mm512_loadu_si512(p.add(1))]
+            }
         });
+        // SAFETY: `scale` holds `MAX_ROWS` values, `g * LANES + LANES` of them read.
         let scales: [__m512; MAX_ROWS / LANES] =
             std::array::from_fn(|g| unsafe { _mm512_loadu_ps(scale.as_ptr().add(g * LANES)) });
         let mut state = base.wrapping_add(GAMMA);
