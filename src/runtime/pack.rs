@@ -104,9 +104,6 @@ enum Work<'q, 'w> {
     Touch(&'q mut [Line]),
 }
 
-/// Lines of memory a touching task maps: 1 MiB.
-const TOUCH_LINES: usize = 1 << 14;
-
 /// One task: its work and the floats it fills.
 struct Task<'q, 'w> {
     work: Work<'q, 'w>,
@@ -118,6 +115,8 @@ struct Task<'q, 'w> {
 pub struct Queue<'q, 'w> {
     tasks: Mutex<Vec<Task<'q, 'w>>>,
     error: Mutex<Option<Error>>,
+    /// Maps the parameters' pages as the tasks reach them.
+    prefault: mem::Prefault,
 }
 
 impl<'q, 'w> Queue<'q, 'w> {
@@ -141,6 +140,7 @@ impl<'q, 'w> Queue<'q, 'w> {
             .collect();
         blocks.sort_by_key(|b| b.0);
         let mut tasks = Vec::new();
+        let prefault = mem::Prefault::new(params);
         let (mut rest, mut base): (&mut [f32], usize) = (params, 0);
         for (at, n, work) in blocks {
             let Some(skip) = at.checked_sub(base).filter(|s| s + n <= rest.len()) else {
@@ -164,15 +164,15 @@ impl<'q, 'w> Queue<'q, 'w> {
         }
         // Taken from the back: the first blocks first.
         tasks.reverse();
-        Ok(Queue { tasks: Mutex::new(tasks), error: Mutex::new(None) })
+        Ok(Queue { tasks: Mutex::new(tasks), error: Mutex::new(None), prefault })
     }
 
     /// Also maps the pages of `mem` ([`mem::touch`]), after the other tasks.
     pub fn touching(mut self, mem: &'q mut [Line]) -> Queue<'q, 'w> {
         let tasks = self.tasks.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
         // Taken from the back: after everything queued so far.
-        let touches = mem.chunks_mut(TOUCH_LINES).rev().map(|m| Task { work: Work::Touch(m), out: &mut [] });
-        tasks.splice(0..0, touches);
+        let touches: Vec<Task> = mem::regions(mem).map(|m| Task { work: Work::Touch(m), out: &mut [] }).collect();
+        tasks.splice(0..0, touches.into_iter().rev());
         self
     }
 
@@ -186,8 +186,7 @@ impl<'q, 'w> Queue<'q, 'w> {
             let Some(Task { work, out }) = task else { return };
             let done = match work {
                 Work::Pack(pack, groups) => {
-                    // Mapped in one call, not a fault per page as they are written.
-                    mem::populate(out);
+                    self.prefault.ensure(out);
                     pack.run(groups, out)
                 }
                 Work::Copy(values) => {
