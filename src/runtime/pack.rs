@@ -24,7 +24,7 @@ use std::sync::Mutex;
 
 /// Floats a task writes, about: enough to make taking it cheap, few enough that the
 /// threads finish together.
-const TASK_FLOATS: usize = 1 << 18;
+const TASK_FLOATS: usize = 1 << 20;
 
 /// The packed weights of one wide convolution, to be written at `at`.
 #[derive(Debug)]
