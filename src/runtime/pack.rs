@@ -22,8 +22,9 @@ const _: () = assert!(LANES == BLOCK && MAX_ROWS == 4 * BLOCK);
 use std::ops::Range;
 use std::sync::Mutex;
 
-/// Floats a task writes, about: enough to make taking it cheap, few enough that the
-/// threads finish together.
+/// Floats a task writes, about (4 MiB): enough that two threads seldom write (and map,
+/// [`mem::Prefault`]) the same 2 MiB region at once, few enough that they finish together
+/// (the arena's touching tasks, last in the queue, even out the end).
 const TASK_FLOATS: usize = 1 << 20;
 
 /// The packed weights of one wide convolution, to be written at `at`.
