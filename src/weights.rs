@@ -161,7 +161,7 @@ impl Weights {
         {
             let mut first = 0;
             for p in &mut recipe.parts {
-                p.scale = Some(scale[first..first + p.rows].into());
+                p.scale = Some(scale[first..first + p.rows].iter().map(|&s| s as f32).collect());
                 first += p.rows;
             }
             return Ok(());
@@ -563,9 +563,8 @@ struct Recipe {
 struct Part {
     stream: Stream,
     rows: usize,
-    /// Row `r`'s values times `scale[r]` (as `v * s as f32`), from a folded batch
-    /// norm.
-    scale: Option<Arc<[f64]>>,
+    /// Row `r`'s values times `scale[r]` (one f32 multiply), from a folded batch norm.
+    scale: Option<Arc<[f32]>>,
 }
 
 impl Recipe {
@@ -585,8 +584,7 @@ impl Recipe {
                 let (here, rest) = std::mem::take(&mut out).split_at_mut((hi - lo) * len);
                 p.stream.fill(((lo - first) * len) as u64, here);
                 if let Some(scale) = &p.scale {
-                    for (row, s) in here.chunks_exact_mut(len.max(1)).zip(&scale[lo - first..hi - first]) {
-                        let s = *s as f32;
+                    for (row, &s) in here.chunks_exact_mut(len.max(1)).zip(&scale[lo - first..hi - first]) {
                         row.iter_mut().for_each(|v| *v *= s);
                     }
                 }
@@ -646,7 +644,7 @@ impl<'a> ColumnReader<'a> {
                     let (lo, hi) = (rows.start.max(first), rows.end.min(first + p.rows));
                     if lo < hi {
                         let scale = std::array::from_fn(|k| match &p.scale {
-                            Some(s) if (lo..hi).contains(&(rows.start + k)) => s[rows.start + k - first] as f32,
+                            Some(s) if (lo..hi).contains(&(rows.start + k)) => s[rows.start + k - first],
                             _ => 1.0,
                         });
                         // Lane k is row rows.start + k: row `rows.start - first` of this part

@@ -447,17 +447,28 @@ pub struct WeightTransform {
     g: [Vec<f64>; 2],
     r: [usize; 2],
     n: [usize; 2],
-    /// `G g` of each kernel, `[nh][rw][width]`.
+    /// `G g` of each kernel, `[nh][rw][width]` (`[nh][rw][LANES]` on the AVX-512 path).
     tmp: Vec<f64>,
     /// One position of each kernel.
     acc: Vec<f64>,
+    /// The taps of [`wide::LANES`] kernels as f64 (the AVX-512 path).
+    #[cfg(target_arch = "x86_64")]
+    taps: Vec<f64>,
 }
 
 impl WeightTransform {
     /// The transform of `spec`.
     pub fn new(spec: &WinogradSpec) -> WeightTransform {
         let [th, tw] = spec.transforms();
-        WeightTransform { g: [th.g, tw.g], r: spec.r, n: spec.n(), tmp: Vec::new(), acc: Vec::new() }
+        WeightTransform {
+            g: [th.g, tw.g],
+            r: spec.r,
+            n: spec.n(),
+            tmp: Vec::new(),
+            acc: Vec::new(),
+            #[cfg(target_arch = "x86_64")]
+            taps: Vec::new(),
+        }
     }
 
     /// Transforms `width` kernels: tap `(ky, kx)` of kernel `k` is `taps[(ky * rw + kx) *
@@ -534,9 +545,9 @@ mod wide {
         let ([rh, rw], [nh, nw]) = (t.r, t.n);
         let [gh, gw] = &t.g;
         // The chunk's taps as f64, `[rh][rw][LANES]`, then `G g`, `[nh][rw][LANES]`.
-        t.acc.resize(rh * rw * LANES, 0.0);
+        t.taps.resize(rh * rw * LANES, 0.0);
         t.tmp.resize(nh * rw * LANES, 0.0);
-        let (x, tmp) = (t.acc.as_mut_ptr(), t.tmp.as_mut_ptr());
+        let (x, tmp) = (t.taps.as_mut_ptr(), t.tmp.as_mut_ptr());
         for k0 in (0..width).step_by(LANES) {
             for i in 0..rh * rw {
                 // SAFETY: `i * width + k0 + LANES <= rh * rw * width <= taps.len()`; `x`

@@ -177,19 +177,17 @@ impl Stream {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl")]
     fn fill_columns_avx512(&self, at: Columns, scale: &[f32; MAX_ROWS], out: &mut [f32]) {
-        match self.dist {
-            Dist::Normal { std } => {
-                let width = at.width.min(MAX_ROWS) / LANES * LANES;
-                if at.count > 0 && out.len() >= (at.count - 1) * at.out_step + width {
-                    let (base, lane, step) = self.columns_start(at);
-                    // SAFETY: the CPU has the features; `out` holds every column's `width`
-                    // values (checked above), a multiple of `LANES` at most `MAX_ROWS`.
-                    return unsafe { wide::normal_columns(at, base, step, &lane, scale, normal_unit(std), out) };
-                }
-                self.fill_columns_with(at, scale, out)
-            }
-            Dist::Uniform { .. } => self.fill_columns_with(at, scale, out),
+        let width = at.width.min(MAX_ROWS) / LANES * LANES;
+        if let Dist::Normal { std } = self.dist
+            && at.count > 0
+            && out.len() >= (at.count - 1) * at.out_step + width
+        {
+            let (base, lane, step) = self.columns_start(at);
+            // SAFETY: the CPU has the features; `out` holds every column's `width` values
+            // (checked above), a multiple of `LANES` at most `MAX_ROWS`.
+            return unsafe { wide::normal_columns(at, base, step, &lane, scale, normal_unit(std), out) };
         }
+        self.fill_columns_with(at, scale, out)
     }
 
     #[cfg(target_arch = "x86_64")]
