@@ -2,9 +2,9 @@
 //! of one core here) and end-to-end latency of every architecture with 1 and 2 threads.
 //! Medians. Run: `cargo run --release --example bench_conv [-- convs|nets]`.
 
+use incc::exec::JitOptions;
+use incc::exec::Model;
 use incc::ir::{Conv2d, Epilogue, Graph, Op, Pad, Shape};
-use incc::jit::JitOptions;
-use incc::runtime::Model;
 use incc::weights::Weights;
 use std::time::Instant;
 
@@ -125,11 +125,11 @@ fn main() {
 fn disasm() {
     use cranelift_codegen::control::ControlPlane;
     let g = conv_graph(64, 16, [1, 1], Pad::default(), 10);
-    let plan = incc::runtime::plan::plan(&g, &Weights::init(&g, 1), incc::jit::Tier::Portable).expect("plan");
-    let isa = incc::jit::host_isa(false).expect("isa");
+    let plan = incc::target::plan::plan(&g, &Weights::init(&g, 1), incc::target::Tier::Portable).expect("plan");
+    let isa = incc::target::codegen::host_isa(false).expect("isa");
     let mut fbc = cranelift_frontend::FunctionBuilderContext::new();
     for (i, k) in plan.kernels.iter().enumerate() {
-        let mut ctx = incc::jit::function(k, &*isa, i as u32, &mut fbc);
+        let mut ctx = incc::target::codegen::function(k, &*isa, i as u32, &mut fbc);
         ctx.set_disasm(true);
         let code = ctx.compile(&*isa, &mut ControlPlane::default()).expect("compile");
         println!("{k:?}\n{}", code.vcode.clone().unwrap_or_default());
@@ -137,11 +137,11 @@ fn disasm() {
 }
 
 /// The tier to measure: `INCC_TIER=portable|wide|avx2` (default: auto).
-fn tier() -> incc::jit::TierChoice {
+fn tier() -> incc::target::TierChoice {
     match std::env::var("INCC_TIER").as_deref() {
-        Ok("portable") => incc::jit::TierChoice::Portable,
-        Ok("wide") => incc::jit::TierChoice::Wide,
-        Ok("avx2") => incc::jit::TierChoice::Avx2,
-        _ => incc::jit::TierChoice::Auto,
+        Ok("portable") => incc::target::TierChoice::Portable,
+        Ok("wide") => incc::target::TierChoice::Avx512,
+        Ok("avx2") => incc::target::TierChoice::Avx2,
+        _ => incc::target::TierChoice::Auto,
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! `cargo run --release --example embed [-- path/to/net.incep]`
 
-use incc::jit::JitOptions;
-use incc::runtime::Model;
+use incc::exec::JitOptions;
+use incc::exec::Model;
 use incc::weights::Weights;
 use std::time::Instant;
 

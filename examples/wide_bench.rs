@@ -1,4 +1,4 @@
-//! Benchmarks of the wide tiers' AVX-512 and AVX2 tiles (`incc::jit::wide`) on one thread,
+//! Benchmarks of the wide tiers' AVX-512 and AVX2 tiles (`incc::target` (`avx512`, `avx2`)) on one thread,
 //! driven by a plain Rust loop over reduction chunks, output-channel groups, rows and row
 //! tiles: GFLOP/s (median and best of 40 runs, the configurations interleaved) against the
 //! 179 GFLOP/s one core reaches here with AVX-512 (half that with AVX2's 8-float vectors),
@@ -6,7 +6,9 @@
 //!
 //! Run: `cargo run --release --example wide_bench [-- FILTER]` (FILTER matches a row label).
 
-use incc::jit::wide::{Broadcast, Isa, TileFn, TileSpec, WideCode, WideKernels};
+use incc::target::isa::Isa;
+use incc::target::tile::{Broadcast, TileFn, TileSpec};
+use incc::target::x86::{TileCode, TileSet};
 use std::time::Instant;
 
 /// One core's FMA peak here with AVX-512 (GFLOP/s); AVX2 reaches half.
@@ -124,7 +126,7 @@ struct Case<'a> {
     b: Blocking,
     d: Data,
     /// Owns the code the calls point into.
-    code: WideCode,
+    code: TileCode,
     calls: Vec<Call>,
     times: Vec<f64>,
 }
@@ -146,7 +148,7 @@ impl<'a> Case<'a> {
         let (in_row, in_plane) = ((c.iw() * 64) as i64, (c.ih() * c.iw() * 64) as i64);
         let out_plane = (c.oh * c.ow * 64) as i64;
         let chunks = c.cin / 16 / b.kc;
-        let mut kernels = WideKernels::new(b.isa);
+        let mut kernels = TileSet::new(b.isa);
         let mut calls = Vec::new();
         for ch in 0..chunks {
             for g in 0..c.cout / (16 * b.nr) {
@@ -278,7 +280,7 @@ fn build_cost() {
         residual: None,
         relu: true,
     };
-    let mut k = WideKernels::new(Isa::Avx512);
+    let mut k = TileSet::new(Isa::Avx512);
     k.add(&one).unwrap();
     k.finish().unwrap();
     println!("first region in the process (iced-x86 tables): {:.0} us", t.elapsed().as_secs_f64() * 1e6);
@@ -290,7 +292,7 @@ fn build_cost() {
             (0..50)
                 .map(|_| {
                     let t = Instant::now();
-                    let mut k = WideKernels::new(Isa::Avx512);
+                    let mut k = TileSet::new(Isa::Avx512);
                     k.add(s).unwrap();
                     bytes = k.finish().unwrap().code_bytes();
                     t.elapsed().as_secs_f64() * 1e6
@@ -316,7 +318,7 @@ fn build_cost() {
         (0..7)
             .map(|_| {
                 let t = Instant::now();
-                let mut k = WideKernels::new(Isa::Avx512);
+                let mut k = TileSet::new(Isa::Avx512);
                 for s in &specs {
                     k.add(s).unwrap();
                 }

@@ -9,10 +9,11 @@
 //! ```
 
 use crate::error::{Error, Result};
+use crate::exec::JitOptions;
+use crate::exec::Model;
 use crate::ir::Graph;
-use crate::jit::{JitOptions, TierChoice};
 use crate::passes::{self, Level, Pass, PassOptions, PassReport};
-use crate::runtime::Model;
+use crate::target::TierChoice;
 use crate::weights::Weights;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -175,7 +176,7 @@ impl Compiler {
     /// The optimised graph and weights, without generating code (`--emit opt-ir`).
     pub fn optimize(&self, mut graph: Graph) -> Result<(Graph, Weights, Vec<PassReport>)> {
         let mut w = self.load_weights(&graph)?;
-        let reports = passes::optimize(&mut graph, &mut w, &self.pass_options)?;
+        let reports = crate::target::optimize(&mut graph, &mut w, &self.pass_options)?;
         Ok((graph, w, reports))
     }
 
@@ -209,7 +210,7 @@ impl Compiler {
         let t1 = Instant::now();
         let mut w = self.load_weights(&graph)?;
         let t2 = Instant::now();
-        let reports = passes::optimize(&mut graph, &mut w, &self.pass_options)?;
+        let reports = crate::target::optimize(&mut graph, &mut w, &self.pass_options)?;
         let t3 = Instant::now();
         let model = Model::compile(
             &graph,

@@ -35,23 +35,24 @@
 #![deny(missing_docs)]
 
 pub mod aot;
+pub mod cpu;
 pub mod diag;
 pub mod driver;
 pub mod error;
+pub mod exec;
 pub mod export;
 pub mod frontend;
 pub mod graphviz;
 pub mod ir;
-pub mod jit;
 pub mod lower;
 pub mod npy;
 pub mod passes;
 pub mod preprocess;
 pub mod profile;
 pub mod reference;
-pub mod runtime;
 pub mod summary;
 pub mod syntax;
+pub mod target;
 pub mod weights;
 
 pub use driver::{CompileReport, Compiled, Compiler, Tier};

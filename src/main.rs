@@ -133,7 +133,7 @@ impl CompileArgs {
             tier: self.tier.map(|t| match t {
                 TierArg::Auto => incc::Tier::Auto,
                 TierArg::Portable => incc::Tier::Portable,
-                TierArg::Wide => incc::Tier::Wide,
+                TierArg::Wide => incc::Tier::Avx512,
                 TierArg::Avx2 => incc::Tier::Avx2,
             }),
             outputs: self.outputs.clone(),

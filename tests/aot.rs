@@ -98,13 +98,13 @@ fn mini_inception_object_matches_the_jit_with_embedded_and_file_weights() {
     assert_close(
         "mini, embedded weights",
         &embedded,
-        &jit(MINI, incc::Compiler::new().seed(0).tier(incc::jit::TierChoice::Portable), 3),
+        &jit(MINI, incc::Compiler::new().seed(0).tier(incc::target::TierChoice::Portable), 3),
     );
     let loaded = run_demo(&demo, &["--seed", "3", "--params", params.to_str().expect("utf-8")]);
     assert_close(
         "mini, params file",
         &loaded,
-        &jit(MINI, incc::Compiler::new().weights_file(&wpath).tier(incc::jit::TierChoice::Portable), 3),
+        &jit(MINI, incc::Compiler::new().weights_file(&wpath).tier(incc::target::TierChoice::Portable), 3),
     );
     assert_ne!(embedded, loaded, "the params file must change the weights");
 

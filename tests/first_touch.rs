@@ -4,9 +4,10 @@
 
 #![cfg(target_os = "linux")]
 
+use incc::exec::JitOptions;
+use incc::exec::Model;
 use incc::ir::{Conv2d, Op, Pad, Shape};
-use incc::jit::{JitOptions, TierChoice};
-use incc::runtime::Model;
+use incc::target::TierChoice;
 use incc::weights::Weights;
 
 mod common;

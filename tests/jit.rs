@@ -3,9 +3,10 @@
 //!
 //! Run with `cargo test --release --test jit` (debug builds are slow on whole networks).
 
+use incc::exec::JitOptions;
+use incc::exec::Model;
 use incc::ir::{BatchNorm, Conv2d, Epilogue, Graph, Linear, Lrn, Op, Pad, Pool, PoolKind, Shape};
-use incc::jit::{JitOptions, TierChoice};
-use incc::runtime::Model;
+use incc::target::TierChoice;
 use incc::weights::Weights;
 use proptest::prelude::*;
 
@@ -86,7 +87,7 @@ fn arch(name: &str) {
     // -O2 (folded, fused, concats in place, slices as views) against the unoptimised
     // reference.
     let (mut g2, mut w2) = (g.clone(), w.clone());
-    incc::passes::optimize(&mut g2, &mut w2, &incc::passes::PassOptions::default()).expect("passes");
+    incc::target::optimize(&mut g2, &mut w2, &incc::passes::PassOptions::default()).expect("passes");
     let kept: Vec<_> = want.into_iter().filter(|o| g2.outputs.iter().any(|(n, _)| *n == o.0)).collect();
     for tier in tiers() {
         // With guard zones around every buffer, checked after every kernel.
@@ -273,8 +274,8 @@ proptest! {
 /// every convolution directly.
 #[test]
 fn winograd_is_planned_where_the_registers_allow() {
-    use incc::jit::Tier;
-    use incc::jit::kernel::KernelSpec;
+    use incc::target::Tier;
+    use incc::target::codegen::kernel::KernelSpec;
     for (k, m, on_avx2) in [([3, 3], [4, 4], true), ([1, 7], [1, 2], true), ([7, 1], [2, 1], true)] {
         let (mut g, x) = with_input(Shape::nchw(32, 17, 17));
         let pad = Pad { top: k[0] / 2, bottom: k[0] / 2, left: k[1] / 2, right: k[1] / 2 };
@@ -283,8 +284,8 @@ fn winograd_is_planned_where_the_registers_allow() {
         let y = add(&mut g, Op::Conv2d(c), &[x]);
         g.outputs.push(("y".into(), y));
         let w = Weights::init(&g, 1);
-        for (tier, want) in [(Tier::Wide, true), (Tier::Avx2, on_avx2), (Tier::Portable, false)] {
-            let plan = incc::runtime::plan::plan(&g, &w, tier).unwrap();
+        for (tier, want) in [(Tier::Avx512, true), (Tier::Avx2, on_avx2), (Tier::Portable, false)] {
+            let plan = incc::target::plan::plan(&g, &w, tier).unwrap();
             let wino = plan.kernels.iter().any(|k| matches!(k, KernelSpec::WinogradIn(_)));
             assert_eq!(wino, want, "{k:?} on {tier:?}");
         }
@@ -295,9 +296,9 @@ fn winograd_is_planned_where_the_registers_allow() {
 /// bands of tile rows, the last one partial, and still matches the reference.
 #[test]
 fn large_winograd_layers_run_in_bands() {
-    use incc::jit::Tier;
-    use incc::jit::kernel::KernelSpec;
-    use incc::runtime::plan::{Arg, Step};
+    use incc::target::Tier;
+    use incc::target::codegen::kernel::KernelSpec;
+    use incc::target::plan::{Arg, Step};
     let (mut g, x) = with_input(Shape::nchw(32, 145, 145));
     let pad = Pad { top: 1, bottom: 1, left: 1, right: 1 };
     let Op::Conv2d(mut c) = conv_op(32, 64, [3, 3], [1, 1], pad, 1, true) else { unreachable!() };
@@ -305,7 +306,7 @@ fn large_winograd_layers_run_in_bands() {
     c.epilogue = Epilogue { residual: None, relu: true };
     let y = add(&mut g, Op::Conv2d(c), &[x]);
     g.outputs.push(("y".into(), y));
-    let plan = incc::runtime::plan::plan(&g, &Weights::init(&g, 1), Tier::Wide).unwrap();
+    let plan = incc::target::plan::plan(&g, &Weights::init(&g, 1), Tier::Avx512).unwrap();
     let is_in = |k: usize| matches!(plan.kernels[k], KernelSpec::WinogradIn(_));
     // (first tile row, rows) of each band's input transform step.
     let bands: Vec<(usize, usize)> = plan
@@ -368,13 +369,13 @@ fn compiles_for_aarch64() {
     let path = format!("{}/architectures/inception_v3.incep", env!("CARGO_MANIFEST_DIR"));
     let g = incc::frontend::compile_file(&path).expect("front end");
     let w = Weights::init(&g, 1);
-    let plan = incc::runtime::plan::plan(&g, &w, incc::jit::Tier::Portable).expect("plan");
-    let isa = incc::jit::isa_by_name("aarch64", true).expect("aarch64 backend");
-    let bytes = incc::jit::compile_for(&*isa, &plan.kernels).expect("aarch64 codegen");
+    let plan = incc::target::plan::plan(&g, &w, incc::target::Tier::Portable).expect("plan");
+    let isa = incc::target::codegen::isa_by_name("aarch64", true).expect("aarch64 backend");
+    let bytes = incc::target::codegen::compile_for(&*isa, &plan.kernels).expect("aarch64 codegen");
     assert!(bytes > 0);
     // The host path with the same kernels.
-    let host = incc::jit::host_isa(true).expect("host");
-    assert!(incc::jit::compile_for(&*host, &plan.kernels).expect("host codegen") > 0);
+    let host = incc::target::codegen::host_isa(true).expect("host");
+    assert!(incc::target::codegen::compile_for(&*host, &plan.kernels).expect("host codegen") > 0);
 }
 
 /// Layers wide enough that the reduction runs in several input-channel chunks (partial

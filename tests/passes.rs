@@ -11,7 +11,8 @@
 //!   (`cargo test --test passes pass_statistics -- --nocapture`).
 
 use incc::ir::Graph;
-use incc::passes::{Level, PassOptions, PassReport, optimize, pass_names};
+use incc::passes::{Level, PassOptions, PassReport};
+use incc::target::{optimize, pass_names};
 use incc::weights::Weights;
 use std::fs;
 use std::path::{Path, PathBuf};

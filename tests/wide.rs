@@ -1,7 +1,9 @@
-//! The AVX-512 and AVX2 micro-tiles of `incc::jit::wide` against a plain f64 loop of their
+//! The AVX-512 and AVX2 micro-tiles of `incc::target` (`avx512`, `avx2`) against a plain f64 loop of their
 //! contract. Each ISA is skipped, with a note, on machines without it.
 
-use incc::jit::wide::{Broadcast, Isa, TileSpec, WideCode, WideKernels};
+use incc::target::isa::Isa;
+use incc::target::tile::{Broadcast, TileSpec};
+use incc::target::x86::{TileCode, TileSet};
 use proptest::prelude::*;
 
 /// SplitMix64: deterministic test data.
@@ -67,7 +69,7 @@ impl Buf {
 /// Runs tile `idx` of `code` (built from `s`) on random data and checks it against the
 /// contract; returns the relative error `max |diff| / max |value|`. Also checks that no
 /// element of `out` outside the tile changed.
-fn check(code: &WideCode, idx: usize, s: &TileSpec, rng: &mut Rng) -> f64 {
+fn check(code: &TileCode, idx: usize, s: &TileSpec, rng: &mut Rng) -> f64 {
     let (m, nr) = (s.m as i64, s.nr as i64);
     let (kc, kh, kw, sw, lanes) = (s.kc as i64, s.kh as i64, s.kw as i64, s.sw as i64, s.lanes as i64);
     // Element extents of the three strided tensors relative to their pointers.
@@ -210,7 +212,7 @@ fn grid(isa: Isa) {
             specs.push(s);
         }
     }
-    let mut kernels = WideKernels::new(isa);
+    let mut kernels = TileSet::new(isa);
     let idx: Vec<(usize, usize)> = specs
         .iter()
         .map(|s| (kernels.add_with(s, Broadcast::Embedded).unwrap(), kernels.add_with(s, Broadcast::Register).unwrap()))
@@ -260,7 +262,7 @@ fn compact_lanes(isa: Isa) {
             specs.push(s);
         }
     }
-    let mut kernels = WideKernels::new(isa);
+    let mut kernels = TileSet::new(isa);
     let idx: Vec<usize> = specs.iter().map(|s| kernels.add(s).unwrap()).collect();
     let code = kernels.finish().unwrap();
     let worst = specs.iter().zip(&idx).map(|(s, &i)| check(&code, i, s, &mut rng)).fold(0f64, f64::max);
@@ -281,7 +283,7 @@ fn reduction_chunks(isa: Isa) {
     let m = if isa == Isa::Avx512 { 9 } else { 2 };
     let whole = spec(m, 3, 6, (3, 3), 1, 1 | 2 | 4 | 16, 64, 0);
     let chunk = |first, last| TileSpec { kc: 2, first, last, ..whole.clone() };
-    let mut kernels = WideKernels::new(isa);
+    let mut kernels = TileSet::new(isa);
     let [iw, i0, i1, i2] =
         [whole.clone(), chunk(true, false), chunk(false, false), chunk(false, true)].map(|s| kernels.add(&s).unwrap());
     let code = kernels.finish().unwrap();
@@ -308,7 +310,7 @@ fn reduction_chunks(isa: Isa) {
 #[test]
 fn equal_specs_share_a_tile_and_bad_specs_are_refused() {
     for isa in Isa::ALL {
-        let mut kernels = WideKernels::new(isa);
+        let mut kernels = TileSet::new(isa);
         // The largest single-block tiles: no spare register for a separate broadcast on
         // AVX-512 (Register falls back to the same tile); AVX2 has only one kind.
         let (m, two_blocks, (over, too_many)) = match isa {
@@ -352,7 +354,7 @@ fn equal_specs_share_a_tile_and_bad_specs_are_refused() {
 #[test]
 fn wide_code_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
-    assert_send_sync::<WideCode>();
+    assert_send_sync::<TileCode>();
 }
 
 fn arb_spec(isa: Isa) -> impl Strategy<Value = TileSpec> {
@@ -374,7 +376,7 @@ fn arb_spec(isa: Isa) -> impl Strategy<Value = TileSpec> {
 
 fn random_tile(isa: Isa, s: &TileSpec, register: bool, seed: u64) {
     if isa.available() {
-        let mut kernels = WideKernels::new(isa);
+        let mut kernels = TileSet::new(isa);
         let b = if register { Broadcast::Register } else { Broadcast::Embedded };
         let idx = kernels.add_with(s, b).unwrap();
         let code = kernels.finish().unwrap();

@@ -17,8 +17,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok((g, w, _)) = compiler.optimize(graph) else { return };
     // Guard zones around every buffer: a kernel writing out of bounds is an error from `run`,
     // which must not happen for a network that compiled.
-    let opts = incc::jit::JitOptions { threads: 1, verify: true, check_bounds: true, ..Default::default() };
-    if let Ok(model) = incc::runtime::Model::compile(&g, &w, &opts) {
+    let opts = incc::exec::JitOptions { threads: 1, verify: true, check_bounds: true, ..Default::default() };
+    if let Ok(model) = incc::exec::Model::compile(&g, &w, &opts) {
         if let Some(&i) = g.inputs.first() {
             let x = vec![0.5f32; g.node(i).shape.numel()];
             if let Err(e) = model.run(&x) {

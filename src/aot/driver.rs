@@ -17,8 +17,8 @@
 
 use super::header::Tensor;
 use crate::error::{Error, Result};
-use crate::jit::emit::{add, add_scaled, for_n, ic};
-use crate::runtime::plan::{Arg, BLOCK, Helper, Plan, Slot, Step, cpad};
+use crate::target::codegen::emit::{add, add_scaled, for_n, ic};
+use crate::target::plan::{Arg, BLOCK, Helper, Plan, Slot, Step, cpad};
 use cranelift_codegen::Context;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{

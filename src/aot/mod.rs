@@ -2,13 +2,13 @@
 //! (`incc compile FILE -o model.o`).
 //!
 //! ```text
-//!   FILE.incep --frontend, passes--> Graph --plan--> Plan --+-- jit::function --> P_k0..P_kN (local)
+//!   FILE.incep --frontend, passes--> Graph --plan--> Plan --+-- target::codegen::function --> P_k0..P_kN (local)
 //!                                                           +-- driver ---------> P_create, P_run, P_destroy
 //!                                                           +-- params ---------> P_params (rodata, 64-aligned)
 //!   model.o (cranelift-object, host ISA, PIC)   model.h (header)   [model.params]
 //! ```
 //!
-//! The kernels are exactly the JIT's CLIF ([`crate::jit::function`]) compiled with the JIT's
+//! The kernels are exactly the JIT's CLIF ([`crate::target::codegen::function`]) compiled with the JIT's
 //! settings plus `is_pic` (so the object links into position-independent executables and
 //! shared libraries). `driver` generates the entry points: `P_run` performs the plan's
 //! steps in order on the calling thread, each kernel on all its items, the way the JIT runs
@@ -31,8 +31,8 @@ pub mod params;
 use crate::driver::Compiler;
 use crate::error::{Error, Result};
 use crate::ir::Graph;
-use crate::jit;
-use crate::runtime::plan::{self, Plan};
+use crate::target;
+use crate::target::plan::{self, Plan};
 use crate::weights::Weights;
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
@@ -109,12 +109,12 @@ pub fn plan(graph: &Graph, weights: &Weights) -> Result<Plan> {
             g.node_mut(id).layout = crate::ir::Layout::Nchw16c;
         }
     }
-    plan::plan(&g, weights, crate::jit::Tier::Portable)
+    plan::plan(&g, weights, crate::target::Tier::Portable)
 }
 
 /// The host ISA with the JIT's settings, position-independent.
 fn object_isa(verify: bool) -> Result<OwnedTargetIsa> {
-    let host = jit::host_isa(verify)?;
+    let host = target::codegen::host_isa(verify)?;
     let err = |what: &str, e: &dyn std::fmt::Display| Error::Jit(format!("object target: {what}: {e}"));
     let mut shared = settings::builder();
     for v in host.flags().iter() {
@@ -168,7 +168,7 @@ pub fn build(plan: &Plan, prefix: &str, source: &str, network: &str, verify: boo
     let mut kernels = Vec::with_capacity(plan.kernels.len());
     let mut code_bytes = 0;
     for (i, spec) in plan.kernels.iter().enumerate() {
-        let mut ctx = jit::function(spec, module.isa(), i as u32, &mut fbc);
+        let mut ctx = target::codegen::function(spec, module.isa(), i as u32, &mut fbc);
         let id =
             module.declare_function(&format!("{prefix}_k{i}"), Linkage::Local, &ctx.func.signature).map_err(jit_err)?;
         module.define_function(id, &mut ctx).map_err(|e| Error::Jit(format!("kernel {spec:?}: {e:?}")))?;

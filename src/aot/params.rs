@@ -16,7 +16,7 @@
 //! slots) makes a file written for another network or another incc refused rather than
 //! silently misread; it is a consistency check, not a checksum of the values.
 
-use crate::runtime::plan::Plan;
+use crate::target::plan::Plan;
 
 /// The first 8 bytes of every params file.
 pub const MAGIC: [u8; 8] = *b"INCCPRM\0";

@@ -1,19 +1,22 @@
-//! The optimiser: a plain list of graph passes, with the IR verifier run after each one.
+//! The semantic optimiser: graph rewrites that hold on every target, and the machinery that
+//! runs a pass list with the IR verifier after each pass.
 //!
 //! ```
-//! use incc::passes::{optimize, PassOptions};
+//! use incc::passes::PassOptions;
 //! let src = "network tiny\ninput x 3x8x8\nc: conv 16 3x3 pad 1 nobias bn relu\ngap\nflatten\nfc: fc 4\noutput y\n";
 //! let mut g = incc::frontend::compile_str("tiny.incep", src).unwrap();
 //! let mut w = incc::weights::Weights::init(&g, 1);
-//! let report = optimize(&mut g, &mut w, &PassOptions::default()).unwrap();
+//! let report = incc::target::optimize(&mut g, &mut w, &PassOptions::default()).unwrap();
 //! assert_eq!(report[1].name, "fold-batch-norm");
 //! assert_eq!(report[1].rewrites, 1);
 //! ```
 //!
 //! Every pass rewrites the graph (and the weights it changes) in place, runs to a fixpoint,
-//! and returns how many rewrites it made. [`optimize`] runs the pipeline chosen by
-//! [`PassOptions`], checks the IR after each pass when `verify` is on (always in tests), and
-//! returns a [`PassReport`] per pass for `--explain` and the JSON report.
+//! and returns how many rewrites it made. [`run`] runs a [`Pipeline`] as [`PassOptions`]
+//! choose, checks the IR after each pass when `verify` is on (always in tests), and returns a
+//! [`PassReport`] per pass for `--explain` and the JSON report. The whole pipeline is
+//! [`declutter`] (here) followed by the target's choices ([`crate::target::select`]), as
+//! tract runs `declutter()` then `codegen()`; [`crate::target::optimize`] runs both.
 //!
 //! | pass | level | what it does |
 //! |---|---|---|
@@ -22,27 +25,23 @@
 //! | `fuse-activation` | O1 | ReLU and residual sums into the convolution's epilogue |
 //! | `fuse-sibling-1x1` | O2 | 1x1 convolutions reading one tensor into one wider convolution |
 //! | `eliminate-concat` | O2 | marks concats whose producers can write into them in place |
-//! | `select-layout` | O2 | picks a memory layout per tensor by a cost model |
-//! | `select-winograd` | O2 | marks the convolutions computed by Winograd transforms |
+//! | `select-layout` (target) | O2 | picks a memory layout per tensor by a cost model |
+//! | `select-winograd` (target) | O2 | marks the convolutions computed by Winograd transforms |
 
 mod eliminate_concat;
 mod eliminate_dead_outputs;
 mod fold_batch_norm;
 mod fuse_activation;
 mod fuse_sibling_1x1;
-mod select_layout;
-mod select_winograd;
 
 pub use eliminate_concat::EliminateConcat;
 pub use eliminate_dead_outputs::EliminateDeadOutputs;
 pub use fold_batch_norm::FoldBatchNorm;
 pub use fuse_activation::FuseActivation;
 pub use fuse_sibling_1x1::FuseSibling1x1;
-pub use select_layout::{SelectLayout, compact_reader};
-pub use select_winograd::SelectWinograd;
 
 use crate::error::{Error, Result};
-use crate::ir::{Graph, Layout, NodeId, Op};
+use crate::ir::{Graph, NodeId, Op};
 use crate::weights::Weights;
 use petgraph::Direction;
 
@@ -68,7 +67,7 @@ pub enum Level {
     O2,
 }
 
-/// What [`optimize`] does.
+/// What [`run`] does.
 #[derive(Clone, Debug)]
 pub struct PassOptions {
     /// Optimisation level.
@@ -109,26 +108,40 @@ pub struct PassReport {
     pub kernels_after: usize,
 }
 
-/// Every pass in pipeline order, with the lowest level that runs it.
+/// The semantic passes in pipeline order, with the lowest level that runs each: rewrites
+/// that hold on every target (tract's `declutter`). The target appends its own choices
+/// ([`crate::target::select`]: layouts, Winograd) to make the whole pipeline.
 ///
 /// The order matters: dead code goes first so no later pass works on it; batch norms must be
 /// folded before a ReLU can be fused into the convolution; siblings are merged only once
-/// their epilogues are final; in-place concats and layouts are decided on the final graph.
-pub fn pipeline(outputs: Option<Vec<String>>) -> Vec<(Level, Box<dyn Pass>)> {
+/// their epilogues are final; in-place concats are decided on the final graph.
+pub fn declutter(outputs: Option<Vec<String>>) -> Vec<(Level, Box<dyn Pass>)> {
     vec![
         (Level::O1, Box::new(EliminateDeadOutputs { outputs })),
         (Level::O1, Box::new(FoldBatchNorm)),
         (Level::O1, Box::new(FuseActivation)),
         (Level::O2, Box::new(FuseSibling1x1)),
         (Level::O2, Box::new(EliminateConcat)),
-        (Level::O2, Box::new(SelectLayout)),
-        (Level::O2, Box::new(SelectWinograd)),
     ]
 }
 
-/// The names of all passes, in pipeline order.
-pub fn pass_names() -> Vec<&'static str> {
-    pipeline(None).iter().map(|(_, p)| p.name()).collect()
+/// A checker of annotations a pass list makes: the errors found in the graph, one line each.
+pub type Check = fn(&Graph) -> Vec<String>;
+
+/// A whole pass list: the passes with their levels, and the checks of the annotations they
+/// make, run with the verifier after every pass.
+pub struct Pipeline {
+    /// The passes in order, with the lowest level that runs each.
+    pub passes: Vec<(Level, Box<dyn Pass>)>,
+    /// Checks run after every pass (with `verify`), beside [`crate::ir::verify::verify`].
+    pub checks: Vec<Check>,
+}
+
+impl Pipeline {
+    /// The names of its passes, in order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.passes.iter().map(|(_, p)| p.name()).collect()
+    }
 }
 
 /// Runs the passes `opts` selects on `g`, rewriting `w` to fit the optimised graph (folded
@@ -138,8 +151,8 @@ pub fn pass_names() -> Vec<&'static str> {
 /// ([`Error::Invalid`], listing the valid ones), `opts.outputs` given while
 /// `eliminate-dead-outputs` does not run, missing weights for a tensor a pass rewrites, or a
 /// verifier failure ([`Error::Verifier`] naming the pass: a compiler bug).
-pub fn optimize(g: &mut Graph, w: &mut Weights, opts: &PassOptions) -> Result<Vec<PassReport>> {
-    let names = pass_names();
+pub fn run(g: &mut Graph, w: &mut Weights, opts: &PassOptions, pipeline: Pipeline) -> Result<Vec<PassReport>> {
+    let names = pipeline.names();
     let unknown: Vec<&str> = opts.disabled.iter().map(String::as_str).filter(|d| !names.contains(d)).collect();
     if !unknown.is_empty() {
         return Err(Error::Invalid(format!(
@@ -149,7 +162,9 @@ pub fn optimize(g: &mut Graph, w: &mut Weights, opts: &PassOptions) -> Result<Ve
             names.join(", ")
         )));
     }
-    let passes: Vec<Box<dyn Pass>> = pipeline(opts.outputs.clone())
+    let checks = pipeline.checks;
+    let passes: Vec<Box<dyn Pass>> = pipeline
+        .passes
         .into_iter()
         .filter(|(level, p)| *level <= opts.level && !opts.disabled.iter().any(|d| d == p.name()))
         .map(|(_, p)| p)
@@ -166,7 +181,7 @@ pub fn optimize(g: &mut Graph, w: &mut Weights, opts: &PassOptions) -> Result<Ve
             (g.g.node_count(), activation_bytes(g), kernels(g));
         let rewrites = pass.run(g, w)?;
         if opts.verify {
-            check(g, w, pass.name())?;
+            check(g, w, pass.name(), &checks)?;
         }
         reports.push(PassReport {
             name: pass.name(),
@@ -185,24 +200,14 @@ pub fn optimize(g: &mut Graph, w: &mut Weights, opts: &PassOptions) -> Result<Ve
     Ok(reports)
 }
 
-/// The verifier, the checks of the annotations the late passes make, and the weights check.
-fn check(g: &Graph, w: &Weights, pass: &'static str) -> Result<()> {
+/// The verifier, the in-place check, the pipeline's `checks` and the weights check.
+fn check(g: &Graph, w: &Weights, pass: &'static str, checks: &[Check]) -> Result<()> {
     let mut errors = crate::ir::verify::verify(g);
+    for check in checks {
+        errors.extend(check(g));
+    }
     for id in g.node_ids() {
         let n = g.node(id);
-        let fits = match n.layout {
-            Layout::Nchw => true,
-            Layout::Nchw16c => n.shape.is_map(),
-            Layout::Nhwc => compact_reader(g, id).is_some(),
-        };
-        if !fits {
-            errors.push(format!("{id} ({}): layout {} does not fit {} {}", n.name, n.layout, n.op.kind(), n.shape));
-        }
-        if let Op::Conv2d(crate::ir::Conv2d { winograd: Some(m), .. }) = &n.op
-            && !select_winograd::fits(g, id, *m)
-        {
-            errors.push(format!("{id} ({}): winograd {}x{} does not fit {}", n.name, m[0], m[1], n.op));
-        }
         if n.in_place {
             if !matches!(n.op, Op::Concat) {
                 errors.push(format!("{id} ({}): only a concat can be in place", n.name));

@@ -7,7 +7,7 @@
 //! ```
 //!
 //! Every feature map lives in the arena as `Nchw16c` with channels rounded up to 16 (see
-//! [`crate::jit::kernel`]), except network inputs `select-layout` made `nhwc` ([`Compact`]);
+//! [`crate::target::codegen::kernel`]), except network inputs `select-layout` made `nhwc` ([`Compact`]);
 //! the padded channels are kept zero, because every kernel either
 //! writes its whole output or runs after a [`Step::Zero`] of the channels it leaves out.
 //! Buffers are reused once their last reader has run (best fit, no splitting); network
@@ -18,14 +18,15 @@ use super::pack::Pack;
 use crate::error::{Error, Result};
 use crate::ir::op::padded_extent;
 use crate::ir::{Graph, Layout, Node, NodeId, Op, PoolKind, Shape};
-use crate::jit::Tier;
-use crate::jit::conv::{ConvProvider, ConvSpec, DEFAULT_CONV};
-pub use crate::jit::emit::BLOCK;
-use crate::jit::kernel::{ChannelOp, KernelSpec};
-use crate::jit::wide::{Isa, WideTile};
-use crate::jit::wide_conv::{WideConvSpec, choose_tile, max_m};
-use crate::jit::winograd::{MAX_N, WinogradSpec};
-use crate::passes::compact_reader;
+use crate::target::Tier;
+pub use crate::target::codegen::emit::BLOCK;
+use crate::target::codegen::kernel::{ChannelOp, KernelSpec};
+use crate::target::isa::Isa;
+use crate::target::portable::conv::{ConvProvider, ConvSpec, DEFAULT_CONV};
+use crate::target::select::compact_reader;
+use crate::target::tile::Tile;
+use crate::target::tiled_conv::{TiledConvSpec, choose_tile, max_m};
+use crate::target::winograd::{MAX_N, WinogradSpec};
 use crate::weights::Weights;
 use std::collections::HashMap;
 
@@ -158,7 +159,7 @@ pub struct Plan {
     pub outputs: Vec<(String, Shape, Slot)>,
     /// Micro-tiles the wide convolutions call (empty on the portable tier), of the ISA of
     /// the tier planned for.
-    pub tiles: Vec<WideTile>,
+    pub tiles: Vec<Tile>,
     /// Arena offsets of the [`GUARD`]-byte guard zones (bounds-checking plans only).
     pub guards: Vec<usize>,
 }
@@ -307,7 +308,7 @@ struct Planner<'w> {
     tier: Tier,
     guard: bool,
     guards: Vec<usize>,
-    tiles: Vec<WideTile>,
+    tiles: Vec<Tile>,
     kernels: Vec<KernelSpec>,
     kernel_ids: HashMap<KernelSpec, usize>,
     steps: Vec<Step>,
@@ -380,7 +381,7 @@ impl<'w> Planner<'w> {
     /// transformed first for `winograd`) and queues them to be packed after planning.
     fn pack_later(
         &mut self,
-        spec: &WideConvSpec,
+        spec: &TiledConvSpec,
         c: &ConvIn,
         weights: &'w Weights,
         key: &str,
@@ -393,7 +394,7 @@ impl<'w> Planner<'w> {
     }
 
     /// A wide tile argument.
-    fn tile(&mut self, t: WideTile) -> Arg {
+    fn tile(&mut self, t: Tile) -> Arg {
         self.tiles.push(t);
         Arg::Tile(self.tiles.len() - 1)
     }
@@ -1022,7 +1023,7 @@ fn conv<'w>(p: &mut Planner<'w>, c: ConvIn<'w>) -> Result<()> {
     let (kernel, args, flops) = if let Some(isa) = p.tier.isa() {
         let ocb = cpad(c.oc) / BLOCK;
         let (m, nr) = choose_tile(isa, ow, ocb, cb_in * kh * kw * lanes);
-        let spec = WideConvSpec {
+        let spec = TiledConvSpec {
             cb_in,
             lanes,
             hp: ihp,
@@ -1049,13 +1050,13 @@ fn conv<'w>(p: &mut Planner<'w>, c: ConvIn<'w>) -> Result<()> {
         });
         let mut args = vec![Arg::Arena(c.out), Arg::Arena(input), wa, ba, c.residual.map_or(Arg::Null, |r| r.1)];
         for t in spec.tiles() {
-            args.push(p.tile(WideTile::Conv(t)));
+            args.push(p.tile(Tile::Conv(t)));
         }
         if args.len() < 7 {
             args.push(Arg::Null);
         }
         let flops = 2 * spec.macs();
-        (KernelSpec::WideConv(spec), args, flops)
+        (KernelSpec::TiledConv(spec), args, flops)
     } else {
         let spec = ConvSpec {
             cb_in,
@@ -1135,7 +1136,7 @@ const BAND_BYTES: usize = 4 << 20;
 
 /// A Winograd convolution on the wide tier of `isa`: transform the input (zero padding
 /// included), one 1x1 product per position, transform the output (see
-/// [`crate::jit::winograd`]).
+/// [`crate::target::winograd`]).
 fn winograd<'w>(p: &mut Planner<'w>, c: ConvIn<'w>, spec: WinogradSpec, isa: Isa) -> Result<()> {
     let (cb, ocb, m) = (spec.cb, spec.ocb, spec.m);
     let pos = spec.positions();
@@ -1150,7 +1151,7 @@ fn winograd<'w>(p: &mut Planner<'w>, c: ConvIn<'w>, spec: WinogradSpec, isa: Isa
     // over what `choose_tile`'s L1 model prefers (measured on Inception-v3: nr 3-4 run the
     // 35x35 products 1.5x faster than 27x1).
     let nr = (1..=4).rev().find(|n| ocb.is_multiple_of(*n)).unwrap_or(1);
-    let gemm = |t: usize| WideConvSpec {
+    let gemm = |t: usize| TiledConvSpec {
         cb_in: cb,
         lanes: BLOCK,
         hp: pos,
@@ -1186,7 +1187,7 @@ fn winograd<'w>(p: &mut Planner<'w>, c: ConvIn<'w>, spec: WinogradSpec, isa: Isa
     for first in (0..th).step_by(band) {
         let part = WinogradSpec { band: band.min(th - first), ..spec.clone() };
         let t = part.t();
-        let [inner, border] = part.input_tiles().map(|t| p.tile(WideTile::Transform(t)));
+        let [inner, border] = part.input_tiles().map(|t| p.tile(Tile::Transform(t)));
         p.kernel(
             KernelSpec::WinogradIn(part.clone()),
             vec![Arg::Arena(v), Arg::Arena(c.src), inner, border, Arg::Value(first)],
@@ -1195,17 +1196,17 @@ fn winograd<'w>(p: &mut Planner<'w>, c: ConvIn<'w>, spec: WinogradSpec, isa: Isa
         let g = gemm(t);
         let mut args = vec![Arg::Arena(mo), Arg::Arena(v), wa, zero_bias, Arg::Null];
         for tile in g.tiles() {
-            args.push(p.tile(WideTile::Conv(tile)));
+            args.push(p.tile(Tile::Conv(tile)));
         }
         if args.len() < 7 {
             args.push(Arg::Null);
         }
         let flops = 2 * g.macs();
-        p.kernel(KernelSpec::WideConv(g), args, flops);
+        p.kernel(KernelSpec::TiledConv(g), args, flops);
         let [mh, mw] = m;
         let mut args = vec![Arg::Arena(c.out), Arg::Arena(mo), ba, c.residual.map_or(Arg::Null, |r| r.1)];
         for t in part.output_tiles() {
-            args.push(t.map_or(Arg::Null, |t| p.tile(WideTile::Transform(t))));
+            args.push(t.map_or(Arg::Null, |t| p.tile(Tile::Transform(t))));
         }
         args.push(Arg::Value(first));
         let flops = (ocb * BLOCK * t * (mh * nh * nw + mh * mw * nw)) as u64;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// The kernel ABI (see [`crate::jit::kernel`]).
+/// The kernel ABI (see [`crate::target::codegen::kernel`]).
 pub type KernelFn = unsafe extern "C" fn(*const usize, u64, u64);
 
 struct Shared {

@@ -1,8 +1,8 @@
 //! Linear-transform tiles for the wide tiers: `Y = L X Rᵀ` over one 16-channel vector per
 //! element, the input and output transforms of a Winograd convolution
-//! ([`super::winograd`]), emitted with iced-x86 as AVX-512 (zmm) or AVX2 (two ymm halves).
+//! ([`crate::target::winograd`]), emitted with iced-x86 as AVX-512 (zmm) or AVX2 (two ymm halves).
 //!
-//! Same entry point as a convolution tile ([`super::wide::TileFn`]: `inp, w, out, bias,
+//! Same entry point as a convolution tile ([`crate::target::tile::TileFn`]: `inp, w, out, bias,
 //! res`; `w` unused). For every output column `j`, each input row `i` is reduced against
 //! row `j` of `R` straight from memory into a register `t[i]`, then every output row `a`
 //! is `sum_i L[a][i] t[i]`, the epilogue applied, and stored:
@@ -18,8 +18,9 @@
 //! `R` is the identity: then `y` reads the inputs from memory), one for `y`, zero, bias,
 //! scale, and the constants.
 
-use super::wide::{Emitted, Isa, X, Y, Z};
+use super::{Emitted, X, Y, Z};
 use crate::error::{Error, Result};
+use crate::target::isa::Isa;
 use iced_x86::IcedError;
 use iced_x86::code_asm::*;
 

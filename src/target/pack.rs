@@ -4,17 +4,17 @@
 //! it; a [`Queue`] cuts the blocks into tasks of a few output-channel groups, which any
 //! number of threads take in turn. Each task reads its groups' weights a group of output
 //! channels (`nr * 16`) at a time, column by column, straight into tile order and front to
-//! back ([`WideConvSpec::column_runs`], [`Weights::columns`]: a seeded tensor is generated
+//! back ([`TiledConvSpec::column_runs`], [`Weights::columns`]: a seeded tensor is generated
 //! there, not copied).
-//! [`crate::runtime::Model::compile`] generates code on one thread while the others pack,
+//! [`crate::exec::Model::compile`] generates code on one thread while the others pack,
 //! then packs too.
 
 use super::mem;
 use super::plan::{Line, Params};
 use crate::error::{Error, Result};
-use crate::jit::emit::BLOCK;
-use crate::jit::wide_conv::WideConvSpec;
-use crate::jit::winograd::{WeightTransform, WinogradSpec};
+use crate::target::codegen::emit::BLOCK;
+use crate::target::tiled_conv::TiledConvSpec;
+use crate::target::winograd::{WeightTransform, WinogradSpec};
 use crate::weights::{LANES, MAX_ROWS, Weights};
 
 // The weights are read a group of channel blocks at a time, at most four.
@@ -33,7 +33,7 @@ pub struct Pack<'w> {
     /// Offset of the block in the packed parameters, in floats.
     pub at: usize,
     /// The convolution.
-    pub spec: WideConvSpec,
+    pub spec: TiledConvSpec,
     /// Output channels.
     pub oc: usize,
     /// Input channels.
@@ -43,13 +43,13 @@ pub struct Pack<'w> {
     /// The tensor's key.
     pub key: String,
     /// The Winograd convolution whose products `spec` computes (one 1x1 product per
-    /// position, [`WideConvSpec::row_weights`]): the weights are transformed as they are
+    /// position, [`TiledConvSpec::row_weights`]): the weights are transformed as they are
     /// packed.
     pub winograd: Option<WinogradSpec>,
 }
 
 impl Pack<'_> {
-    /// Packs groups `groups` into `out` (their [`WideConvSpec::block_floats`] each).
+    /// Packs groups `groups` into `out` (their [`TiledConvSpec::block_floats`] each).
     fn run(&self, groups: Range<usize>, out: &mut [f32]) -> Result<()> {
         let reader = self.weights.columns(&self.key)?;
         let [kh, kw] = self.winograd.as_ref().map_or(self.spec.kernel, |w| w.r);
@@ -239,7 +239,7 @@ pub fn threads() -> usize {
 mod tests {
     use super::*;
     use crate::ir::{Conv2d, Op, Pad, Shape};
-    use crate::jit::wide_conv::tests::spec;
+    use crate::target::tiled_conv::tests::spec;
     use crate::weights::tests::{add, with_input};
 
     /// Seeded weights for convolutions `a` (`oc_a` outputs) and `b` (`oc_b`) of `ic` inputs

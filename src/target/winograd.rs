@@ -15,10 +15,10 @@
 //! ```
 //!
 //! Cranelift emits the loops over tiles; each tile's transform is an AVX-512 or AVX2
-//! [`TransformSpec`] tile (`super::wide_transform`), like the products' micro-tiles.
+//! [`TransformSpec`] tile (`super::x86::transform`), like the products' micro-tiles.
 //!
 //! The products run on the wide tier's micro-tiles, as a 1x1 convolution whose "rows" are
-//! the positions (each with its own weights, [`super::wide_conv::WideConvSpec::row_weights`])
+//! the positions (each with its own weights, [`super::tiled_conv::TiledConvSpec::row_weights`])
 //! and whose "pixels" are the tiles. incc uses `F(2, r)` along every axis with `r > 1` taps
 //! ([`Transform1d::tile_for`]): 3x3 kernels `F(2x2, 3x3)` (16 products for 36
 //! multiply-adds, 2.25x fewer), 7 taps `F(2, 7)` (1.75x fewer).
@@ -28,8 +28,8 @@
 //! applied to the weights once, in double precision, so that `Bᵀ` and `Aᵀ` hold small
 //! dyadic constants that f32 represents exactly.
 
-use super::emit::*;
-use super::wide_transform::TransformSpec;
+use super::x86::transform::TransformSpec;
+use crate::target::codegen::emit::*;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{AbiParam, InstBuilder, SigRef, Signature, StackSlotData, StackSlotKind, Value, types};
 use cranelift_codegen::isa::CallConv;
@@ -483,7 +483,7 @@ impl WeightTransform {
         if width.is_multiple_of(wide::LANES)
             && nh <= wide::MAX_ROWS
             && nw <= wide::MAX_ROWS
-            && std::arch::is_x86_feature_detected!("avx512f")
+            && crate::cpu::Cpu::host().avx512f
         {
             // SAFETY: the CPU has AVX-512F; the sizes were checked above and here.
             return unsafe { wide::apply(self, taps, width, out, out_step) };
@@ -649,7 +649,7 @@ fn for_range_c(b: &mut FunctionBuilder, lo: usize, hi: usize, body: impl FnMut(&
     }
 }
 
-/// The signature of a [`super::wide::TileFn`].
+/// The signature of a [`super::tile::TileFn`].
 fn tile_signature(b: &mut FunctionBuilder, call_conv: CallConv) -> SigRef {
     let mut sig = Signature::new(call_conv);
     for _ in 0..5 {

@@ -11,10 +11,10 @@
 //! channel `c`, pixel `p` of a map with `P` pixels is `(c / 16) * P * 64 + p * 64 + (c % 16) * 4`.
 //! One channel block of one pixel is one AVX-512 vector, or [`NV`] f32x4 vectors.
 
-use super::conv::{ConvProvider, ConvSpec, DEFAULT_CONV};
 use super::emit::*;
-use super::wide_conv::WideConvSpec;
-use super::winograd::WinogradSpec;
+use crate::target::portable::conv::{ConvProvider, ConvSpec, DEFAULT_CONV};
+use crate::target::tiled_conv::TiledConvSpec;
+use crate::target::winograd::WinogradSpec;
 use cranelift_codegen::ir::{AbiParam, Function, InstBuilder, Signature, Value, types};
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -40,7 +40,7 @@ pub enum KernelSpec {
     /// Convolution with AVX-512 or AVX2 tiles (the wide and avx2 tiers); args: out, in,
     /// packed weight, bias, residual (or null), full tile, remainder tile (or null).
     /// Items: channel-block groups x rows.
-    WideConv(WideConvSpec),
+    TiledConv(TiledConvSpec),
     /// Winograd input transform ([`WinogradSpec::emit_input`]); args: out (`V`), input,
     /// interior and border transform tiles. Items: input blocks x tile rows.
     WinogradIn(WinogradSpec),
@@ -169,7 +169,7 @@ impl KernelSpec {
     pub fn items(&self) -> usize {
         match self {
             KernelSpec::Conv(s) => s.items(),
-            KernelSpec::WideConv(s) => s.items(),
+            KernelSpec::TiledConv(s) => s.items(),
             KernelSpec::WinogradIn(s) => s.in_items(),
             KernelSpec::WinogradOut(s) => s.out_items(),
             KernelSpec::Pad { cb, .. } | KernelSpec::Affine { cb, .. } | KernelSpec::GlobalAvg { cb, .. } => *cb,
@@ -207,7 +207,7 @@ pub fn build(
     let b = &mut fb;
     match spec {
         KernelSpec::Conv(s) => DEFAULT_CONV.emit(b, s, args, begin, end),
-        KernelSpec::WideConv(s) => s.emit(b, args, begin, end, call_conv),
+        KernelSpec::TiledConv(s) => s.emit(b, args, begin, end, call_conv),
         KernelSpec::WinogradIn(s) => s.emit_input(b, args, begin, end, call_conv),
         KernelSpec::WinogradOut(s) => s.emit_output(b, args, begin, end, call_conv),
         KernelSpec::Pad { cb: _, h, w, top, left, hp, wp, fill } => {

@@ -1,4 +1,4 @@
-//! Choose the convolutions computed by Winograd transforms (see [`crate::jit::winograd`]).
+//! Choose the convolutions computed by Winograd transforms (see [`crate::target::winograd`]).
 //!
 //! ```text
 //! %5 = conv2d[192, 3x3, bias, relu] %4 : 1x192x71x71  =>  %5 = conv2d[192, 3x3, bias, relu, winograd 4x4] ..
@@ -16,10 +16,10 @@
 //! The wide tiers honour the annotation; the portable tier computes such a convolution
 //! directly. One rewrite per convolution annotated.
 
-use super::Pass;
 use crate::error::Result;
 use crate::ir::{Graph, Layout, NodeId, Op};
-use crate::jit::winograd::Transform1d;
+use crate::passes::Pass;
+use crate::target::winograd::Transform1d;
 use crate::weights::Weights;
 
 /// Output pixels below which a convolution stays direct.
@@ -80,6 +80,6 @@ pub fn fits(g: &Graph, id: NodeId, m: [usize; 2]) -> bool {
     c.stride == [1, 1]
         && x != Some(Layout::Nhwc)
         && (0..2).all(|a| {
-            m[a] >= 1 && m[a] + c.kernel[a] - 1 <= crate::jit::winograd::MAX_N && (c.kernel[a] > 1 || m[a] == 1)
+            m[a] >= 1 && m[a] + c.kernel[a] - 1 <= crate::target::winograd::MAX_N && (c.kernel[a] > 1 || m[a] == 1)
         })
 }

@@ -14,17 +14,18 @@
 //! ```
 //!
 //! Weights are packed `[g][cb_in][kh][kw][l = ic % 16][j < nr][16]`, the order a tile reads
-//! them (see [`super::wide::TileSpec`]).
+//! them (see [`super::tile::TileSpec`]).
 
-use super::emit::*;
-use super::wide::{Isa, TileSpec};
+use super::isa::Isa;
+use super::tile::TileSpec;
+use crate::target::codegen::emit::*;
 use cranelift_codegen::ir::{AbiParam, InstBuilder, Signature, Value, types};
 use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::FunctionBuilder;
 
 /// Geometry of one wide convolution; equal specs share code.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct WideConvSpec {
+pub struct TiledConvSpec {
     /// Input channel blocks.
     pub cb_in: usize,
     /// Channels per input block: 16 (`Nchw16c`), or `C < 16` for a compact `[H][W][C]`
@@ -58,52 +59,24 @@ pub struct WideConvSpec {
     pub row_weights: bool,
 }
 
-/// Estimated cycles of one reduction step (one input lane of one tap) of an `m x nr` tile
-/// on `isa`: two FMA ports and at least one FMA latency (4 cycles) when too few
-/// accumulators are independent.
-///
-/// AVX-512: three load ports; every FMA loads its broadcast, plus `nr` weight vectors.
-/// AVX2: two FMAs per pixel and block; one broadcast per pixel, the weight halves that
-/// have a register once and the others once per pixel, on two load ports (AVX2-only cores
-/// have two); and the `nr` weight vectors of a step streamed from L2 at ~25 bytes a cycle.
-/// `examples/wide_bench.rs` here (1x1 and 3x3 convs, median GFLOP/s of the quietest run):
-/// 6x1 59/62, 5x1 58/61, 3x2 57/58, 7x1 (a weight half read by every FMA) 50/53, 2x3 -/46,
-/// 1x4 32/-; the model ranks them so, with 6x1, 5x1 and 3x2 even.
-fn step_cycles(isa: Isa, m: usize, nr: usize) -> f64 {
-    match isa {
-        Isa::Avx512 => {
-            let fmas = (m * nr) as f64;
-            (fmas / 2.0).max((fmas + nr as f64) / 3.0).max(4.0)
-        }
-        Isa::Avx2 => {
-            let halves = 2 * nr;
-            let held = halves.min(15 - 2 * m * nr);
-            let fmas = (m * halves) as f64;
-            let loads = (m + held + (halves - held) * m) as f64;
-            (fmas / 2.0).max(loads / 2.0).max(4.0).max(2.5 * nr as f64)
-        }
-    }
-}
-
-/// The largest `m` of an `nr`-block tile on `isa` (the registers; see `TileSpec::nr`).
+/// The largest `m` of an `nr`-block tile on `isa` (its registers: [`super::isa::TileIsa::max_m`]).
 pub fn max_m(isa: Isa, nr: usize) -> usize {
-    match isa {
-        Isa::Avx512 => ((32 - nr) / nr).min(28),
-        Isa::Avx2 => 7 / nr,
-    }
+    isa.tiles().max_m(nr)
 }
 
 /// The tile shape `(m, nr)` of least estimated time on `isa` for rows of `ow` pixels, `ocb`
-/// output-channel blocks and `steps` reduction steps per tile.
+/// output-channel blocks and `steps` reduction steps per tile, by the ISA's cost model
+/// ([`super::isa::TileIsa::step_cycles`]).
 pub fn choose_tile(isa: Isa, ow: usize, ocb: usize, steps: usize) -> (usize, usize) {
     let mut best = (f64::INFINITY, 1, 1);
     // Stores of the epilogue: one per register.
-    let regs_per_block = if isa == Isa::Avx2 { 2.0 } else { 1.0 };
+    let regs_per_block = isa.tiles().regs_per_block() as f64;
     for nr in (1..=4).filter(|nr| ocb.is_multiple_of(*nr)) {
         for m in 1..=max_m(isa, nr).min(ow) {
             let (full, rem) = (ow / m, ow % m);
-            let tile =
-                |mm: usize| steps as f64 * step_cycles(isa, mm, nr) + (mm * nr) as f64 * 2.0 * regs_per_block + 40.0;
+            let tile = |mm: usize| {
+                steps as f64 * isa.tiles().step_cycles(mm, nr) + (mm * nr) as f64 * 2.0 * regs_per_block + 40.0
+            };
             let mut cost = full as f64 * tile(m);
             if rem > 0 {
                 cost += tile(rem);
@@ -135,7 +108,7 @@ pub struct ColumnRun {
     pub at: usize,
 }
 
-impl WideConvSpec {
+impl TiledConvSpec {
     /// Work items: groups of `nr` output blocks times output rows.
     pub fn items(&self) -> usize {
         self.ocb / self.nr * self.oh
@@ -225,7 +198,7 @@ impl WideConvSpec {
     /// kernel), as `[g][oy][cb][lane][j][o % 16]` into `out` (zeroed,
     /// [`Self::packed_floats`] long).
     pub fn pack_rows_into(&self, oc: usize, ic: usize, dense: &[f32], out: &mut [f32]) {
-        let shared = WideConvSpec { row_weights: false, ..self.clone() };
+        let shared = TiledConvSpec { row_weights: false, ..self.clone() };
         let gf = self.group_floats();
         if gf == 0 {
             return;
@@ -319,8 +292,8 @@ pub(crate) mod tests {
     use super::*;
 
     /// A spec of `cb_in` blocks of `lanes`, a `k` kernel and `ocb / nr` groups.
-    pub(crate) fn spec(cb_in: usize, lanes: usize, k: [usize; 2], ocb: usize, nr: usize) -> WideConvSpec {
-        WideConvSpec {
+    pub(crate) fn spec(cb_in: usize, lanes: usize, k: [usize; 2], ocb: usize, nr: usize) -> TiledConvSpec {
+        TiledConvSpec {
             cb_in,
             lanes,
             hp: 9,

@@ -1,18 +1,19 @@
 //! [`Model`]: JIT code, packed weights and a pool of preallocated activation arenas.
 
-use super::mem::{self, Lines};
-use super::pack::{Pack, Queue};
-use super::plan::{self, Arg, Helper, Line, Plan, Slot, Step, as_f32, as_f32_mut};
+use super::JitOptions;
 use super::pool::{KernelFn, ThreadPool};
 use crate::error::{Error, Result};
 use crate::ir::{Graph, Shape};
-use crate::jit::kernel::KernelSpec;
-use crate::jit::wide::WideTile;
-use crate::jit::{self, JitOptions, Regalloc};
+use crate::target::codegen::kernel::KernelSpec;
+use crate::target::mem::{self, Lines};
+use crate::target::pack::{Pack, Queue};
+use crate::target::plan::{self, Arg, Helper, Line, Plan, Slot, Step, as_f32, as_f32_mut};
+use crate::target::tile::Tile;
+use crate::target::{self, codegen::Regalloc};
 use crate::weights::Weights;
 
 /// Channels per block of the layout.
-const B: usize = crate::jit::emit::BLOCK;
+const B: usize = crate::target::codegen::emit::BLOCK;
 use cranelift_frontend::FunctionBuilderContext;
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{Linkage, Module, default_libcall_names};
@@ -79,7 +80,7 @@ pub struct CompileStats {
     /// Code generation time (ms), on one thread while the others pack the weights.
     pub codegen_ms: f64,
     /// The tier the convolutions run on.
-    pub tier: Option<jit::Tier>,
+    pub tier: Option<target::Tier>,
     /// Distinct micro-tiles (wide and avx2 tiers).
     pub tiles: usize,
 }
@@ -99,7 +100,7 @@ pub struct Model {
     tiles: Vec<usize>,
     _code: Code,
     /// Owns the wide tiles' executable memory; dropped after `_code`.
-    _wide: Option<jit::wide::WideCode>,
+    _wide: Option<target::x86::TileCode>,
 }
 
 impl Model {
@@ -128,7 +129,7 @@ impl Model {
     /// Compiles the kernels of `plan` (planned for `tier`, its parameters packed; planning
     /// began at `t0`).
     #[cfg(test)]
-    fn from_plan(plan: Plan, tier: jit::Tier, opts: &JitOptions, t0: Instant) -> Result<Model> {
+    fn from_plan(plan: Plan, tier: target::Tier, opts: &JitOptions, t0: Instant) -> Result<Model> {
         let plan_time = t0.elapsed();
         let code = Generated::for_kernels(&plan.kernels, &plan.tiles, tier, opts)?;
         Model::assemble(plan, code, None, tier, opts, plan_time)
@@ -140,7 +141,7 @@ impl Model {
         mut plan: Plan,
         code: Generated,
         arena: Option<Lines>,
-        tier: jit::Tier,
+        tier: target::Tier,
         opts: &JitOptions,
         plan_time: std::time::Duration,
     ) -> Result<Model> {
@@ -357,13 +358,13 @@ fn generate_while_packing(
     plan: &mut Plan,
     packs: &[Pack],
     arena: &mut [Line],
-    tier: jit::Tier,
+    tier: target::Tier,
     opts: &JitOptions,
 ) -> Result<Generated> {
     let queue = Queue::new(&mut plan.params, packs)?.touching(arena);
     let t0 = Instant::now();
     let (tiles, kernels) = std::thread::scope(|s| {
-        let threads = super::pack::threads();
+        let threads = crate::target::pack::threads();
         let (queue, specs) = (&queue, &plan.tiles);
         let helper = (threads > 1).then(|| {
             s.spawn(move || {
@@ -401,7 +402,7 @@ struct Generated {
     /// Entry of each wide tile, by [`Plan::tiles`] index.
     tiles: Vec<usize>,
     modules: Vec<JITModule>,
-    wide: Option<jit::wide::WideCode>,
+    wide: Option<target::x86::TileCode>,
     code_bytes: usize,
     /// Time taken (ms): the longer of the two parts, which run at once.
     ms: f64,
@@ -412,8 +413,8 @@ impl Generated {
     #[cfg(test)]
     fn for_kernels(
         kernels: &[KernelSpec],
-        tile_specs: &[WideTile],
-        tier: jit::Tier,
+        tile_specs: &[Tile],
+        tier: target::Tier,
         opts: &JitOptions,
     ) -> Result<Generated> {
         let t0 = Instant::now();
@@ -431,7 +432,7 @@ impl Generated {
 
 /// The wide tiles of a plan (none on the portable tier).
 struct Tiles {
-    code: Option<jit::wide::WideCode>,
+    code: Option<target::x86::TileCode>,
     /// Entry of each tile, by [`Plan::tiles`] index.
     entries: Vec<usize>,
     /// When they were done.
@@ -440,11 +441,11 @@ struct Tiles {
 
 impl Tiles {
     /// Assembles `specs` for `tier`'s ISA (equal specs share code).
-    fn assemble(specs: &[WideTile], tier: jit::Tier) -> Result<Tiles> {
+    fn assemble(specs: &[Tile], tier: target::Tier) -> Result<Tiles> {
         let mut ids = Vec::with_capacity(specs.len());
         let code = match tier.isa() {
             Some(isa) if !specs.is_empty() => {
-                let mut wide = jit::wide::WideKernels::new(isa);
+                let mut wide = target::x86::TileSet::new(isa);
                 for t in specs {
                     ids.push(wide.add_tile(t)?);
                 }
@@ -478,7 +479,7 @@ impl Kernels {
     /// next to a tile's work. The others, which compute, get the backtracking one.
     fn compile(kernels: &[KernelSpec], opts: &JitOptions) -> Result<Kernels> {
         let allocator = |spec: &KernelSpec| match spec {
-            KernelSpec::WideConv(_) | KernelSpec::WinogradIn(_) | KernelSpec::WinogradOut(_) => Regalloc::SinglePass,
+            KernelSpec::TiledConv(_) | KernelSpec::WinogradIn(_) | KernelSpec::WinogradOut(_) => Regalloc::SinglePass,
             _ => Regalloc::Backtracking,
         };
         let mut modules = Vec::new();
@@ -489,13 +490,13 @@ impl Kernels {
             if mine.is_empty() {
                 continue;
             }
-            let isa = jit::host_isa_with(opts.verify, regalloc)?;
+            let isa = target::codegen::host_isa_with(opts.verify, regalloc)?;
             let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
             let mut fbc = FunctionBuilderContext::new();
             let mut ids = Vec::with_capacity(mine.len());
             for &i in &mine {
                 let spec = &kernels[i];
-                let mut ctx = jit::function(spec, module.isa(), i as u32, &mut fbc);
+                let mut ctx = target::codegen::function(spec, module.isa(), i as u32, &mut fbc);
                 let id = module
                     .declare_function(&format!("k{i}"), Linkage::Local, &ctx.func.signature)
                     .map_err(|e| Error::Jit(e.to_string()))?;
@@ -580,11 +581,11 @@ mod tests {
         g.inputs.push(x);
         g.outputs.push(("y".into(), y));
         let w = Weights::default();
-        let opts = JitOptions { threads: 1, verify: true, tier: jit::TierChoice::Portable, check_bounds: true };
+        let opts = JitOptions { threads: 1, verify: true, tier: target::TierChoice::Portable, check_bounds: true };
         let input = vec![1.0f32; 256];
         let good = Model::compile(&g, &w, &opts).expect("compile");
         assert_eq!(good.run(&input).expect("in bounds")[0].2, input);
-        let mut plan = plan::plan_checked(&g, &w, jit::Tier::Portable, true).expect("plan");
+        let mut plan = plan::plan_checked(&g, &w, target::Tier::Portable, true).expect("plan");
         assert!(!plan.guards.is_empty());
         for s in &mut plan.steps {
             if let Step::Kernel { args, .. } = s
@@ -593,7 +594,7 @@ mod tests {
                 *o += 64;
             }
         }
-        let bad = Model::from_plan(plan, jit::Tier::Portable, &opts, Instant::now()).expect("compile");
+        let bad = Model::from_plan(plan, target::Tier::Portable, &opts, Instant::now()).expect("compile");
         let err = bad.run(&input).expect_err("out of bounds").to_string();
         assert!(err.contains("bounds check") && err.contains("Relu"), "{err}");
     }

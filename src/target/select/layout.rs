@@ -28,9 +28,9 @@
 //! Each copied element costs [`COPY_COST`]. The cheaper layout wins. One rewrite per
 //! feature map given a layout other than `nchw`.
 
-use super::Pass;
 use crate::error::Result;
 use crate::ir::{Graph, Layout, NodeId, Op};
+use crate::passes::Pass;
 use crate::weights::Weights;
 
 /// Cost of copying one element, in multiply-accumulates: an AVX-512 core retires 32 MACs

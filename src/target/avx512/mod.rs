@@ -1,0 +1,221 @@
+//! The AVX-512 implementation of the tile contract ([`crate::target::tile`]): convolution
+//! micro-tiles emitted as x86-64 machine code with iced-x86's code assembler.
+//!
+//! ```text
+//!     acc[i][j] (zmm) = first ? bias[j] : out[j][i]
+//!     for c < kc:                     counted loop (r9), rdi += in_plane
+//!       for ky < kh:                  counted loop (r10), rdi += in_row
+//!         for kx < kw, l < 16:        unrolled
+//!           w[j] = vmovups [rsi]  (j < nr)
+//!           acc[i][j] += w[j] * bcst(inp[(i*sw + kx)*16 + l])   (one FMA each)
+//!     out[j][i] = relu?(res[j][i] + s*acc[i][j])   when last, else acc[i][j]
+//! ```
+//!
+//! The broadcast is folded into each FMA (a `{1to16}` memory operand) or done once per
+//! pixel by `vbroadcastss` ([`Broadcast`]); the second is faster as soon as `nr >= 2`.
+//!
+//! Register use: accumulators are `zmm0 ..`, the `nr` weight vectors follow them; only
+//! caller-saved integer registers are touched (the arguments `rdi rsi rdx rcx r8`, and
+//! `rax r9 r10 r11`), and the code ends with `vzeroupper; ret`.
+//!
+//! Addressing is kept short, since the unrolled body is the whole loop: EVEX compresses a
+//! displacement to one byte when it is a multiple of the access size (4 bytes for a
+//! broadcast, 64 for a vector) within ±128 of them. So the input pointer is biased by
+//! +512 and up to three more bases (`rax r11 rcx`, +1024 each) are set per kernel row,
+//! and the weight pointer is biased by +8192 and advanced by 16384 whenever the next
+//! vector falls out of reach. Weights then stream linearly through `rsi`.
+
+use super::isa::TileIsa;
+use super::tile::{Broadcast, TileSpec};
+use super::x86::{Emitted, IN_BASES, Z, close_loops};
+use crate::cpu::Cpu;
+use iced_x86::IcedError;
+use iced_x86::code_asm::*;
+
+/// AVX-512F tiles: 32 zmm registers of 16 floats, one per output block and pixel.
+pub struct Avx512;
+
+impl TileIsa for Avx512 {
+    fn needs(&self) -> &'static str {
+        "AVX-512F"
+    }
+
+    fn available(&self, cpu: &Cpu) -> bool {
+        cpu.avx512f
+    }
+
+    fn blocking(&self, m: usize, nr: usize) -> Result<usize, String> {
+        let regs = m.saturating_mul(nr).saturating_add(nr);
+        if regs > 32 {
+            return Err(format!("needs {regs} zmm registers (m*nr + nr), there are 32"));
+        }
+        Ok(regs)
+    }
+
+    fn max_m(&self, nr: usize) -> usize {
+        ((32 - nr) / nr).min(28)
+    }
+
+    /// Two FMA ports and at least one FMA latency (4 cycles) when too few accumulators are
+    /// independent; three load ports: every FMA loads its broadcast, plus `nr` weight
+    /// vectors.
+    fn step_cycles(&self, m: usize, nr: usize) -> f64 {
+        let fmas = (m * nr) as f64;
+        (fmas / 2.0).max((fmas + nr as f64) / 3.0).max(4.0)
+    }
+
+    fn regs_per_block(&self) -> usize {
+        1
+    }
+
+    fn broadcast(&self, spec: &TileSpec, b: Broadcast) -> Broadcast {
+        if b == Broadcast::Register && spec.m * spec.nr < 31 { b } else { Broadcast::Embedded }
+    }
+
+    fn emit_conv(&self, spec: &TileSpec, b: Broadcast) -> Result<Emitted, IcedError> {
+        emit_avx512(spec, b)
+    }
+}
+
+/// Bias of the input pointer and spacing of the extra input bases (bytes): a broadcast
+/// displacement compresses to disp8 within [-512, 508].
+const IN_BIAS: i64 = 512;
+const IN_SPAN: i64 = 1024;
+/// Bias and step of the weight pointer: a vector displacement compresses within [-8192, 8128].
+const W_BIAS: i64 = 8192;
+const W_REACH: i64 = 8128;
+
+/// The AVX-512 tile.
+fn emit_avx512(spec: &TileSpec, broadcast: Broadcast) -> Result<Emitted, IcedError> {
+    let &TileSpec { m, nr, kc, lanes, kh, kw, sw, out_plane, .. } = spec;
+    let px = (lanes * 4) as i64; // bytes per input pixel
+    let broadcast = Avx512.broadcast(spec, broadcast);
+    let acc = |i: usize, j: usize| Z[i * nr + j];
+    // Weight vectors held in registers; with Register, the broadcast takes the next one,
+    // and when that is the last zmm the last weight column is read by the FMAs instead.
+    let nw = match broadcast {
+        Broadcast::Embedded => nr,
+        Broadcast::Register => nr.min(31 - m * nr),
+    };
+    let wreg = |j: usize| Z[m * nr + j];
+    let areg = Z[(m * nr + nw).min(31)]; // used only by Register, which guarantees m*nr + nw < 32
+    let out_off = |i: usize, j: usize| j as i64 * out_plane + i as i64 * 64;
+
+    let mut a = CodeAssembler::new(64)?;
+
+    // Accumulators.
+    for i in 0..m {
+        for j in 0..nr {
+            if spec.first {
+                a.vmovups(acc(i, j), zmmword_ptr(rcx + j as i64 * 64))?;
+            } else {
+                a.vmovups(acc(i, j), zmmword_ptr(rdx + out_off(i, j)))?;
+            }
+        }
+    }
+
+    // Input bases: offset `off` from the row start is read from base k = off / IN_SPAN as
+    // disp `off - k*IN_SPAN - IN_BIAS`; beyond the last base, with a 32-bit displacement.
+    let max_in = ((m - 1) * sw + kw - 1) as i64 * px + (lanes as i64 - 1) * 4;
+    let n_bases = ((max_in / IN_SPAN) as usize + 1).min(IN_BASES.len());
+    let in_addr = |off: i64| {
+        let k = ((off / IN_SPAN) as usize).min(n_bases - 1);
+        dword_bcst(IN_BASES[k] + (off - k as i64 * IN_SPAN - IN_BIAS))
+    };
+    let in_addr_plain = |off: i64| {
+        let k = ((off / IN_SPAN) as usize).min(n_bases - 1);
+        dword_ptr(IN_BASES[k] + (off - k as i64 * IN_SPAN - IN_BIAS))
+    };
+    let row_w = (kw * lanes * nr * 64) as i64; // weight bytes of one kernel row
+
+    a.add(rdi, IN_BIAS as i32)?;
+    a.add(rsi, W_BIAS as i32)?;
+    let mut loops = Vec::new();
+    if kc > 1 {
+        a.mov(r9, kc as i64)?;
+    }
+    let c_loop = a.instructions().len();
+    if kh > 1 {
+        a.mov(r10, kh as i64)?;
+    }
+    let ky_loop = a.instructions().len();
+    // One kernel row: kx and l unrolled.
+    for (k, &base) in IN_BASES.iter().enumerate().take(n_bases).skip(1) {
+        a.lea(base, qword_ptr(rdi + k as i64 * IN_SPAN))?;
+    }
+    // A 1x1 tile reads each input block's `m` pixels once, a plane away from the previous
+    // block's: the hardware prefetchers, which follow a page, do not see it coming, so
+    // the next block's lines are asked for one block (16 reduction steps) ahead.
+    if kh == 1 && kw == 1 && kc > 1 {
+        for i in 0..m {
+            a.prefetcht0(byte_ptr(rdi + (spec.in_plane - IN_BIAS + (i * sw) as i64 * px)))?;
+        }
+    }
+    let mut w_at = W_BIAS; // where rsi points, relative to this kernel row's weights
+    for kx in 0..kw {
+        for l in 0..lanes {
+            let step = ((kx * lanes + l) * nr * 64) as i64;
+            if step + (nr as i64 - 1) * 64 - w_at > W_REACH {
+                a.add(rsi, (2 * W_BIAS) as i32)?;
+                w_at += 2 * W_BIAS;
+            }
+            let w_mem = |j: usize| zmmword_ptr(rsi + (step + j as i64 * 64 - w_at));
+            for j in 0..nw {
+                a.vmovups(wreg(j), w_mem(j))?;
+            }
+            for i in 0..m {
+                let off = (i * sw + kx) as i64 * px + (l * 4) as i64;
+                match broadcast {
+                    Broadcast::Embedded => {
+                        for j in 0..nr {
+                            a.vfmadd231ps(acc(i, j), wreg(j), in_addr(off))?;
+                        }
+                    }
+                    Broadcast::Register => {
+                        a.vbroadcastss(areg, in_addr_plain(off))?;
+                        for j in 0..nr {
+                            if j < nw {
+                                a.vfmadd231ps(acc(i, j), wreg(j), areg)?;
+                            } else {
+                                a.vfmadd231ps(acc(i, j), areg, w_mem(j))?;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    a.add(rsi, (row_w + W_BIAS - w_at) as i32)?;
+    close_loops(&mut a, spec, ky_loop, c_loop, &mut loops)?;
+
+    // Epilogue; the weight registers are free now.
+    let t = wreg(0);
+    if spec.last {
+        if let Some(bits) = spec.residual {
+            a.mov(eax, bits)?;
+            a.vpbroadcastd(t, eax)?;
+            for i in 0..m {
+                for j in 0..nr {
+                    // acc = s*acc + res
+                    a.vfmadd213ps(acc(i, j), t, zmmword_ptr(r8 + out_off(i, j)))?;
+                }
+            }
+        }
+        if spec.relu {
+            a.vpxord(t, t, t)?;
+            for i in 0..m {
+                for j in 0..nr {
+                    a.vmaxps(acc(i, j), acc(i, j), t)?;
+                }
+            }
+        }
+    }
+    for i in 0..m {
+        for j in 0..nr {
+            a.vmovups(zmmword_ptr(rdx + out_off(i, j)), acc(i, j))?;
+        }
+    }
+    a.vzeroupper()?;
+    a.ret()?;
+    Ok(Emitted { code: a.take_instructions(), loops })
+}
