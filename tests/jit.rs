@@ -313,7 +313,7 @@ fn large_winograd_layers_run_in_bands() {
         .steps
         .iter()
         .filter_map(|s| match s {
-            Step::Kernel { kernel, args, .. } if is_in(*kernel) => match (&plan.kernels[*kernel], args.last()) {
+            Step::Kernel { kernel, args, .. } if is_in(kernel.index()) => match (&plan.kernels[kernel.index()], args.last()) {
                 (KernelSpec::WinogradIn(w), Some(Arg::Value(first))) => Some((*first, w.band)),
                 _ => panic!("{s:?}"),
             },

@@ -17,8 +17,9 @@
 
 use super::header::Tensor;
 use crate::error::{Error, Result};
+use crate::ir::layout::BLOCK;
 use crate::target::codegen::emit::{add, add_scaled, for_n, ic};
-use crate::target::plan::{Arg, BLOCK, Helper, Plan, Slot, Step, cpad};
+use crate::target::plan::{Arg, Helper, Plan, Slot, Step, cpad};
 use cranelift_codegen::Context;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
@@ -363,7 +364,7 @@ impl Gen<'_> {
                             b.ins().store(mf(), v, table, (i * 8) as i32);
                         }
                         let (begin, end) = (ic(b, 0), ic(b, *items as i64));
-                        b.ins().call(r.funcs[*kernel], &[table, begin, end]);
+                        b.ins().call(r.funcs[kernel.index()], &[table, begin, end]);
                     }
                 }
             }

@@ -6,8 +6,9 @@ use crate::error::{Error, Result};
 use crate::ir::{Graph, Shape};
 use crate::target::codegen::kernel::KernelSpec;
 use crate::target::mem::{self, Lines};
+use crate::target::mem::{Line, as_f32, as_f32_mut};
 use crate::target::pack::{Pack, Queue};
-use crate::target::plan::{self, Arg, Helper, Line, Plan, Slot, Step, as_f32, as_f32_mut};
+use crate::target::plan::{self, Arg, Helper, Plan, Slot, Step};
 use crate::target::tile::Tile;
 use crate::target::{self, codegen::Regalloc};
 use crate::weights::Weights;
@@ -219,7 +220,7 @@ impl Model {
                     Arg::Param(o) => pbase + o,
                     Arg::Helper(Helper::Powf) => helper_powf as *const () as usize,
                     Arg::Helper(Helper::Expf) => helper_expf as *const () as usize,
-                    Arg::Tile(i) => self.tiles[i],
+                    Arg::Tile(i) => self.tiles[i.index()],
                     Arg::Null => 0,
                     Arg::Value(v) => v,
                 }));
@@ -290,7 +291,7 @@ impl Model {
             .iter()
             .zip(times)
             .map(|(s, t)| match s {
-                Step::Kernel { kernel, flops, .. } => (format!("{:?}", self.plan.kernels[*kernel]), *flops, t),
+                Step::Kernel { kernel, flops, .. } => (format!("{:?}", self.plan.kernels[kernel.index()]), *flops, t),
                 Step::Zero { len, .. } => (format!("Zero({len})"), 0, t),
             })
             .collect())
@@ -314,7 +315,7 @@ impl Model {
                     unsafe { std::ptr::write_bytes(base.add(*offset), 0, *len) };
                 }
                 Step::Kernel { kernel, items, flops, .. } => {
-                    let f = self.fns[*kernel];
+                    let f = self.fns[kernel.index()];
                     let args = arena.args[at..].as_ptr();
                     match pool.as_mut() {
                         Some(p) if *items > 1 && *flops >= PARALLEL_FLOPS => {
@@ -335,7 +336,7 @@ impl Model {
                 let zone = unsafe { std::slice::from_raw_parts(base.add(g) as *const u32, plan::GUARD / 4) };
                 if zone.iter().any(|&v| v != GUARD_BITS) {
                     let what = match s {
-                        Step::Kernel { kernel, .. } => format!("{:?}", self.plan.kernels[*kernel]),
+                        Step::Kernel { kernel, .. } => format!("{:?}", self.plan.kernels[kernel.index()]),
                         Step::Zero { offset, len } => format!("Zero {{ offset: {offset}, len: {len} }}"),
                     };
                     return Err(Error::Jit(format!(

@@ -2,6 +2,10 @@
 
 use std::fmt;
 
+/// Channels per block of [`Layout::Nchw16c`]: one AVX-512 vector of f32. Every part of incc
+/// that lays out, packs or reads channel blocks uses this one constant.
+pub const BLOCK: usize = 16;
+
 /// How the elements of a `[N, C, H, W]` tensor are laid out in memory: the layouts the
 /// runtime has kernels for.
 ///
@@ -27,7 +31,7 @@ impl Layout {
     pub fn block(self) -> usize {
         match self {
             Layout::Nchw => 1,
-            Layout::Nchw16c => 16,
+            Layout::Nchw16c => BLOCK,
             Layout::Nhwc => 1,
         }
     }

@@ -9,7 +9,6 @@
 //! pause with huge pages, 93-112 ms with small ones. Whole-network runs showed no
 //! difference outside the noise (A/B: -10% to +3%).
 
-use super::plan::Line;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A zero-filled buffer of 64-byte [`Line`]s, mapped straight from the kernel: creating it
@@ -174,6 +173,28 @@ impl Prefault {
             }
         }
     }
+}
+
+/// 64 bytes, 64-byte aligned: the unit of the arena and of the packed parameters.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+pub struct Line(pub [f32; 16]);
+
+impl Line {
+    /// Sixteen zeros.
+    pub const ZERO: Line = Line([0.0; 16]);
+}
+
+/// `mem` as floats.
+pub fn as_f32(mem: &[Line]) -> &[f32] {
+    // SAFETY: `Line` is 16 plain f32s with no padding.
+    unsafe { std::slice::from_raw_parts(mem.as_ptr() as *const f32, mem.len() * 16) }
+}
+
+/// `mem` as mutable floats.
+pub fn as_f32_mut(mem: &mut [Line]) -> &mut [f32] {
+    // SAFETY: `Line` is 16 plain f32s with no padding.
+    unsafe { std::slice::from_raw_parts_mut(mem.as_mut_ptr() as *mut f32, mem.len() * 16) }
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@
 //! then packs too.
 
 use super::mem;
-use super::plan::{Line, Params};
+use super::mem::Line;
+use super::plan::Params;
 use crate::error::{Error, Result};
 use crate::target::codegen::emit::BLOCK;
 use crate::target::tiled_conv::TiledConvSpec;

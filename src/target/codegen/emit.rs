@@ -11,8 +11,8 @@ use cranelift_frontend::FunctionBuilder;
 pub const V4: Type = types::F32X4;
 /// Byte size of one [`V4`].
 pub const VB: i64 = 16;
-/// Channels per block of the activation layout `[C/16][H][W][16]` (one AVX-512 vector).
-pub const BLOCK: usize = 16;
+/// Channels per block ([`crate::ir::layout::BLOCK`]).
+pub use crate::ir::layout::BLOCK;
 /// Byte size of one pixel of one channel block.
 pub const BB: i64 = (BLOCK * 4) as i64;
 /// [`V4`] vectors per pixel of one channel block.

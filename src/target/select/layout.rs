@@ -37,8 +37,7 @@ use crate::weights::Weights;
 /// (two 16-lane FMAs) per cycle and copies about 16 cached floats.
 pub const COPY_COST: f64 = 2.0;
 
-/// Channels per block of [`Layout::Nchw16c`].
-const BLOCK: usize = 16;
+use crate::ir::layout::BLOCK;
 
 /// The `select-layout` pass.
 pub struct SelectLayout;
