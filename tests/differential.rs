@@ -44,7 +44,7 @@ const THREADS: &[Knob] = &[("t1", |c| c.threads(1)), ("t2", |c| c.threads(2))];
 fn tiers() -> Vec<Knob> {
     let all: [Knob; 3] = [
         ("portable", |c| c.tier(Tier::Portable)),
-        ("wide", |c| c.tier(Tier::Avx512)),
+        ("avx512", |c| c.tier(Tier::Avx512)),
         ("avx2", |c| c.tier(Tier::Avx2)),
     ];
     let here = Tier::runnable();

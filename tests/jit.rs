@@ -313,10 +313,12 @@ fn large_winograd_layers_run_in_bands() {
         .steps
         .iter()
         .filter_map(|s| match s {
-            Step::Kernel { kernel, args, .. } if is_in(kernel.index()) => match (&plan.kernels[kernel.index()], args.last()) {
-                (KernelSpec::WinogradIn(w), Some(Arg::Value(first))) => Some((*first, w.band)),
-                _ => panic!("{s:?}"),
-            },
+            Step::Kernel { kernel, args, .. } if is_in(kernel.index()) => {
+                match (&plan.kernels[kernel.index()], args.last()) {
+                    (KernelSpec::WinogradIn(w), Some(Arg::Value(first))) => Some((*first, w.band)),
+                    _ => panic!("{s:?}"),
+                }
+            }
             _ => None,
         })
         .collect();
