@@ -1,7 +1,7 @@
 //! Block calls: binding arguments to parameters and instantiating the block's body.
 
-use super::attrs::keywords;
 use super::eval::{Env, Value};
+use super::kind::AttrOwner;
 use super::{Lowering, MAX_DEPTH, suggest};
 use crate::diag::{Diagnostic, Span};
 use crate::ir::NodeId;
@@ -22,7 +22,7 @@ impl<'a> Lowering<'a> {
         let Some(&block) = self.blocks.get(name.name.as_str()) else {
             let mut d =
                 Diagnostic::error(name.span, format!("unknown block `{}`", name.name)).with_label("no such block");
-            if keywords(&name.name).is_some() {
+            if AttrOwner::parse(&name.name).is_some() {
                 d = d
                     .with_note(format!("`{}` is a layer: write it without parentheses, e.g. `conv 64 3x3`", name.name));
             } else if let Some(s) = suggest(&name.name, self.blocks.keys().copied()) {

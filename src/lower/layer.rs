@@ -1,7 +1,8 @@
 //! Layer lowering: a layer statement's words and defaults become one or more ops.
 
-use super::attrs::{self, PadSpec, PosValue, Positional, keywords, parse_attrs};
+use super::attrs::{PadSpec, PosValue, Positional, parse_attrs};
 use super::eval::Env;
+use super::kind::{AttrOwner, LayerKind};
 use super::{Defaults, Lowering, display_path, suggest};
 use crate::diag::{Diagnostic, Span};
 use crate::ir::shape::same_pad;
@@ -18,10 +19,10 @@ impl<'a> Lowering<'a> {
         {
             d = Diagnostic::error(kind.span, format!("`{}` is incomplete here", kind.name))
                 .with_label("see docs/LANGUAGE.md for its form");
-        } else if let Some(s) = suggest(&kind.name, attrs::LAYER_KINDS.iter().copied()) {
+        } else if let Some(s) = suggest(&kind.name, LayerKind::ALL.iter().map(|k| k.name())) {
             d = d.with_note(format!("did you mean `{s}`?"));
         } else {
-            d = d.with_note(format!("layers are: {}", attrs::LAYER_KINDS.join(", ")));
+            d = d.with_note(format!("layers are: {}", LayerKind::ALL.map(LayerKind::name).join(", ")));
         }
         self.error(d);
     }
@@ -37,27 +38,20 @@ impl<'a> Lowering<'a> {
         env: &Env,
         defaults: &Defaults,
     ) -> Option<NodeId> {
-        let k = kind.name.as_str();
-        if keywords(k).is_none() || k == "residual" {
+        let Some(k) = LayerKind::parse(&kind.name) else {
             self.unknown_layer(kind);
             return None;
-        }
+        };
         let mut errs = vec![];
-        let own = parse_attrs(k, words, env, &mut errs);
+        let own = parse_attrs(AttrOwner::Layer(k), words, env, &mut errs);
         if !errs.is_empty() {
             // Positional counts are meaningless after a word failed to parse.
             self.report(errs);
             return None;
         }
-        let a = defaults.get(k).cloned().unwrap_or_default().overlay(&own);
+        let a = defaults.get(&AttrOwner::Layer(k)).cloned().unwrap_or_default().overlay(&own);
         let pos = &a.positional;
-        let arity: (usize, usize, &str) = match k {
-            "conv" => (2, 2, "`conv CHANNELS KHxKW`, e.g. `conv 64 3x3`"),
-            "maxpool" | "avgpool" => (1, 1, "a window, e.g. `maxpool 3x3 stride 2`"),
-            "fc" => (1, 1, "`fc FEATURES`, e.g. `fc 1000`"),
-            "dropout" | "lrn" => (0, 1, "at most one value"),
-            _ => (0, 0, "no values"),
-        };
+        let arity = k.arity();
         if pos.len() < arity.0 {
             errs.push(
                 Diagnostic::error(span, format!("`{k}` needs {}", arity.2))
@@ -127,7 +121,7 @@ impl<'a> Lowering<'a> {
         let eps = a.eps.unwrap_or(1e-5) as f32;
         let name_of = |t: &str| t.replace("{}", path);
         let result = match k {
-            "conv" => {
+            LayerKind::Conv => {
                 let out = count(&pos[0], "output channel count", &mut errs);
                 let kernel = window(&pos[1], &mut errs);
                 let ok = errs.is_empty();
@@ -167,33 +161,35 @@ impl<'a> Lowering<'a> {
                 }
                 Some(y)
             }
-            "bn" => {
+            LayerKind::Bn => {
                 let (x, xs) = (x?, xin.clone()?);
                 let ch = if xs.rank() >= 2 { xs.c() } else { 0 };
                 let b = ir::BatchNorm { channels: ch, eps, key: path.to_string() };
                 self.add_op(Op::BatchNorm(b), &[x], span, path, "batch norm")
             }
-            "maxpool" | "avgpool" => {
+            LayerKind::MaxPool | LayerKind::AvgPool => {
                 let kernel = window(&pos[0], &mut errs);
                 self.report(std::mem::take(&mut errs));
                 let (kernel, x) = (kernel?, x?);
                 let stride = a.stride.unwrap_or(kernel);
                 let p = ir::Pool {
-                    kind: if k == "maxpool" { ir::PoolKind::Max } else { ir::PoolKind::Avg },
+                    kind: if k == LayerKind::MaxPool { ir::PoolKind::Max } else { ir::PoolKind::Avg },
                     kernel,
                     stride,
                     pad: pad_of(a.pad, kernel, stride),
                     ceil: a.ceil.unwrap_or(false),
                     count_include_pad: a.include_pad.unwrap_or(true),
                 };
-                self.add_op(Op::Pool(p), &[x], span, path, k)
+                self.add_op(Op::Pool(p), &[x], span, path, k.name())
             }
-            "gap" => self.add_op(Op::GlobalAvgPool, &[x?], span, path, "gap"),
-            "relu" => return self.add_op(Op::Relu, &[x?], span, path, "relu"),
-            "flatten" => self.add_op(Op::Flatten, &[x?], span, path, "flatten"),
-            "softmax" => self.add_op(Op::Softmax, &[x?], span, path, "softmax"),
-            "l2norm" => self.add_op(Op::L2Norm { eps: a.eps.unwrap_or(1e-12) as f32 }, &[x?], span, path, "l2norm"),
-            "dropout" => {
+            LayerKind::Gap => self.add_op(Op::GlobalAvgPool, &[x?], span, path, "gap"),
+            LayerKind::Relu => return self.add_op(Op::Relu, &[x?], span, path, "relu"),
+            LayerKind::Flatten => self.add_op(Op::Flatten, &[x?], span, path, "flatten"),
+            LayerKind::Softmax => self.add_op(Op::Softmax, &[x?], span, path, "softmax"),
+            LayerKind::L2Norm => {
+                self.add_op(Op::L2Norm { eps: a.eps.unwrap_or(1e-12) as f32 }, &[x?], span, path, "l2norm")
+            }
+            LayerKind::Dropout => {
                 let p = match pos.first().map(|p| &p.value) {
                     Some(PosValue::Scalar(v)) => v.as_f64().filter(|p| (0.0..=1.0).contains(p)),
                     Some(_) => None,
@@ -208,7 +204,7 @@ impl<'a> Lowering<'a> {
                 };
                 self.add_op(Op::Dropout { p: p as f32 }, &[x?], span, path, "dropout")
             }
-            "lrn" => {
+            LayerKind::Lrn => {
                 let size = match pos.first() {
                     Some(p) => count(p, "LRN size", &mut errs),
                     None => a.size,
@@ -229,7 +225,7 @@ impl<'a> Lowering<'a> {
                 };
                 self.add_op(Op::Lrn(l), &[x?], span, path, "lrn")
             }
-            "fc" => {
+            LayerKind::Fc => {
                 let out = count(&pos[0], "feature count", &mut errs);
                 self.report(std::mem::take(&mut errs));
                 let (out, x, xs) = (out?, x?, xin.clone()?);
@@ -242,7 +238,6 @@ impl<'a> Lowering<'a> {
                 };
                 self.add_op(Op::Linear(l), &[x], span, path, "fc")
             }
-            _ => None,
         };
         let y = result?;
         if a.relu.unwrap_or(false) { self.add_op(Op::Relu, &[y], span, path, "relu") } else { Some(y) }

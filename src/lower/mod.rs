@@ -8,6 +8,7 @@
 pub mod attrs;
 mod call;
 pub mod eval;
+pub mod kind;
 mod layer;
 pub mod preprocess;
 mod scope;
@@ -19,6 +20,7 @@ use crate::ir::{self, Graph, NodeId, Op, Shape};
 use crate::syntax::ast::{self, BlockDef, StmtKind};
 use attrs::Attrs;
 use eval::Env;
+use kind::AttrOwner;
 use std::collections::HashMap;
 
 /// Most statements elaborated for one file (guards against `repeat 1000000 { repeat ... }`).
@@ -78,7 +80,7 @@ struct Names {
     sep: String,
 }
 
-type Defaults = HashMap<String, Attrs>;
+type Defaults = HashMap<AttrOwner, Attrs>;
 
 struct Lowering<'a> {
     blocks: HashMap<&'a str, &'a BlockDef>,

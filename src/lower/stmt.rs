@@ -1,7 +1,8 @@
 //! Statement lowering: sequences, repeats, defaults, concatenations, residuals and outputs.
 
-use super::attrs::{keywords, parse_attrs};
+use super::attrs::parse_attrs;
 use super::eval::{Env, Value};
+use super::kind::AttrOwner;
 use super::{Defaults, Lowering, display_path};
 use crate::diag::Diagnostic;
 use crate::ir::infer::infer;
@@ -10,12 +11,12 @@ use crate::syntax::ast::{Ident, Stmt, StmtKind, Word};
 
 impl<'a> Lowering<'a> {
     pub(super) fn default_stmt(&mut self, kind: &Ident, words: &[Word], env: &Env, defs: &mut Defaults) {
-        if keywords(&kind.name).is_none() {
+        let Some(owner) = AttrOwner::parse(&kind.name) else {
             self.unknown_layer(kind);
             return;
-        }
+        };
         let mut errs = vec![];
-        let a = parse_attrs(&kind.name, words, env, &mut errs);
+        let a = parse_attrs(owner, words, env, &mut errs);
         if let Some(p) = a.positional.first() {
             errs.push(
                 Diagnostic::error(p.span, "a default cannot give positional values")
@@ -23,8 +24,8 @@ impl<'a> Lowering<'a> {
             );
         }
         self.report(errs);
-        let merged = defs.get(&kind.name).cloned().unwrap_or_default().overlay(&a);
-        defs.insert(kind.name.clone(), merged);
+        let merged = defs.get(&owner).cloned().unwrap_or_default().overlay(&a);
+        defs.insert(owner, merged);
     }
 
     /// Elaborates a sequence; `index` numbers its statements (`[ ... ]`).
@@ -164,7 +165,7 @@ impl<'a> Lowering<'a> {
             }
             StmtKind::Residual { words, body } => {
                 let mut errs = vec![];
-                let top = parse_attrs("residual", words, env, &mut errs);
+                let top = parse_attrs(AttrOwner::Residual, words, env, &mut errs);
                 for p in &top.positional {
                     errs.push(
                         Diagnostic::error(p.span, "unexpected value in `residual`")
@@ -172,7 +173,7 @@ impl<'a> Lowering<'a> {
                     );
                 }
                 self.report(errs);
-                let a = defaults.get("residual").cloned().unwrap_or_default().overlay(&top);
+                let a = defaults.get(&AttrOwner::Residual).cloned().unwrap_or_default().overlay(&top);
                 let f = self.seq(body, x, path, None, env, defaults);
                 let (x, f) = (x?, f?);
                 let scale = a.scale.unwrap_or(1.0) as f32;
