@@ -2,6 +2,7 @@
 
 use super::layout::Layout;
 use super::op::{Op, ParamSpec};
+use super::preprocess::Preprocess;
 use super::shape::Shape;
 use crate::diag::Span;
 use petgraph::Direction;
@@ -102,7 +103,7 @@ pub struct Graph {
     /// parent always precedes it.
     pub scopes: Vec<Scope>,
     /// How an image becomes the input (`preprocess` in the source), if declared.
-    pub preprocess: Option<crate::preprocess::Preprocess>,
+    pub preprocess: Option<Preprocess>,
 }
 
 impl Graph {

@@ -4,6 +4,7 @@ pub mod graph;
 pub mod infer;
 pub mod layout;
 pub mod op;
+pub mod preprocess;
 pub mod print;
 pub mod shape;
 pub mod verify;

@@ -1,6 +1,7 @@
 //! Layer words (`64 3x3 stride 2 pad 1 nobias`) interpreted into typed attributes.
 
 use super::eval::{Env, Value};
+use super::kind::{AttrOwner, LayerKind};
 use crate::diag::{Diagnostic, Span};
 use crate::ir::Pad;
 use crate::syntax::ast::{Word, WordKind};
@@ -70,30 +71,28 @@ impl Attrs {
     }
 }
 
-/// The attribute keywords each layer kind accepts; `None` for an unknown kind.
+/// The attribute keywords the layer kind (or `residual`) named `kind` accepts
+/// ([`AttrOwner::keywords`]); `None` for an unknown kind.
 pub fn keywords(kind: &str) -> Option<&'static [&'static str]> {
-    Some(match kind {
-        "conv" => &["stride", "pad", "groups", "bias", "nobias", "bn", "nobn", "eps", "relu", "norelu"],
-        "maxpool" => &["stride", "pad", "ceil", "floor"],
-        "avgpool" => &["stride", "pad", "ceil", "floor", "include_pad", "exclude_pad"],
-        "bn" => &["eps", "relu", "norelu"],
-        "fc" => &["bias", "nobias", "relu", "norelu"],
-        "lrn" => &["size", "alpha", "beta", "k"],
-        "dropout" => &["p"],
-        "l2norm" => &["eps"],
-        "residual" => &["scale", "relu", "norelu"],
-        "relu" | "gap" | "flatten" | "softmax" => &[],
-        _ => return None,
-    })
+    AttrOwner::parse(kind).map(AttrOwner::keywords)
 }
 
-/// Every layer kind, for suggestions.
-pub const LAYER_KINDS: &[&str] =
-    &["conv", "bn", "relu", "maxpool", "avgpool", "gap", "lrn", "dropout", "flatten", "fc", "l2norm", "softmax"];
+/// Every layer kind, for suggestions: the names of [`LayerKind::ALL`].
+pub const LAYER_KINDS: &[&str] = &LAYER_NAMES;
+
+const LAYER_NAMES: [&str; LayerKind::ALL.len()] = {
+    let mut names = [""; LayerKind::ALL.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = LayerKind::ALL[i].name();
+        i += 1;
+    }
+    names
+};
 
 /// Interprets `words` for a layer of `kind`; errors are pushed to `errs`.
-pub fn parse_attrs(kind: &str, words: &[Word], env: &Env, errs: &mut Vec<Diagnostic>) -> Attrs {
-    let allowed = keywords(kind).unwrap_or(&[]);
+pub fn parse_attrs(kind: AttrOwner, words: &[Word], env: &Env, errs: &mut Vec<Diagnostic>) -> Attrs {
+    let allowed = kind.keywords();
     let mut a = Attrs::default();
     let mut i = 0;
     while i < words.len() {
@@ -202,7 +201,7 @@ pub fn parse_attrs(kind: &str, words: &[Word], env: &Env, errs: &mut Vec<Diagnos
     a
 }
 
-fn unknown_attr(kind: &str, key: &str, span: Span, allowed: &[&str]) -> Diagnostic {
+fn unknown_attr(kind: AttrOwner, key: &str, span: Span, allowed: &[&str]) -> Diagnostic {
     let d = Diagnostic::error(span, format!("`{kind}` has no attribute `{key}`")).with_label("unknown attribute");
     match super::suggest(key, allowed.iter().copied()) {
         Some(s) => d.with_note(format!("did you mean `{s}`?")),
@@ -227,7 +226,7 @@ impl ValueWord {
     }
 }
 
-fn set(a: &mut Attrs, kind: &str, key: &str, v: ValueWord, errs: &mut Vec<Diagnostic>) {
+fn set(a: &mut Attrs, kind: AttrOwner, key: &str, v: ValueWord, errs: &mut Vec<Diagnostic>) {
     let span = v.span();
     let bad = |what: &str| {
         Diagnostic::error(span, format!("invalid value for `{key}` in `{kind}`")).with_label(format!("expected {what}"))

@@ -14,7 +14,7 @@
 use super::eval::{Env, Value};
 use super::suggest;
 use crate::diag::{Diagnostic, Span};
-use crate::preprocess::{Interpolation, Mode, Preprocess, Resize};
+use crate::ir::preprocess::{Interpolation, Mode, Preprocess, Resize};
 use crate::syntax::ast::{ExprKind, InputDecl, PreprocessDecl, Word, WordKind};
 use std::collections::HashMap;
 

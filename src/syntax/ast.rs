@@ -40,7 +40,7 @@ pub struct InputDecl {
 }
 
 /// `preprocess resize 256 crop 224 normalize rgb mean (...) std (...)`: how an image becomes
-/// the input. The words are interpreted by [`lower::preprocess`](crate::lower::preprocess).
+/// the input. The words are interpreted by the lowering (`lower::preprocess`).
 #[derive(Clone, Debug)]
 pub struct PreprocessDecl {
     /// The words after `preprocess`.
