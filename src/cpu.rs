@@ -58,19 +58,4 @@ impl Cpu {
     fn probe() -> Cpu {
         Cpu::default()
     }
-
-    /// The extensions present, as `lscpu` names them (for reports).
-    pub fn names(&self) -> Vec<&'static str> {
-        let all = [
-            (self.avx2, "avx2"),
-            (self.fma, "fma"),
-            (self.avx512f, "avx512f"),
-            (self.avx512bw, "avx512bw"),
-            (self.avx512dq, "avx512dq"),
-            (self.avx512_bf16, "avx512_bf16"),
-            (self.avx512_vnni, "avx512_vnni"),
-            (self.avx_vnni, "avx_vnni"),
-        ];
-        all.into_iter().filter(|(on, _)| *on).map(|(_, n)| n).collect()
-    }
 }

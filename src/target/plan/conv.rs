@@ -88,6 +88,15 @@ impl<'w> ConvWeight<'w> {
     }
 }
 
+/// The bias of `c` as `ocb` blocks of 16, zero past its channels (or all zero).
+fn bias(p: &mut Planner, c: &ConvIn, ocb: usize) -> Arg {
+    p.param_with(ocb * BLOCK, |d| {
+        if let Some(b) = c.bias {
+            d[..c.oc].copy_from_slice(&b[..c.oc]);
+        }
+    })
+}
+
 /// Pad step (if the layer pads), packed weights and the conv step.
 pub(super) fn conv<'w>(p: &mut Planner<'w>, c: ConvIn<'w>) -> Result<()> {
     if let (Some(m), Some(isa)) = (c.winograd, p.tier.isa())
@@ -146,11 +155,7 @@ pub(super) fn conv<'w>(p: &mut Planner<'w>, c: ConvIn<'w>) -> Result<()> {
             ConvWeight::Tensor(weights, key) => p.pack_later(&spec, (c.oc, c.c), weights, key, None),
             ConvWeight::Values(dense) => p.param_with(spec.packed_floats(), |d| spec.pack_into(c.oc, c.c, dense, d)),
         };
-        let ba = p.param_with(ocb * BLOCK, |d| {
-            if let Some(b) = c.bias {
-                d[..c.oc].copy_from_slice(&b[..c.oc]);
-            }
-        });
+        let ba = bias(p, &c, ocb);
         let mut args = vec![Arg::Arena(c.out), Arg::Arena(input), wa, ba, c.residual.map_or(Arg::Null, |r| r.1)];
         for t in spec.tiles() {
             args.push(p.tile(Tile::Conv(t)));
@@ -279,11 +284,7 @@ fn winograd<'w>(p: &mut Planner<'w>, c: ConvIn<'w>, spec: WinogradSpec, isa: Isa
         }
     };
     let zero_bias = p.param_with(ocb * BLOCK, |_| {});
-    let ba = p.param_with(ocb * BLOCK, |d| {
-        if let Some(b) = c.bias {
-            d[..c.oc].copy_from_slice(&b[..c.oc]);
-        }
-    });
+    let ba = bias(p, &c, ocb);
     let (vb, v) = p.scratch(cb * pos * most * BB, 1);
     let (mb, mo) = p.scratch(ocb * pos * most * BB, 1);
     for first in (0..th).step_by(band) {

@@ -29,25 +29,40 @@ pub(super) struct NodeCx<'a> {
 impl NodeCx<'_> {
     /// Arena offset of operand `i`.
     pub fn input(&self, i: usize) -> Result<usize> {
-        self.ins
-            .get(i)
-            .copied()
-            .flatten()
-            .ok_or_else(|| Error::Invalid(format!("operand {i} of {} `{}` was not planned", self.id, self.node.name)))
+        operand(&self.ins, i, self.id, self.node)
     }
 
     /// Shape of operand `i`.
     pub fn in_shape(&self, i: usize) -> Result<&Shape> {
-        self.ops
-            .get(i)
-            .map(|&o| &self.graph.node(o).shape)
-            .ok_or_else(|| Error::Invalid(format!("{} `{}` lacks operand {i}", self.id, self.node.name)))
+        operand_shape(self.graph, self.ops, i, self.id, self.node)
     }
 
     /// Channels and pixels of the output.
     pub fn out_c_pix(&self) -> (usize, usize) {
         c_pix(&self.node.shape)
     }
+}
+
+/// Entry `i` of a node's resolved operands (`None`: not planned, a compiler bug).
+pub(super) fn operand<T: Copy>(resolved: &[Option<T>], i: usize, id: NodeId, node: &Node) -> Result<T> {
+    resolved
+        .get(i)
+        .copied()
+        .flatten()
+        .ok_or_else(|| Error::Invalid(format!("operand {i} of {id} `{}` was not planned", node.name)))
+}
+
+/// Shape of operand `i` of `node`.
+pub(super) fn operand_shape<'g>(
+    graph: &'g Graph,
+    ops: &[NodeId],
+    i: usize,
+    id: NodeId,
+    node: &Node,
+) -> Result<&'g Shape> {
+    ops.get(i)
+        .map(|&o| &graph.node(o).shape)
+        .ok_or_else(|| Error::Invalid(format!("{id} `{}` lacks operand {i}", node.name)))
 }
 
 /// Appends the steps computing `cx.node` to `p`.

@@ -269,16 +269,9 @@ pub fn plan_deferred<'w>(
         let node = graph.node(id);
         let ops = graph.operands(id);
         let nuses = uses.get(&id).copied().unwrap_or(0);
-        let in_buf = |i: usize| -> Result<View> {
-            ops.get(i)
-                .and_then(|o| buf_of.get(o).copied())
-                .ok_or_else(|| Error::Invalid(format!("operand {i} of {id} `{}` was not planned", node.name)))
-        };
-        let in_shape = |i: usize| -> Result<&Shape> {
-            ops.get(i)
-                .map(|&o| &graph.node(o).shape)
-                .ok_or_else(|| Error::Invalid(format!("{id} `{}` lacks operand {i}", node.name)))
-        };
+        let views: Vec<Option<View>> = ops.iter().map(|o| buf_of.get(o).copied()).collect();
+        let in_buf = |i: usize| lower::operand(&views, i, id, node);
+        let in_shape = |i: usize| lower::operand_shape(graph, &ops, i, id, node);
         let out_shape = &node.shape;
         // Aliases share their operand's buffer.
         let alias = match &node.op {
@@ -313,7 +306,7 @@ pub fn plan_deferred<'w>(
                 None => (View { buf: p.arena.new_buf(bytes_of(out_shape), nuses), off: 0 }, true),
             };
             let out = p.at(ov);
-            let ins = ops.iter().map(|o| buf_of.get(o).map(|&v| p.at(v))).collect();
+            let ins = views.iter().map(|v| v.map(|v| p.at(v))).collect();
             let cx = lower::NodeCx { graph, id, node, ops: &ops, ins, out, compact: &compact, placed: &placed };
             lower::node(&mut p, &cx, weights)?;
             buf_of.insert(id, ov);
