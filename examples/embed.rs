@@ -35,7 +35,7 @@ fn main() -> incc::Result<()> {
     let t1 = Instant::now();
     let outputs = model.run(&x)?;
     println!("ran on `{name}` {shape} in {:.1} ms", t1.elapsed().as_secs_f64() * 1e3);
-    for (name, shape, values) in outputs {
+    for incc::ir::Output { name, shape, data: values } in outputs {
         let (arg, max) = values.iter().enumerate().fold((0, f32::MIN), |a, (i, &v)| if v > a.1 { (i, v) } else { a });
         println!("output `{name}` {shape}: argmax {arg} ({max:.4})");
     }

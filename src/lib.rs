@@ -2,7 +2,8 @@
 //!
 //! A network is written in the `.incep` language (see `docs/LANGUAGE.md`), parsed
 //! ([`syntax`]), elaborated into a shape-checked graph ([`lower`], [`ir`]), optimised
-//! ([`passes`]) and JIT-compiled with Cranelift into native kernels ([`jit`], [`runtime`]).
+//! ([`passes`]) and JIT-compiled into native kernels ([`target`]: planning, packing, Cranelift and x86 code
+//! generation) that [`exec`] runs as a [`Model`].
 //! [`aot`] writes the same code as a relocatable object with a C ABI.
 //! [`reference`](mod@reference) is the plain interpreter every fast path is checked against; [`export`]
 //! writes the network and its weights as an ONNX model.
@@ -20,14 +21,19 @@
 //! ";
 //! let compiled = incc::Compiler::new().seed(1).threads(1).compile_str("tiny.incep", src)?;
 //! let outputs = compiled.model.run(&vec![0.5f32; 3 * 16 * 16])?;
-//! assert_eq!(outputs[0].0, "logits");
-//! assert_eq!(outputs[0].1.0, vec![1, 4]);
+//! let logits = &outputs["logits"];
+//! assert_eq!(logits.shape.0, [1, 4]);
+//!
+//! // Or into buffers of the caller's, allocating nothing once warm.
+//! let mut y = [0.0f32; 4];
+//! compiled.model.run_into(&[&vec![0.5f32; 3 * 16 * 16]], &mut [&mut y])?;
+//! assert_eq!(y[..], logits.data[..]);
 //!
 //! // The same network on the reference interpreter agrees.
 //! let graph = incc::frontend::compile_str("tiny.incep", src)?;
 //! let weights = incc::weights::Weights::init(&graph, 1);
 //! let expected = incc::reference::run(&graph, &weights, &[&vec![0.5f32; 3 * 16 * 16]])?;
-//! for (a, b) in outputs[0].2.iter().zip(&expected[0].2) {
+//! for (a, b) in logits.data.iter().zip(&expected["logits"].data) {
 //!     assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0));
 //! }
 //! # Ok::<(), incc::Error>(())
@@ -57,3 +63,6 @@ pub mod weights;
 
 pub use driver::{CompileReport, Compiled, Compiler, Tier};
 pub use error::{Error, Result};
+pub use exec::Model;
+pub use ir::{Output, Outputs};
+pub use passes::Level;

@@ -429,16 +429,13 @@ fn run_input(
 }
 
 /// The `top` most probable classes of each output (`run --image`).
-fn print_classes(
-    outs: &[(String, incc::ir::Shape, Vec<f32>)],
-    kinds: &[(String, incc::preprocess::OutputKind)],
-    top: usize,
-) {
+fn print_classes(outs: &[incc::ir::Output], kinds: &[(String, incc::preprocess::OutputKind)], top: usize) {
     use incc::preprocess::{OutputKind, class_name, top_classes};
-    for (name, shape, data) in outs {
+    for o in outs {
+        let (name, shape, data) = (&o.name, &o.shape, &o.data);
         let kind = kinds.iter().find(|k| &k.0 == name).map_or(OutputKind::Logits, |k| k.1);
         if shape.rank() != 2 || kind == OutputKind::Embedding {
-            print_outputs(&[(name.clone(), shape.clone(), data.clone())]);
+            print_outputs(std::slice::from_ref(o));
             continue;
         }
         let how = if kind == OutputKind::Logits { "softmax of the logits" } else { "probabilities" };
@@ -502,8 +499,8 @@ fn print_object_report(r: &incc::aot::AotReport) {
     println!("input {} floats, output {} floats; link with: cc app.c {} -lm", r.input_len, r.output_len, r.files[0]);
 }
 
-fn print_outputs(outs: &[(String, incc::ir::Shape, Vec<f32>)]) {
-    for (name, shape, data) in outs {
+fn print_outputs(outs: &[incc::ir::Output]) {
+    for incc::ir::Output { name, shape, data } in outs {
         println!("output {name}: {shape}");
         if shape.rank() == 2 && data.len() >= 2 {
             let mut idx: Vec<usize> = (0..data.len()).collect();
@@ -609,7 +606,13 @@ fn run(cli: Cli) -> incc::Result<()> {
                     if precision == Precision::F64 {
                         let x: Vec<f64> = x.iter().map(|&v| v as f64).collect();
                         let outs = incc::reference::run_f64(&g, &w, &[&x])?;
-                        outs.into_iter().map(|(n, s, v)| (n, s, v.into_iter().map(|x| x as f32).collect())).collect()
+                        outs.into_iter()
+                            .map(|o| incc::ir::Output {
+                                name: o.name,
+                                shape: o.shape,
+                                data: o.data.into_iter().map(|x| x as f32).collect(),
+                            })
+                            .collect()
                     } else {
                         incc::reference::run(&g, &w, &[&x])?
                     }
@@ -633,7 +636,7 @@ fn run(cli: Cli) -> incc::Result<()> {
                 Some(path) => {
                     // Every output or none: on an error, the files already written are removed.
                     let mut written = vec![];
-                    for (i, (name, shape, data)) in outs.iter().enumerate() {
+                    for (i, incc::ir::Output { name, shape, data }) in outs.iter().enumerate() {
                         let p = if i == 0 { path.clone() } else { sibling(path, name) };
                         if let Err(e) = incc::npy::write_npy(&p, &shape.0, data) {
                             for w in &written {
@@ -643,7 +646,8 @@ fn run(cli: Cli) -> incc::Result<()> {
                         }
                         written.push(p);
                     }
-                    for ((name, shape, _), p) in outs.iter().zip(&written) {
+                    for (o, p) in outs.iter().zip(&written) {
+                        let (name, shape) = (&o.name, &o.shape);
                         eprintln!("wrote output `{name}` ({shape}) to {}", p.display());
                     }
                 }

@@ -65,7 +65,7 @@ fn jit(file: &str, compiler: incc::Compiler, seed: u64) -> Vec<f32> {
     let c = compiler.threads(1).compile_file(root().join(file)).expect("JIT compiles");
     let n: usize = c.model.inputs().map(|(_, s)| s.numel()).sum();
     let x = incc::weights::random_input(n, seed);
-    c.model.run(&x).expect("JIT runs").into_iter().flat_map(|o| o.2).collect()
+    c.model.run(&x).expect("JIT runs").into_iter().flat_map(|o| o.data).collect()
 }
 
 /// max|a - b| <= 1e-5 max|b| (and the same length); prints the measured difference.

@@ -5,7 +5,7 @@
 
 use incc::{Compiler, Tier};
 
-type Outputs = Vec<(String, incc::ir::Shape, Vec<f32>)>;
+use incc::ir::Outputs;
 
 fn tiers() -> Vec<Tier> {
     Tier::runnable()
@@ -30,9 +30,9 @@ fn one_model_from_eight_threads_matches_a_single_threaded_run() {
                 for got in h.join().expect("thread") {
                     assert_eq!(got.len(), expected[t].len(), "{tier:?}: output count");
                     for (a, b) in got.iter().zip(&expected[t]) {
-                        assert_eq!((&a.0, &a.1), (&b.0, &b.1), "{tier:?}: output name and shape");
-                        let same = a.2.iter().zip(&b.2).all(|(x, y)| x.to_bits() == y.to_bits());
-                        assert!(same, "{tier:?}, thread {t}: output `{}` differs from the single-threaded run", a.0);
+                        assert_eq!((&a.name, &a.shape), (&b.name, &b.shape), "{tier:?}: output name and shape");
+                        let same = a.data.iter().zip(&b.data).all(|(x, y)| x.to_bits() == y.to_bits());
+                        assert!(same, "{tier:?}, thread {t}: output `{}` differs from the single-threaded run", a.name);
                     }
                 }
             }

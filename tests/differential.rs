@@ -126,7 +126,7 @@ fn expected(src: &str, seed: u64) -> Result<Expected, Failure> {
     let input = random_input(n, seed);
     let x: Vec<f64> = input.iter().map(|&v| v as f64).collect();
     let outputs = incc::reference::run_f64(&g, &w, &[&x]).map_err(|e| Failure::Crash(format!("reference: {e}")))?;
-    let outputs = outputs.into_iter().map(|(n, s, v)| (n, s.0, v)).collect();
+    let outputs = outputs.into_iter().map(|o| (o.name, o.shape.0, o.data)).collect();
     Ok(Expected { outputs, input })
 }
 
@@ -139,7 +139,7 @@ fn kept(all: &[String], eliminated: bool) -> Vec<String> {
 }
 
 /// A model's outputs: name, shape, values.
-type Outputs = Vec<(String, incc::ir::Shape, Vec<f32>)>;
+use incc::ir::Outputs;
 
 /// Compiles `src` under `cfg`, runs it and compares with `want`.
 fn check(src: &str, seed: u64, cfg: &Config, want: &Expected) -> Result<(), Failure> {
@@ -166,11 +166,11 @@ fn check(src: &str, seed: u64, cfg: &Config, want: &Expected) -> Result<(), Fail
     };
     let names: Vec<String> = want.outputs.iter().map(|o| o.0.clone()).collect();
     let wanted = kept(&names, eliminated);
-    let got_names: Vec<String> = got.iter().map(|o| o.0.clone()).collect();
+    let got_names: Vec<String> = got.names().map(String::from).collect();
     if got_names != wanted {
         return Err(Failure::Mismatch(format!("outputs {got_names:?}, expected {wanted:?}")));
     }
-    for (name, shape, values) in &got {
+    for incc::ir::Output { name, shape, data: values } in &got {
         let Some((_, ws, wv)) = want.outputs.iter().find(|o| &o.0 == name) else { unreachable!() };
         if &shape.0 != ws || values.len() != wv.len() {
             return Err(Failure::Mismatch(format!("output `{name}`: shape {:?}, expected {ws:?}", shape.0)));

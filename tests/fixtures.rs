@@ -64,7 +64,7 @@ fn run_case(dir: &Path) -> Result<Vec<Diff>, String> {
         .filter(|n| n.starts_with("output") && n.ends_with(".npy"))
         .collect();
     let mut diffs = vec![];
-    for (name, shape, got) in &outputs {
+    for incc::ir::Output { name, shape, data: got } in &outputs {
         let named = format!("output_{name}.npy");
         let file = if dir.join(&named).exists() || outputs.len() > 1 { named } else { "output.npy".to_string() };
         unused.retain(|n| *n != file);
@@ -86,7 +86,7 @@ fn run_case(dir: &Path) -> Result<Vec<Diff>, String> {
         return Err(format!(
             "{} not matched by any output of the network (outputs: {})",
             unused.join(", "),
-            outputs.iter().map(|o| o.0.as_str()).collect::<Vec<_>>().join(", ")
+            outputs.iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(", ")
         ));
     }
     Ok(diffs)

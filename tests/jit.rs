@@ -5,7 +5,7 @@
 
 use incc::exec::JitOptions;
 use incc::exec::Model;
-use incc::ir::{BatchNorm, Conv2d, Epilogue, Graph, Linear, Lrn, Op, Pad, Pool, PoolKind, Shape};
+use incc::ir::{BatchNorm, Conv2d, Epilogue, Graph, Linear, Lrn, Op, Output, Pad, Pool, PoolKind, Shape};
 use incc::target::TierChoice;
 use incc::weights::Weights;
 use proptest::prelude::*;
@@ -51,22 +51,21 @@ fn rel_diff(g: &Graph, w: &Weights, threads: usize, seed: u64) -> f32 {
 }
 
 /// max |got - want| / max |want| over all outputs.
-fn worst_diff(got: &[(String, Shape, Vec<f32>)], want: &[(String, Shape, Vec<f32>)]) -> f32 {
+fn worst_diff(got: &[Output], want: &[Output]) -> f32 {
     assert_eq!(got.len(), want.len());
     let mut worst = 0.0f32;
     for (a, b) in got.iter().zip(want) {
-        assert_eq!(a.0, b.0);
-        assert_eq!(a.1, b.1);
-        assert_eq!(a.2.len(), b.2.len());
-        let scale = b.2.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-30);
-        let d = a.2.iter().zip(&b.2).fold(
-            0.0f32,
-            |m, (x, y)| {
-                if x.is_nan() && y.is_nan() { m } else { m.max((x - y).abs()) }
-            },
-        );
+        assert_eq!(a.name, b.name);
+        assert_eq!(a.shape, b.shape);
+        assert_eq!(a.data.len(), b.data.len());
+        let scale = b.data.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-30);
+        let d = a
+            .data
+            .iter()
+            .zip(&b.data)
+            .fold(0.0f32, |m, (x, y)| if x.is_nan() && y.is_nan() { m } else { m.max((x - y).abs()) });
         worst = worst.max(d / scale);
-        assert!(!d.is_nan(), "NaN in output {}", a.0);
+        assert!(!d.is_nan(), "NaN in output {}", a.name);
     }
     worst
 }
@@ -88,7 +87,7 @@ fn arch(name: &str) {
     // reference.
     let (mut g2, mut w2) = (g.clone(), w.clone());
     incc::target::optimize(&mut g2, &mut w2, &incc::passes::PassOptions::default()).expect("passes");
-    let kept: Vec<_> = want.into_iter().filter(|o| g2.outputs.iter().any(|(n, _)| *n == o.0)).collect();
+    let kept: Vec<_> = want.into_iter().filter(|o| g2.outputs.iter().any(|(n, _)| *n == o.name)).collect();
     for tier in tiers() {
         // With guard zones around every buffer, checked after every kernel.
         let m = Model::compile(&g2, &w2, &JitOptions { tier, check_bounds: true, ..opts(2) }).expect("compile");
@@ -354,7 +353,7 @@ fn runs_from_eight_threads_agree() {
         for h in hs {
             let got = h.join().expect("thread");
             for (a, b) in got.iter().zip(&single) {
-                assert_eq!(a.2, b.2, "output {}", a.0);
+                assert_eq!(a.data, b.data, "output {}", a.name);
             }
         }
     });

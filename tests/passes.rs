@@ -33,7 +33,7 @@ fn run(g: &Graph, w: &Weights) -> Vec<(String, Vec<f32>)> {
     let ins: Vec<Vec<f32>> =
         g.inputs.iter().enumerate().map(|(i, &id)| input(g.node(id).shape.numel(), 7 + i as u64)).collect();
     let refs: Vec<&[f32]> = ins.iter().map(Vec::as_slice).collect();
-    incc::reference::run(g, w, &refs).expect("reference run").into_iter().map(|(n, _, v)| (n, v)).collect()
+    incc::reference::run(g, w, &refs).expect("reference run").into_iter().map(|o| (o.name, o.data)).collect()
 }
 
 /// Optimises a copy of `g` and checks every kept output against the unoptimised graph.

@@ -1,6 +1,7 @@
 //! Execution: the [`Model`] that runs a compiled [`Plan`](crate::target::plan::Plan) on a
 //! persistent thread pool.
 
+mod io;
 pub mod model;
 pub mod pool;
 

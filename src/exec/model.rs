@@ -1,20 +1,19 @@
 //! [`Model`]: JIT code, packed weights and a pool of preallocated activation arenas.
 
 use super::JitOptions;
+use super::io::{read_blocked, write_blocked};
 use super::pool::{KernelFn, ThreadPool};
 use crate::error::{Error, Result};
-use crate::ir::{Graph, Shape};
+use crate::ir::{Graph, Output, Outputs, Shape};
 use crate::target::codegen::kernel::KernelSpec;
+use crate::target::mem::Line;
 use crate::target::mem::{self, Lines};
-use crate::target::mem::{Line, as_f32, as_f32_mut};
 use crate::target::pack::{Pack, Queue};
-use crate::target::plan::{self, Arg, Helper, Plan, Slot, Step};
+use crate::target::plan::{self, Arg, Helper, Plan, Step};
 use crate::target::tile::Tile;
 use crate::target::{self, codegen::Regalloc};
 use crate::weights::Weights;
 
-/// Channels per block of the layout.
-const B: usize = crate::target::codegen::emit::BLOCK;
 use cranelift_frontend::FunctionBuilderContext;
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{Linkage, Module, default_libcall_names};
@@ -195,9 +194,14 @@ impl Model {
         &self.stats
     }
 
-    /// The network inputs: name and shape.
+    /// The network inputs: name and shape, in order.
     pub fn inputs(&self) -> impl Iterator<Item = (&str, &Shape)> {
         self.plan.inputs.iter().map(|(n, s, _)| (n.as_str(), s))
+    }
+
+    /// The network outputs: name and shape, in the order runs return them.
+    pub fn outputs(&self) -> impl Iterator<Item = (&str, &Shape)> {
+        self.plan.outputs.iter().map(|(n, s, _)| (n.as_str(), s))
     }
 
     /// A new arena (for a caller while the others are in use), touched so that its runs
@@ -230,13 +234,28 @@ impl Model {
     }
 
     /// Runs the network on its single input (NCHW, as [`crate::reference::run`] takes
-    /// it), returning each output as `(name, shape, values)`.
-    pub fn run(&self, input: &[f32]) -> Result<Vec<(String, Shape, Vec<f32>)>> {
+    /// it), returning its outputs (name, shape, values) in order.
+    pub fn run(&self, input: &[f32]) -> Result<Outputs> {
         self.run_inputs(&[input])
     }
 
     /// Runs the network on one slice per input, in [`Graph::inputs`] order.
-    pub fn run_inputs(&self, inputs: &[&[f32]]) -> Result<Vec<(String, Shape, Vec<f32>)>> {
+    pub fn run_inputs(&self, inputs: &[&[f32]]) -> Result<Outputs> {
+        let mut out: Vec<Output> = (self.plan.outputs.iter())
+            .map(|(name, shape, _)| Output { name: name.clone(), shape: shape.clone(), data: vec![0.0; shape.numel()] })
+            .collect();
+        let mut bufs: Vec<&mut [f32]> = out.iter_mut().map(|o| o.data.as_mut_slice()).collect();
+        self.run_into(inputs, &mut bufs)?;
+        Ok(out.into())
+    }
+
+    /// Runs the network on one slice per input, writing each output into the caller's
+    /// slice of [`Model::outputs`]' order and length: after the first run on a thread
+    /// (which makes that thread's arena), nothing is allocated.
+    ///
+    /// Errors: a wrong number or length of inputs or outputs, or a kernel that failed its
+    /// bounds check ([`Error::Jit`], with `check_bounds` on).
+    pub fn run_into(&self, inputs: &[&[f32]], outputs: &mut [&mut [f32]]) -> Result<()> {
         if inputs.len() != self.plan.inputs.len() {
             return Err(Error::Invalid(format!(
                 "the network has {} input(s), {} were given",
@@ -253,6 +272,22 @@ impl Model {
                 });
             }
         }
+        if outputs.len() != self.plan.outputs.len() {
+            return Err(Error::Invalid(format!(
+                "the network has {} output(s), {} buffers were given",
+                self.plan.outputs.len(),
+                outputs.len()
+            )));
+        }
+        for ((name, shape, _), y) in self.plan.outputs.iter().zip(outputs.iter()) {
+            if y.len() != shape.numel() {
+                return Err(Error::Invalid(format!(
+                    "output `{name}` has shape {shape} ({} values); its buffer holds {}",
+                    shape.numel(),
+                    y.len()
+                )));
+            }
+        }
         let arena = self.arenas.lock().map_err(|_| Error::Jit("arena lock poisoned".into()))?.pop();
         let mut arena = match arena {
             Some(a) => a,
@@ -263,16 +298,13 @@ impl Model {
         }
         // On an error the arena (its guards spoiled) is dropped, not returned to the pool.
         self.execute(&mut arena, None)?;
-        let out = self
-            .plan
-            .outputs
-            .iter()
-            .map(|(name, shape, slot)| (name.clone(), shape.clone(), read_blocked(&arena.mem, slot)))
-            .collect();
+        for ((_, _, slot), y) in self.plan.outputs.iter().zip(outputs.iter_mut()) {
+            read_blocked(&arena.mem, slot, y);
+        }
         if let Ok(mut v) = self.arenas.lock() {
             v.push(arena);
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Runs the network once and returns each step's kernel (by description), its
@@ -525,48 +557,6 @@ impl Kernels {
 /// The guard pattern: a quiet NaN no kernel produces by chance.
 const GUARD_BITS: u32 = 0x7fc0_dead;
 
-/// NCHW (or `[F]`) to the blocked layout, padded channels zero.
-fn write_blocked(mem: &mut [Line], slot: &Slot, x: &[f32]) {
-    let m = as_f32_mut(mem);
-    let base = slot.offset / 4;
-    if let Some(k) = slot.compact {
-        // `[hp][wp][c]`: a zero border, the image at (top, left).
-        let c = slot.c;
-        let dst = &mut m[base..base + k.hp * k.wp * c];
-        dst.fill(0.0);
-        for y in 0..k.h {
-            for xx in 0..k.w {
-                let at = ((y + k.top) * k.wp + xx + k.left) * c;
-                for (ch, d) in dst[at..at + c].iter_mut().enumerate() {
-                    *d = x[(ch * k.h + y) * k.w + xx];
-                }
-            }
-        }
-        return;
-    }
-    let cp = plan::cpad(slot.c);
-    let dst = &mut m[base..base + cp * slot.pix];
-    dst.fill(0.0);
-    for c in 0..slot.c {
-        for p in 0..slot.pix {
-            dst[(c / B) * slot.pix * B + p * B + c % B] = x[c * slot.pix + p];
-        }
-    }
-}
-
-/// The blocked layout back to NCHW.
-fn read_blocked(mem: &[Line], slot: &Slot) -> Vec<f32> {
-    let m = as_f32(mem);
-    let src = &m[slot.offset / 4..];
-    let mut y = vec![0.0f32; slot.c * slot.pix];
-    for c in 0..slot.c {
-        for p in 0..slot.pix {
-            y[c * slot.pix + p] = src[(c / B) * slot.pix * B + p * B + c % B];
-        }
-    }
-    y
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -585,7 +575,7 @@ mod tests {
         let opts = JitOptions { threads: 1, verify: true, tier: target::TierChoice::Portable, check_bounds: true };
         let input = vec![1.0f32; 256];
         let good = Model::compile(&g, &w, &opts).expect("compile");
-        assert_eq!(good.run(&input).expect("in bounds")[0].2, input);
+        assert_eq!(good.run(&input).expect("in bounds")[0].data, input);
         let mut plan = plan::plan_checked(&g, &w, target::Tier::Portable, true).expect("plan");
         assert!(!plan.guards.is_empty());
         for s in &mut plan.steps {

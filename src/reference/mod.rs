@@ -22,7 +22,7 @@ mod pool;
 
 use crate::error::{Error, Result};
 use crate::ir::infer::infer;
-use crate::ir::{Graph, NodeId, Op, Shape};
+use crate::ir::{Graph, NodeId, Op, Output, Outputs, Shape};
 use crate::weights::Weights;
 use conv::{conv2d, linear};
 use norm::{along_channels, batch_norm, lrn};
@@ -107,13 +107,13 @@ impl Elem for f64 {
 }
 
 /// Runs `graph` on `inputs` (one slice per [`Graph::inputs`], NCHW, in order) with
-/// `weights`, returning each of [`Graph::outputs`] as `(name, shape, values)`, in order.
+/// `weights`, returning each of [`Graph::outputs`] (name, shape, values), in order.
 ///
 /// Errors: a wrong number of inputs ([`Error::Invalid`]), an input of the wrong length
 /// ([`Error::InputShape`]), weights that are missing or mis-shaped ([`Error::Invalid`],
 /// listing all of them), or a graph whose recorded shapes disagree with shape inference
 /// ([`Error::Invalid`], a compiler bug).
-pub fn run(graph: &Graph, weights: &Weights, inputs: &[&[f32]]) -> Result<Vec<(String, Shape, Vec<f32>)>> {
+pub fn run(graph: &Graph, weights: &Weights, inputs: &[&[f32]]) -> Result<Outputs> {
     run_as(graph, weights, inputs)
 }
 
@@ -122,12 +122,12 @@ pub fn run(graph: &Graph, weights: &Weights, inputs: &[&[f32]]) -> Result<Vec<(S
 /// [`Weights`]) and scalar attributes are widened exactly. Use it to compare against a
 /// float64 run of the source model, where `f32` rounding, amplified through a deep
 /// network, would hide the semantics being checked. Errors as [`run`].
-pub fn run_f64(graph: &Graph, weights: &Weights, inputs: &[&[f64]]) -> Result<Vec<(String, Shape, Vec<f64>)>> {
+pub fn run_f64(graph: &Graph, weights: &Weights, inputs: &[&[f64]]) -> Result<Outputs<f64>> {
     run_as(graph, weights, inputs)
 }
 
 /// [`run`] for activations of element type `E`.
-fn run_as<E: Elem>(graph: &Graph, weights: &Weights, inputs: &[&[E]]) -> Result<Vec<(String, Shape, Vec<E>)>> {
+fn run_as<E: Elem>(graph: &Graph, weights: &Weights, inputs: &[&[E]]) -> Result<Outputs<E>> {
     if inputs.len() != graph.inputs.len() {
         return Err(Error::Invalid(format!(
             "network `{}` has {} input(s), {} were given",
@@ -203,7 +203,7 @@ fn run_as<E: Elem>(graph: &Graph, weights: &Weights, inputs: &[&[E]]) -> Result<
         .iter()
         .map(|(name, id)| {
             let v = values.get(id).ok_or_else(|| Error::Invalid(format!("output `{name}` ({id}) was not computed")))?;
-            Ok((name.clone(), graph.node(*id).shape.clone(), v.clone()))
+            Ok(Output { name: name.clone(), shape: graph.node(*id).shape.clone(), data: v.clone() })
         })
         .collect()
 }

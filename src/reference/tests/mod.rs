@@ -11,9 +11,9 @@ use crate::weights::tests::{add, conv, with_input};
 
 /// Runs a one-output graph.
 fn run1(g: &Graph, w: &Weights, x: &[f32]) -> Vec<f32> {
-    let mut out = run(g, w, &[x]).unwrap();
+    let out = run(g, w, &[x]).unwrap();
     assert_eq!(out.len(), 1);
-    out.remove(0).2
+    out.into_vec().remove(0).data
 }
 
 fn close(found: &[f32], expected: &[f32], tol: f32) {
@@ -141,11 +141,10 @@ fn fused_epilogues_give_the_same_bits_as_the_unfused_ops() {
     let r = ramp(75, |i| ((i * 5) % 7) as f32 / 3.0 - 1.0);
     let a = run(&unfused, &w, &[&x, &r]).unwrap();
     let b = run(&fused, &w, &[&x, &r]).unwrap();
-    let bits = |o: &[(String, Shape, Vec<f32>)]| -> Vec<Vec<u32>> {
-        o.iter().map(|(_, _, v)| v.iter().map(|f| f.to_bits()).collect()).collect()
-    };
+    let bits =
+        |o: &[Output]| -> Vec<Vec<u32>> { o.iter().map(|o| o.data.iter().map(|f| f.to_bits()).collect()).collect() };
     assert_eq!(bits(&a), bits(&b));
-    assert!(a[0].2.contains(&0.0) && a[0].2.iter().any(|v| *v > 0.0), "relu is exercised");
+    assert!(a[0].data.contains(&0.0) && a[0].data.iter().any(|v| *v > 0.0), "relu is exercised");
 }
 
 /// Runs `g` in both modes on the same inputs and asserts that every output agrees within
@@ -156,8 +155,9 @@ fn f32_and_f64_agree(g: &Graph, w: &Weights, inputs: &[&[f32]], tol: f64) {
     let wide_refs: Vec<&[f64]> = wide.iter().map(Vec::as_slice).collect();
     let wide = run_f64(g, w, &wide_refs).unwrap();
     assert_eq!(narrow.len(), wide.len());
-    for ((name, shape, a), (name64, shape64, b)) in narrow.iter().zip(&wide) {
-        assert_eq!((name, shape), (name64, shape64));
+    for (o, o64) in narrow.iter().zip(&wide) {
+        let (name, shape, a, b) = (&o.name, &o.shape, &o.data, &o64.data);
+        assert_eq!((name, shape), (&o64.name, &o64.shape));
         assert_eq!(a.len(), b.len());
         let scale = b.iter().fold(f64::MIN_POSITIVE, |m, v| m.max(v.abs()));
         for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
@@ -222,11 +222,11 @@ fn f64_mode_keeps_what_f32_storage_rounds_away() {
     w.insert("a.weight", t(&[2, 2, 1, 1], vec![1.0, 1.0, 1.0, 0.0]));
     w.insert("b.weight", t(&[1, 2, 1, 1], vec![1.0, -1.0]));
     let narrow = run(&g, &w, &[&[16777216.0, 1.0]]).unwrap();
-    assert_eq!(narrow[0].2, [16777216.0, 16777216.0]);
-    assert_eq!(narrow[1].2, [0.0]);
+    assert_eq!(narrow[0].data, [16777216.0, 16777216.0]);
+    assert_eq!(narrow[1].data, [0.0]);
     let wide = run_f64(&g, &w, &[&[16777216.0, 1.0]]).unwrap();
-    assert_eq!(wide[0].2, [16777217.0, 16777216.0]);
-    assert_eq!(wide[1].2, [1.0]);
+    assert_eq!(wide[0].data, [16777217.0, 16777216.0]);
+    assert_eq!(wide[1].data, [1.0]);
 }
 
 #[test]
@@ -235,5 +235,5 @@ fn f64_mode_checks_its_inputs_too() {
     let e = run_f64(&g, &Weights::new(), &[&[1.0, 2.0, 3.0]]).unwrap_err();
     assert_eq!(e.to_string(), "input `x` must have shape 1x1x2x2, found 3 values");
     let y = run_f64(&g, &Weights::new(), &[&[-1.0, f64::NAN, 2.0, -0.0]]).unwrap();
-    assert!(y[0].2[0] == 0.0 && y[0].2[1].is_nan() && y[0].2[2] == 2.0);
+    assert!(y[0].data[0] == 0.0 && y[0].data[1].is_nan() && y[0].data[2] == 2.0);
 }

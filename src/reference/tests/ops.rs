@@ -14,7 +14,7 @@ fn conv_with_padding_stride_groups_and_bias() {
     w.insert("conv.weight", t(&[4, 2, 3, 3], ramp(72, |i| ((i * 3) % 5) as f32 * 0.5 - 1.0)));
     w.insert("conv.bias", t(&[4], vec![0.5, -1.0, 0.25, 2.0]));
     let out = run(&g, &w, &[&ramp(100, |i| (i % 7) as f32 - 3.0)]).unwrap();
-    assert_eq!(out[0].1, Shape::nchw(4, 3, 3));
+    assert_eq!(out[0].shape, Shape::nchw(4, 3, 3));
     #[rustfmt::skip]
     let expected = [
         5.0, 1.0, -1.0, -3.5, -8.0, 4.0, 2.5, 2.5, -4.0,
@@ -22,7 +22,7 @@ fn conv_with_padding_stride_groups_and_bias() {
         2.75, 7.75, -0.25, -9.25, -9.75, -0.25, 3.75, 10.25, -3.25,
         5.5, 5.5, 7.0, -7.5, 5.0, 3.5, 4.5, -3.5, -1.5,
     ];
-    assert_eq!(out[0].2, expected);
+    assert_eq!(out[0].data, expected);
 }
 
 #[test]
@@ -57,8 +57,8 @@ fn max_pool_in_ceil_mode_clips_the_last_window() {
     // F.max_pool2d(x, 3, 2, ceil_mode=True)             # 3x3 (floor mode: 2x2)
     let g = single(pool_op(PoolKind::Max, 3, 2, Pad::default(), true, true), Shape::nchw(1, 6, 6));
     let y = run(&g, &Weights::new(), &[&ramp(36, |i| ((i * 7) % 11) as f32)]).unwrap();
-    assert_eq!(y[0].1, Shape::nchw(1, 3, 3));
-    assert_eq!(y[0].2, [10.0, 10.0, 9.0, 10.0, 10.0, 9.0, 10.0, 9.0, 9.0]);
+    assert_eq!(y[0].shape, Shape::nchw(1, 3, 3));
+    assert_eq!(y[0].data, [10.0, 10.0, 9.0, 10.0, 10.0, 9.0, 10.0, 9.0, 9.0]);
 }
 
 #[test]
@@ -203,12 +203,12 @@ fn concat_in_operand_order_add_with_scale_and_several_outputs() {
     let xb = ramp(8, |i| 5.0 + i as f32);
     let xc = [10.0, -2.0, 0.5, 0.0];
     let out = run(&g, &Weights::new(), &[&xa, &xb, &xc]).unwrap();
-    let names: Vec<&str> = out.iter().map(|o| o.0.as_str()).collect();
+    let names: Vec<&str> = out.iter().map(|o| o.name.as_str()).collect();
     assert_eq!(names, ["sum", "cat", "a"]);
-    assert_eq!(out[0].2, [6.0, 1.0, 3.25, 4.0]);
-    assert_eq!(out[1].1, Shape::nchw(3, 2, 2));
-    assert_eq!(out[1].2, [5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 1.0, 2.0, 3.0, 4.0]);
-    assert_eq!(out[2].2, xa);
+    assert_eq!(out[0].data, [6.0, 1.0, 3.25, 4.0]);
+    assert_eq!(out[1].shape, Shape::nchw(3, 2, 2));
+    assert_eq!(out[1].data, [5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 1.0, 2.0, 3.0, 4.0]);
+    assert_eq!(out[2].data, xa);
 }
 
 #[test]
@@ -230,7 +230,7 @@ fn global_pool_flatten_linear_relu_dropout() {
     w.insert("fc.weight", t(&[3, 2], vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0]));
     w.insert("fc.bias", t(&[3], vec![0.0, 0.5, -1.0]));
     let out = run(&g, &w, &[&[1.0, 2.0, 3.0, 4.0, -1.0, -2.0, -3.0, -6.0]]).unwrap();
-    assert_eq!(out[0].1, Shape::flat(3));
-    assert_eq!(out[0].2, [2.5, -2.5, -1.5]);
-    assert_eq!(out[1].2, [2.5, 0.0, 0.0]);
+    assert_eq!(out[0].shape, Shape::flat(3));
+    assert_eq!(out[0].data, [2.5, -2.5, -1.5]);
+    assert_eq!(out[1].data, [2.5, 0.0, 0.0]);
 }
