@@ -3,14 +3,14 @@
 //!
 //! ```text
 //!   FILE.incep --frontend, passes--> Graph --plan--> Plan --+-- target::codegen::function --> P_k0..P_kN (local)
-//!                                                           +-- driver ---------> P_create, P_run, P_destroy
+//!                                                           +-- entry ----------> P_create, P_run, P_destroy
 //!                                                           +-- params ---------> P_params (rodata, 64-aligned)
 //!   model.o (cranelift-object, host ISA, PIC)   model.h (header)   [model.params]
 //! ```
 //!
 //! The kernels are exactly the JIT's CLIF ([`crate::target::codegen::function`]) compiled with the JIT's
 //! settings plus `is_pic` (so the object links into position-independent executables and
-//! shared libraries). `driver` generates the entry points: `P_run` performs the plan's
+//! shared libraries). `entry` generates the entry points: `P_run` performs the plan's
 //! steps in order on the calling thread, each kernel on all its items, the way the JIT runs
 //! with one thread, so the outputs are the same bits. The object imports only
 //! `posix_memalign`, `memset`, `free`, `fopen`, `fread`, `fclose` (libc) and, when the
@@ -24,7 +24,7 @@
 //! Several inputs (outputs) are concatenated, in the plan's order, into the one input
 //! (output) buffer; the header gives each one's offset, length and shape.
 
-mod driver;
+mod entry;
 pub mod header;
 pub mod params;
 
@@ -66,7 +66,7 @@ pub struct Artifacts {
     pub object: Vec<u8>,
     /// The C header.
     pub header: String,
-    /// Machine code bytes (kernels and driver).
+    /// Machine code bytes (kernels and entry points).
     pub code_bytes: usize,
 }
 
@@ -191,7 +191,7 @@ pub fn build(plan: &Plan, prefix: &str, source: &str, network: &str, verify: boo
         return Err(Error::Invalid("an object needs a network with at least one input and one output".into()));
     }
     let fingerprint = params::fingerprint(plan);
-    let parts = driver::Parts {
+    let parts = entry::Parts {
         prefix,
         plan,
         kernels: &kernels,
@@ -200,7 +200,7 @@ pub fn build(plan: &Plan, prefix: &str, source: &str, network: &str, verify: boo
         inputs: &inputs,
         outputs: &outputs,
     };
-    code_bytes += driver::define(&mut module, &parts)?;
+    code_bytes += entry::define(&mut module, &parts)?;
     let object = module.finish().emit().map_err(|e| Error::Jit(format!("object: {e}")))?;
     let header = header::render(&header::HeaderInfo {
         prefix,

@@ -41,7 +41,7 @@ const PARAMS_AT: i32 = 0;
 /// Offset of the owned params pointer in an instance.
 const OWNED_AT: i32 = 8;
 
-/// The libc and libm functions the driver may call: name, parameter and result types.
+/// The libc and libm functions the entry points may call: name, parameter and result types.
 const LIBC: &[(&str, &[Type], &[Type])] = &[
     ("posix_memalign", &[I64, I64, I64], &[I32]),
     ("free", &[I64], &[]),
@@ -53,7 +53,7 @@ const LIBC: &[(&str, &[Type], &[Type])] = &[
     ("expf", &[types::F32], &[types::F32]),
 ];
 
-/// What the driver needs from the object being built.
+/// What the entry points need from the object being built.
 pub(super) struct Parts<'a> {
     /// The symbol prefix `P`.
     pub prefix: &'a str,
@@ -71,7 +71,7 @@ pub(super) struct Parts<'a> {
     pub outputs: &'a [Tensor],
 }
 
-/// Generates the driver functions into `module`; returns their machine code bytes.
+/// Generates the entry points into `module`; returns their machine code bytes.
 pub(super) fn define(module: &mut ObjectModule, parts: &Parts) -> Result<usize> {
     let target = module.isa().frontend_config();
     let mut g = Gen { module, fbc: FunctionBuilderContext::new(), libc: HashMap::new(), code_bytes: 0, target };
@@ -96,7 +96,7 @@ fn jit_err(e: impl std::fmt::Debug) -> Error {
     Error::Jit(format!("object: {e:?}"))
 }
 
-/// Loads and stores in memory the driver owns or the C caller passed (aligned floats and
+/// Loads and stores in memory the entry points own or the C caller passed (aligned floats and
 /// pointers, never trapping by the ABI's contract).
 fn mf() -> MemFlagsData {
     MemFlagsData::trusted()
