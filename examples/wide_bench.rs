@@ -8,7 +8,7 @@
 
 use incc::target::isa::Isa;
 use incc::target::tile::{Broadcast, TileFn, TileSpec};
-use incc::target::x86::{TileCode, TileSet};
+use incc::target::tileset::{TileCode, TileSet};
 use std::time::Instant;
 
 /// One core's FMA peak here with AVX-512 (GFLOP/s); AVX2 reaches half.

@@ -3,7 +3,7 @@
 
 use incc::target::isa::Isa;
 use incc::target::tile::{Broadcast, TileSpec};
-use incc::target::x86::{TileCode, TileSet};
+use incc::target::tileset::{TileCode, TileSet};
 use proptest::prelude::*;
 
 /// SplitMix64: deterministic test data.

@@ -18,7 +18,7 @@
 use super::header::Tensor;
 use crate::error::{Error, Result};
 use crate::ir::layout::BLOCK;
-use crate::target::codegen::emit::{add, add_scaled, for_n, ic};
+use crate::target::clif::{add, add_scaled, for_n, ic};
 use crate::target::plan::{Arg, Helper, Plan, Slot, Step, cpad};
 use cranelift_codegen::Context;
 use cranelift_codegen::ir::condcodes::IntCC;

@@ -10,7 +10,7 @@ use crate::target::mem::Line;
 use crate::target::mem::{self, Lines};
 use crate::target::pack::{Pack, Queue};
 use crate::target::plan::{self, Arg, Helper, Plan, Step};
-use crate::target::tile::Tile;
+use crate::target::tileset::Tile;
 use crate::target::{self, codegen::Regalloc};
 use crate::weights::Weights;
 
@@ -100,7 +100,7 @@ pub struct Model {
     tiles: Vec<usize>,
     _code: Code,
     /// Owns the wide tiles' executable memory; dropped after `_code`.
-    _wide: Option<target::x86::TileCode>,
+    _wide: Option<target::tileset::TileCode>,
 }
 
 impl Model {
@@ -435,7 +435,7 @@ struct Generated {
     /// Entry of each wide tile, by [`Plan::tiles`] index.
     tiles: Vec<usize>,
     modules: Vec<JITModule>,
-    wide: Option<target::x86::TileCode>,
+    wide: Option<target::tileset::TileCode>,
     code_bytes: usize,
     /// Time taken (ms): the longer of the two parts, which run at once.
     ms: f64,
@@ -465,7 +465,7 @@ impl Generated {
 
 /// The wide tiles of a plan (none on the portable tier).
 struct Tiles {
-    code: Option<target::x86::TileCode>,
+    code: Option<target::tileset::TileCode>,
     /// Entry of each tile, by [`Plan::tiles`] index.
     entries: Vec<usize>,
     /// When they were done.
@@ -478,7 +478,7 @@ impl Tiles {
         let mut ids = Vec::with_capacity(specs.len());
         let code = match tier.isa() {
             Some(isa) if !specs.is_empty() => {
-                let mut wide = target::x86::TileSet::new(isa);
+                let mut wide = target::tileset::TileSet::new(isa);
                 for t in specs {
                     ids.push(wide.add_tile(t)?);
                 }

@@ -11,9 +11,9 @@
 
 use super::mem;
 use super::mem::Line;
-use super::plan::Params;
+use super::params::Params;
 use crate::error::{Error, Result};
-use crate::target::codegen::emit::BLOCK;
+use crate::target::clif::BLOCK;
 use crate::target::tiled_conv::TiledConvSpec;
 use crate::target::winograd::{WeightTransform, WinogradSpec};
 use crate::weights::{LANES, MAX_ROWS, Weights};

@@ -1,6 +1,6 @@
 //! The tile contract: what one convolution micro-tile computes ([`TileSpec`]), how it is
 //! called ([`TileFn`]) and the limits every ISA's tiles share. The ISA folders
-//! ([`super::avx512`], [`super::avx2`]) implement it behind [`super::isa::TileIsa`]; the
+//! ([`super::avx512`], [`super::avx2`]) implement it behind [`super::x86::TileIsa`]; the
 //! Cranelift loops of [`super::tiled_conv`] call the tiles; `tests/tiles.rs` checks each ISA
 //! the CPU has against a plain loop of this contract.
 //!
@@ -13,8 +13,6 @@
 //!     out[j][i] = relu?(res[j][i] + s*acc[i][j])   when last, else acc[i][j]
 //! ```
 
-use super::isa::Isa;
-use super::x86::transform::TransformSpec;
 use crate::error::{Error, Result};
 
 /// One convolution micro-tile: `m` pixels of an output row x `nr*16` output channels.
@@ -73,7 +71,7 @@ pub struct TileSpec {
 /// A tile's entry point: `(inp, w, out, bias, res)`, the System V calling convention on
 /// x86-64. `res` may be null when the spec has no residual, `bias` when it is not `first`.
 ///
-/// Valid only while the [`super::x86::TileCode`] it came from is alive.
+/// Valid only while the [`super::tileset::TileCode`] it came from is alive.
 pub type TileFn = unsafe extern "C" fn(*const f32, *const f32, *mut f32, *const f32, *const f32);
 
 /// The longest unrolled `kx x 16` body a tile may have, in instructions
@@ -122,9 +120,11 @@ impl TileSpec {
         self.kc * self.kh * self.kw * self.lanes * self.nr * 64
     }
 
-    /// Checks the limits of the contract for `isa` (the registers: see [`TileSpec::nr`])
-    /// and that every displacement and immediate the code needs fits in 32 bits.
-    pub fn validate(&self, isa: Isa) -> Result<()> {
+    /// Checks the limits of the contract, given what an ISA's registers allow for this
+    /// `m x nr` (`blocking`: [`super::x86::TileIsa::blocking`]), and that every displacement
+    /// and immediate the code needs fits in 32 bits. [`TileSpec::validate`] (in
+    /// [`super::isa`]) asks the ISA.
+    pub fn check(&self, blocking: std::result::Result<usize, String>) -> Result<()> {
         let bad = |why: String| Err(Error::Invalid(format!("tile {self:?}: {why}")));
         if self.m == 0 || self.kc == 0 || self.kh == 0 || self.kw == 0 || self.sw == 0 {
             return bad("m, kc, kh, kw and sw must be at least 1".into());
@@ -136,7 +136,7 @@ impl TileSpec {
             return bad(format!("nr must be 1..=4, found {}", self.nr));
         }
         // Instructions per input lane of one tap, weight loads included.
-        let per_lane = match isa.tiles().blocking(self.m, self.nr) {
+        let per_lane = match blocking {
             Ok(n) => n,
             Err(why) => return bad(why),
         };
@@ -165,18 +165,4 @@ impl TileSpec {
         }
         Ok(())
     }
-
-    /// The broadcast `b` asks for on `isa`, if the registers allow it.
-    pub fn broadcast(&self, isa: Isa, b: Broadcast) -> Broadcast {
-        isa.tiles().broadcast(self, b)
-    }
-}
-
-/// Any code the x86 tiers emit behind a [`TileFn`].
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Tile {
-    /// A convolution micro-tile.
-    Conv(TileSpec),
-    /// A linear transform (Winograd), see [`super::x86::transform`].
-    Transform(TransformSpec),
 }

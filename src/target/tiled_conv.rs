@@ -1,5 +1,5 @@
 //! Convolution on the wide tier: Cranelift emits the loops over work items and tiles and
-//! calls an AVX-512 or AVX2 micro-tile from [`super::wide`] for each tile.
+//! calls an AVX-512 or AVX2 micro-tile of [`super::avx512`] or [`super::avx2`] for each tile.
 //!
 //! A work item is one output row of one group of `nr` output-channel blocks (`nr * 16`
 //! channels). The row is cut into tiles of `m` pixels (plus one remainder tile); each tile
@@ -18,7 +18,7 @@
 
 use super::isa::Isa;
 use super::tile::TileSpec;
-use crate::target::codegen::emit::*;
+use crate::target::clif::*;
 use cranelift_codegen::ir::{AbiParam, InstBuilder, Signature, Value, types};
 use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::FunctionBuilder;

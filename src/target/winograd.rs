@@ -29,7 +29,7 @@
 //! dyadic constants that f32 represents exactly.
 
 use super::x86::transform::TransformSpec;
-use crate::target::codegen::emit::*;
+use crate::target::clif::*;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{AbiParam, InstBuilder, SigRef, Signature, StackSlotData, StackSlotKind, Value, types};
 use cranelift_codegen::isa::CallConv;

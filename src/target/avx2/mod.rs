@@ -1,16 +1,15 @@
 //! The AVX2 implementation of the tile contract ([`crate::target::tile`]), for CPUs without
 //! AVX-512.
 //!
-//! AVX2 ([`crate::target::isa::Isa::Avx2`], for CPUs without AVX-512) follows the same contract with 8-float
+//! AVX2 ([`crate::target::x86::Isa::Avx2`], for CPUs without AVX-512) follows the same contract with 8-float
 //! ymm halves: two accumulators per pixel and block, `vbroadcastss` once per pixel (VEX
 //! has no embedded broadcast), weight halves in the registers left (the FMAs read the rest
 //! from memory), so `2*m*nr + 1 <= 16` (6x1, 3x2, 2x3, 1x4, or 7x1 with one weight half
 //! in a register). VEX displacements are plain bytes ([-128, 127]): the input bases are
 //! 256 bytes apart and the weight pointer moves every 256 bytes (see `emit_avx2`).
 
-use super::isa::TileIsa;
 use super::tile::{Broadcast, TileSpec};
-use super::x86::{Emitted, IN_BASES, X, Y, close_loops};
+use super::x86::{Emitted, IN_BASES, TileIsa, X, Y, close_loops};
 use crate::cpu::Cpu;
 use iced_x86::IcedError;
 use iced_x86::code_asm::*;
@@ -215,7 +214,7 @@ mod tests {
             for (kw, lanes) in [(1, 16), (7, 16), (3, 3)] {
                 for (first, last) in [(true, true), (false, false)] {
                     let s = spec(m, nr, kw, lanes, first, last);
-                    s.validate(crate::target::isa::Isa::Avx2).unwrap();
+                    s.check(Avx2.blocking(s.m, s.nr)).unwrap();
                     let t = Avx2.emit_conv(&s, Broadcast::Embedded).unwrap();
                     for ins in &t.code {
                         let code = format!("{:?}", ins.code());

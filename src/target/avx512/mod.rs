@@ -25,9 +25,8 @@
 //! and the weight pointer is biased by +8192 and advanced by 16384 whenever the next
 //! vector falls out of reach. Weights then stream linearly through `rsi`.
 
-use super::isa::TileIsa;
 use super::tile::{Broadcast, TileSpec};
-use super::x86::{Emitted, IN_BASES, Z, close_loops};
+use super::x86::{Emitted, IN_BASES, TileIsa, Z, close_loops};
 use crate::cpu::Cpu;
 use iced_x86::IcedError;
 use iced_x86::code_asm::*;

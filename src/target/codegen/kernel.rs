@@ -11,7 +11,7 @@
 //! channel `c`, pixel `p` of a map with `P` pixels is `(c / 16) * P * 64 + p * 64 + (c % 16) * 4`.
 //! One channel block of one pixel is one AVX-512 vector, or [`NV`] f32x4 vectors.
 
-use super::emit::*;
+use crate::target::clif::*;
 use crate::target::portable::conv::{ConvProvider, ConvSpec, DEFAULT_CONV};
 use crate::target::tiled_conv::TiledConvSpec;
 use crate::target::winograd::WinogradSpec;

@@ -2,12 +2,10 @@
 //! native code, with shapes, strides and loop bounds as compile-time constants.
 //!
 //! - [`kernel`]: the closed set of kernels ([`kernel::KernelSpec`]) and their CLIF.
-//! - [`emit`]: loop and memory helpers.
 //!
 //! Kernels are built at `opt_level=none`: they are scheduled by hand, and Cranelift's
 //! optimiser hoists loads and spills accumulators (see `cranelift-simd.md`).
 
-pub mod emit;
 pub mod kernel;
 
 use crate::error::{Error, Result};

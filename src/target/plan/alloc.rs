@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-/// A buffer of an [`Arena`]. Displays as `buf7`.
+/// A buffer of the planner's arena. Displays as `buf7`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct BufId(u32);
 

@@ -9,8 +9,8 @@ use crate::ir::op::padded_extent;
 use crate::target::codegen::kernel::KernelSpec;
 use crate::target::isa::Isa;
 use crate::target::portable::conv::{ConvProvider, ConvSpec, DEFAULT_CONV};
-use crate::target::tile::Tile;
 use crate::target::tiled_conv::{TiledConvSpec, choose_tile, max_m};
+use crate::target::tileset::Tile;
 use crate::target::winograd::{MAX_N, WinogradSpec};
 use crate::weights::Weights;
 

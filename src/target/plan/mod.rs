@@ -16,12 +16,11 @@
 mod alloc;
 mod conv;
 mod lower;
-mod params;
 mod place;
 mod planner;
 
+pub use crate::target::params::{Params, STAGED_FLOATS};
 pub use alloc::{BufId, GUARD};
-pub use params::{Params, STAGED_FLOATS};
 
 use crate::error::{Error, Result};
 use crate::ir::layout::BLOCK;
@@ -30,7 +29,7 @@ use crate::target::Tier;
 use crate::target::codegen::kernel::KernelSpec;
 use crate::target::pack::Pack;
 use crate::target::select::compact_reader;
-use crate::target::tile::Tile;
+use crate::target::tileset::Tile;
 use crate::weights::Weights;
 use planner::{Planner, View};
 use std::collections::HashMap;

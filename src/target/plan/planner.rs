@@ -2,15 +2,15 @@
 //! packed parameters and the weight blocks left to pack.
 
 use super::alloc::{Arena, BufId};
-use super::params::Params;
 use super::{Arg, BB, KernelId, Step, TileId, cpad};
 use crate::error::{Error, Result};
 use crate::ir::layout::BLOCK;
 use crate::target::Tier;
 use crate::target::codegen::kernel::KernelSpec;
 use crate::target::pack::Pack;
-use crate::target::tile::Tile;
+use crate::target::params::Params;
 use crate::target::tiled_conv::TiledConvSpec;
+use crate::target::tileset::Tile;
 use crate::target::winograd::WinogradSpec;
 use crate::weights::Weights;
 use std::collections::HashMap;

@@ -27,7 +27,7 @@
 //! A grouped convolution is packed as the dense convolution with a block-diagonal weight
 //! (zeros across groups): correct for every group count, `groups` times the work.
 
-use crate::target::codegen::emit::*;
+use crate::target::clif::*;
 use cranelift_codegen::ir::{InstBuilder, Value};
 use cranelift_frontend::{FunctionBuilder, Variable};
 

@@ -1,25 +1,47 @@
-//! What the x86 ISAs share: register names, the tiles' loop and encoding machinery, and the
-//! executable region the tiles of one ISA live in ([`TileSet`] -> [`TileCode`]).
-//!
-//! Many tiles share one executable region ([`TileSet`] -> [`TileCode`]): mapped
-//! read-write, every tile encoded at its final address, then remapped read-execute once
-//! (never writable and executable at once). The code assembler only builds the instruction
-//! lists; they are encoded in one pass with iced's `Encoder` (4x faster than its block
-//! encoder), which is possible because the only branches are loop back-edges.
-//!
-//! Emission is portable Rust; running is not: on other targets, and on x86-64 without
-//! AVX-512F (AVX2 and FMA), [`available`] is false and [`TileSet::finish`] returns an
-//! error.
+//! What the x86 ISAs share: the [`Isa`] names, the [`TileIsa`] contract each ISA folder
+//! implements (its register blocking and the code of its tiles), register names and the
+//! tiles' loop machinery. The registry of implementations is [`super::isa`]; the executable
+//! region the tiles live in is [`super::tileset`].
 
 pub mod transform;
 
-use super::isa::Isa;
-use super::tile::{Broadcast, Tile, TileFn, TileSpec};
-use crate::error::{Error, Result};
+use super::tile::{Broadcast, TileSpec};
+use crate::cpu::Cpu;
 use iced_x86::code_asm::*;
-use iced_x86::{Code, Encoder, IcedError, Instruction};
-use memmap2::{Mmap, MmapMut};
-use std::collections::HashMap;
+use iced_x86::{IcedError, Instruction};
+
+/// The instruction set a tile is emitted for; one per [`super::tileset::TileSet`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Isa {
+    /// AVX-512F: 32 zmm registers of 16 floats, one per output block.
+    Avx512,
+    /// AVX2 and FMA (VEX encoded): 16 ymm registers of 8 floats, two per output block.
+    Avx2,
+}
+
+/// What an ISA implements: the register blocking of its tiles and their code. Every method
+/// is about one tile of [`TileSpec`]'s contract; `tests/tiles.rs` runs one contract suite
+/// against each implementation the CPU has.
+pub trait TileIsa: Sync {
+    /// What the CPU needs, for messages (`"AVX-512F"`).
+    fn needs(&self) -> &'static str;
+    /// Whether `cpu` runs this ISA's tiles.
+    fn available(&self, cpu: &Cpu) -> bool;
+    /// Whether an `m x nr` tile fits the registers: `Ok` with the instructions one input lane
+    /// of one tap takes (weight loads included), or why not.
+    fn blocking(&self, m: usize, nr: usize) -> Result<usize, String>;
+    /// The largest `m` of an `nr`-block tile.
+    fn max_m(&self, nr: usize) -> usize;
+    /// Estimated cycles of one reduction step (one input lane of one tap) of an `m x nr`
+    /// tile, for `tiled_conv::choose_tile`.
+    fn step_cycles(&self, m: usize, nr: usize) -> f64;
+    /// Registers one output block of one pixel takes (its epilogue stores one each).
+    fn regs_per_block(&self) -> usize;
+    /// The broadcast `b` becomes for `spec` on this ISA (what the registers allow).
+    fn broadcast(&self, spec: &TileSpec, b: Broadcast) -> Broadcast;
+    /// The instructions of the convolution tile `spec` (validated for this ISA).
+    fn emit_conv(&self, spec: &TileSpec, b: Broadcast) -> Result<Emitted, IcedError>;
+}
 
 /// The zmm registers by number.
 pub(crate) const Z: [AsmRegisterZmm; 32] = [
@@ -32,7 +54,7 @@ pub(crate) const Z: [AsmRegisterZmm; 32] = [
 pub(crate) const IN_BASES: [AsmRegister64; 4] = [rdi, rax, r11, rcx];
 
 /// The instructions of one tile. `loops` holds the backward branches as
-/// `(index of a placeholder jnz, index of the loop's first instruction)`; [`encode`] fills
+/// `(index of a placeholder jnz, index of the loop's first instruction)`; [`super::tileset::TileSet::finish`] fills
 /// in their addresses.
 pub struct Emitted {
     pub(crate) code: Vec<Instruction>,
@@ -71,169 +93,3 @@ pub(crate) const Y: [AsmRegisterYmm; 16] =
 /// The xmm registers by number.
 pub(crate) const X: [AsmRegisterXmm; 16] =
     [xmm0, xmm1, xmm2, xmm3, xmm4, xmm5, xmm6, xmm7, xmm8, xmm9, xmm10, xmm11, xmm12, xmm13, xmm14, xmm15];
-
-/// Encodes `t` for address `rip` into `enc`'s buffer, one pass: the only branches are
-/// loop back-edges, whose targets are already placed when they are reached.
-fn encode(enc: &mut Encoder, t: &Emitted, mut rip: u64) -> Result<(), IcedError> {
-    let mut ips = Vec::with_capacity(t.code.len());
-    for (k, ins) in t.code.iter().enumerate() {
-        ips.push(rip);
-        let branch;
-        let ins = match t.loops.iter().find(|l| l.0 == k) {
-            Some(&(_, top)) => {
-                let target = ips[top];
-                let short = target.wrapping_sub(rip + 2) as i64 >= -128;
-                branch = Instruction::with_branch(if short { Code::Jne_rel8_64 } else { Code::Jne_rel32_64 }, target)?;
-                &branch
-            }
-            None => ins,
-        };
-        rip += enc.encode(ins, rip)? as u64;
-    }
-    Ok(())
-}
-
-fn iced(e: IcedError) -> Error {
-    Error::Jit(format!("wide tier assembler: {e}"))
-}
-
-/// Collects tiles of one ISA for one executable region. Equal specs share one tile.
-pub struct TileSet {
-    isa: Isa,
-    tiles: Vec<(Tile, Broadcast)>,
-    index: HashMap<(Tile, Broadcast), usize>,
-}
-
-impl TileSet {
-    /// An empty set of `isa` tiles.
-    pub fn new(isa: Isa) -> Self {
-        TileSet { isa, tiles: Vec::new(), index: HashMap::new() }
-    }
-
-    /// The ISA of the tiles.
-    pub fn isa(&self) -> Isa {
-        self.isa
-    }
-
-    /// Adds a tile with the [preferred](Broadcast::preferred) broadcast; returns its index
-    /// in the [`TileCode`].
-    pub fn add(&mut self, spec: &TileSpec) -> Result<usize> {
-        self.add_with(spec, Broadcast::preferred(spec))
-    }
-
-    /// Adds a tile with a chosen broadcast (for measurements; AVX2 has one kind); returns
-    /// its index.
-    pub fn add_with(&mut self, spec: &TileSpec, broadcast: Broadcast) -> Result<usize> {
-        spec.validate(self.isa)?;
-        self.insert((Tile::Conv(spec.clone()), spec.broadcast(self.isa, broadcast)))
-    }
-
-    /// Adds any tile (a convolution with its preferred broadcast); returns its index.
-    pub fn add_tile(&mut self, tile: &Tile) -> Result<usize> {
-        match tile {
-            Tile::Conv(s) => self.add(s),
-            Tile::Transform(t) => {
-                t.validate(self.isa)?;
-                self.insert((tile.clone(), Broadcast::Embedded))
-            }
-        }
-    }
-
-    fn insert(&mut self, key: (Tile, Broadcast)) -> Result<usize> {
-        if let Some(&i) = self.index.get(&key) {
-            return Ok(i);
-        }
-        self.tiles.push(key.clone());
-        self.index.insert(key, self.tiles.len() - 1);
-        Ok(self.tiles.len() - 1)
-    }
-
-    /// Distinct tiles so far.
-    pub fn len(&self) -> usize {
-        self.tiles.len()
-    }
-
-    /// Whether no tile was added.
-    pub fn is_empty(&self) -> bool {
-        self.tiles.is_empty()
-    }
-
-    /// Emits every tile, assembles each at its final address in one mapping and makes it
-    /// executable. Fails when this machine cannot run the code ([`available`]).
-    pub fn finish(self) -> Result<TileCode> {
-        if !self.isa.available() {
-            return Err(Error::Jit(format!("{:?} tiles need x86-64 with {} (System V)", self.isa, self.isa.needs())));
-        }
-        let tiles = self
-            .tiles
-            .iter()
-            .map(|(t, b)| match t {
-                Tile::Conv(s) => self.isa.tiles().emit_conv(s, *b),
-                Tile::Transform(s) => s.emit(self.isa),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(iced)?;
-        // Map first (at most 15 bytes an instruction, tiles start on cache lines), then
-        // encode at the final addresses.
-        let cap: usize = tiles.iter().map(|t| t.code.len() * 15 + 63).sum::<usize>().max(64);
-        let mut map = MmapMut::map_anon(cap).map_err(|e| Error::Jit(format!("mapping wide code: {e}")))?;
-        let base = map.as_ptr() as u64;
-        let mut enc = Encoder::new(64);
-        let mut offsets = Vec::with_capacity(tiles.len());
-        for t in &tiles {
-            let mut buf = enc.take_buffer();
-            buf.resize(buf.len().next_multiple_of(64), 0xCC); // int3 between tiles
-            offsets.push(buf.len());
-            enc.set_buffer(buf);
-            encode(&mut enc, t, base + *offsets.last().unwrap() as u64).map_err(iced)?;
-        }
-        let bytes = enc.take_buffer();
-        map[..bytes.len()].copy_from_slice(&bytes);
-        map[bytes.len()..].fill(0xCC);
-        let at = bytes.len();
-        let map = map.make_exec().map_err(|e| Error::Jit(format!("making wide code executable: {e}")))?;
-        Ok(TileCode { map, offsets, len: at })
-    }
-}
-
-/// Tiles in one read-execute mapping.
-pub struct TileCode {
-    map: Mmap,
-    offsets: Vec<usize>,
-    len: usize,
-}
-
-impl TileCode {
-    /// The entry point of tile `idx` (an index [`TileSet::add`] returned).
-    ///
-    /// # Panics
-    /// When `idx` is not such an index.
-    pub fn tile(&self, idx: usize) -> TileFn {
-        let p = self.map[self.offsets[idx]..].as_ptr();
-        // SAFETY: `p` is the first byte of a complete function assembled for this address,
-        // following TileFn's ABI (System V, checked by `available`); the mapping is
-        // read-execute and lives as long as `self`, which the TileFn contract requires.
-        unsafe { std::mem::transmute::<*const u8, TileFn>(p) }
-    }
-
-    /// Number of tiles.
-    pub fn len(&self) -> usize {
-        self.offsets.len()
-    }
-
-    /// Whether there are no tiles.
-    pub fn is_empty(&self) -> bool {
-        self.offsets.is_empty()
-    }
-
-    /// Bytes of code, alignment padding included.
-    pub fn code_bytes(&self) -> usize {
-        self.len
-    }
-}
-
-impl std::fmt::Debug for TileCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TileCode").field("tiles", &self.offsets.len()).field("code_bytes", &self.len).finish()
-    }
-}

@@ -18,9 +18,8 @@
 //! `R` is the identity: then `y` reads the inputs from memory), one for `y`, zero, bias,
 //! scale, and the constants.
 
-use super::{Emitted, X, Y, Z};
+use super::{Emitted, Isa, X, Y, Z};
 use crate::error::{Error, Result};
-use crate::target::isa::Isa;
 use iced_x86::IcedError;
 use iced_x86::code_asm::*;
 
@@ -138,7 +137,7 @@ impl TransformSpec {
     }
 
     /// The instructions (`self` validated for `isa`).
-    pub(super) fn emit(&self, isa: Isa) -> std::result::Result<Emitted, IcedError> {
+    pub(crate) fn emit(&self, isa: Isa) -> std::result::Result<Emitted, IcedError> {
         let mut a = CodeAssembler::new(64)?;
         let consts = self.constants();
         let direct = self.columns_only();

@@ -3,7 +3,7 @@
 
 use crate::target::mem::{Lines, as_f32, as_f32_mut};
 
-/// The packed parameters: 64-byte aligned floats, every block starting on a [`Line`]
+/// The packed parameters: 64-byte aligned floats, every block starting on a [`Line`](crate::target::mem::Line)
 /// (dereferences to all the floats, the padding between blocks included). Blocks are
 /// written where they will stay, so the runtime adopts the storage without a copy; the
 /// storage starts zero without being written ([`Lines`]), so padding costs nothing.
