@@ -9,7 +9,8 @@
 //! 256 bytes apart and the weight pointer moves every 256 bytes (see `emit_avx2`).
 
 use super::tile::{Broadcast, TileSpec};
-use super::x86::{Emitted, IN_BASES, TileIsa, X, Y, close_loops};
+use super::x86::frame::{Frame, InputBases, Width};
+use super::x86::{Emitted, TileIsa, Y};
 use crate::cpu::Cpu;
 use iced_x86::IcedError;
 use iced_x86::code_asm::*;
@@ -79,51 +80,29 @@ const W_BIAS2: i64 = 128;
 /// after the accumulators and the weight halves of one lane (`[l][j][16]`, 32 bytes
 /// apart) as many of the rest as there are; the FMAs of the others read them from memory.
 fn emit_avx2(spec: &TileSpec) -> Result<Emitted, IcedError> {
-    let &TileSpec { m, nr, kc, lanes, kh, kw, sw, out_plane, .. } = spec;
+    let &TileSpec { m, nr, lanes, kw, sw, .. } = spec;
     let px = (lanes * 4) as i64; // bytes per input pixel
-    let halves = 2 * nr; // ymm per pixel
-    let acc = |i: usize, h: usize| Y[i * halves + h];
+    let frame = Frame::new(spec, Width::Ymm);
+    let halves = frame.vecs(); // ymm per pixel
+    let acc = |i: usize, h: usize| Y[frame.acc(i, h)];
     let n_acc = m * halves; // <= 14: validated
     let areg = Y[n_acc];
     let nw = halves.min(15 - n_acc);
     let wreg = |h: usize| Y[n_acc + 1 + h];
-    let out_off = |i: usize, h: usize| (h / 2) as i64 * out_plane + i as i64 * 64 + (h % 2) as i64 * 32;
 
     let mut a = CodeAssembler::new(64)?;
     a.set_prefer_vex(true);
+    frame.load_accumulators(&mut a)?;
 
-    for i in 0..m {
-        for h in 0..halves {
-            if spec.first {
-                a.vmovups(acc(i, h), ymmword_ptr(rcx + h as i64 * 32))?;
-            } else {
-                a.vmovups(acc(i, h), ymmword_ptr(rdx + out_off(i, h)))?;
-            }
-        }
-    }
-
-    let max_in = ((m - 1) * sw + kw - 1) as i64 * px + (lanes as i64 - 1) * 4;
-    let n_bases = ((max_in / IN_SPAN2) as usize + 1).min(IN_BASES.len());
+    let bases = InputBases::new(spec, IN_BIAS2, IN_SPAN2);
     let in_addr = |off: i64| {
-        let k = ((off / IN_SPAN2) as usize).min(n_bases - 1);
-        dword_ptr(IN_BASES[k] + (off - k as i64 * IN_SPAN2 - IN_BIAS2))
+        let (base, disp) = bases.at(off);
+        dword_ptr(base + disp)
     };
     let row_w = (kw * lanes * nr * 64) as i64;
 
-    a.add(rdi, IN_BIAS2 as i32)?;
-    a.add(rsi, W_BIAS2 as i32)?;
     let mut loops = Vec::new();
-    if kc > 1 {
-        a.mov(r9, kc as i64)?;
-    }
-    let c_loop = a.instructions().len();
-    if kh > 1 {
-        a.mov(r10, kh as i64)?;
-    }
-    let ky_loop = a.instructions().len();
-    for (k, &base) in IN_BASES.iter().enumerate().take(n_bases).skip(1) {
-        a.lea(base, qword_ptr(rdi + k as i64 * IN_SPAN2))?;
-    }
+    let heads = frame.open_loops(&mut a, &bases, W_BIAS2)?;
     let mut w_at = W_BIAS2; // where rsi points, relative to this kernel row's weights
     for kx in 0..kw {
         for l in 0..lanes {
@@ -149,38 +128,9 @@ fn emit_avx2(spec: &TileSpec) -> Result<Emitted, IcedError> {
         }
     }
     a.add(rsi, (row_w + W_BIAS2 - w_at) as i32)?;
-    close_loops(&mut a, spec, ky_loop, c_loop, &mut loops)?;
-
-    // Epilogue: the broadcast register is free now.
-    let (t, tx) = (areg, X[n_acc]);
-    if spec.last {
-        if let Some(bits) = spec.residual {
-            a.mov(eax, bits)?;
-            a.vmovd(tx, eax)?;
-            a.vbroadcastss(t, tx)?;
-            for i in 0..m {
-                for h in 0..halves {
-                    a.vfmadd213ps(acc(i, h), t, ymmword_ptr(r8 + out_off(i, h)))?;
-                }
-            }
-        }
-        if spec.relu {
-            a.vxorps(t, t, t)?;
-            for i in 0..m {
-                for h in 0..halves {
-                    a.vmaxps(acc(i, h), acc(i, h), t)?;
-                }
-            }
-        }
-    }
-    for i in 0..m {
-        for h in 0..halves {
-            a.vmovups(ymmword_ptr(rdx + out_off(i, h)), acc(i, h))?;
-        }
-    }
-    a.vzeroupper()?;
-    a.ret()?;
-    Ok(Emitted { code: a.take_instructions(), loops })
+    frame.close_loops(&mut a, heads, &mut loops)?;
+    // The broadcast register is free now.
+    frame.finish(a, n_acc, loops)
 }
 
 #[cfg(test)]

@@ -26,7 +26,8 @@
 //! vector falls out of reach. Weights then stream linearly through `rsi`.
 
 use super::tile::{Broadcast, TileSpec};
-use super::x86::{Emitted, IN_BASES, TileIsa, Z, close_loops};
+use super::x86::frame::{Frame, InputBases, Width};
+use super::x86::{Emitted, TileIsa, Z};
 use crate::cpu::Cpu;
 use iced_x86::IcedError;
 use iced_x86::code_asm::*;
@@ -84,12 +85,14 @@ const IN_SPAN: i64 = 1024;
 const W_BIAS: i64 = 8192;
 const W_REACH: i64 = 8128;
 
-/// The AVX-512 tile.
+/// The AVX-512 tile: the shared [`Frame`] around an unrolled body of FMAs, one zmm per
+/// output block and pixel.
 fn emit_avx512(spec: &TileSpec, broadcast: Broadcast) -> Result<Emitted, IcedError> {
-    let &TileSpec { m, nr, kc, lanes, kh, kw, sw, out_plane, .. } = spec;
+    let &TileSpec { m, nr, lanes, kh, kw, sw, .. } = spec;
     let px = (lanes * 4) as i64; // bytes per input pixel
     let broadcast = Avx512.broadcast(spec, broadcast);
-    let acc = |i: usize, j: usize| Z[i * nr + j];
+    let frame = Frame::new(spec, Width::Zmm);
+    let acc = |i: usize, j: usize| Z[frame.acc(i, j)];
     // Weight vectors held in registers; with Register, the broadcast takes the next one,
     // and when that is the last zmm the last weight column is read by the FMAs instead.
     let nw = match broadcast {
@@ -98,54 +101,30 @@ fn emit_avx512(spec: &TileSpec, broadcast: Broadcast) -> Result<Emitted, IcedErr
     };
     let wreg = |j: usize| Z[m * nr + j];
     let areg = Z[(m * nr + nw).min(31)]; // used only by Register, which guarantees m*nr + nw < 32
-    let out_off = |i: usize, j: usize| j as i64 * out_plane + i as i64 * 64;
 
     let mut a = CodeAssembler::new(64)?;
-
-    // Accumulators.
-    for i in 0..m {
-        for j in 0..nr {
-            if spec.first {
-                a.vmovups(acc(i, j), zmmword_ptr(rcx + j as i64 * 64))?;
-            } else {
-                a.vmovups(acc(i, j), zmmword_ptr(rdx + out_off(i, j)))?;
-            }
-        }
-    }
+    frame.load_accumulators(&mut a)?;
 
     // Input bases: offset `off` from the row start is read from base k = off / IN_SPAN as
     // disp `off - k*IN_SPAN - IN_BIAS`; beyond the last base, with a 32-bit displacement.
-    let max_in = ((m - 1) * sw + kw - 1) as i64 * px + (lanes as i64 - 1) * 4;
-    let n_bases = ((max_in / IN_SPAN) as usize + 1).min(IN_BASES.len());
+    let bases = InputBases::new(spec, IN_BIAS, IN_SPAN);
     let in_addr = |off: i64| {
-        let k = ((off / IN_SPAN) as usize).min(n_bases - 1);
-        dword_bcst(IN_BASES[k] + (off - k as i64 * IN_SPAN - IN_BIAS))
+        let (base, disp) = bases.at(off);
+        dword_bcst(base + disp)
     };
     let in_addr_plain = |off: i64| {
-        let k = ((off / IN_SPAN) as usize).min(n_bases - 1);
-        dword_ptr(IN_BASES[k] + (off - k as i64 * IN_SPAN - IN_BIAS))
+        let (base, disp) = bases.at(off);
+        dword_ptr(base + disp)
     };
     let row_w = (kw * lanes * nr * 64) as i64; // weight bytes of one kernel row
 
-    a.add(rdi, IN_BIAS as i32)?;
-    a.add(rsi, W_BIAS as i32)?;
     let mut loops = Vec::new();
-    if kc > 1 {
-        a.mov(r9, kc as i64)?;
-    }
-    let c_loop = a.instructions().len();
-    if kh > 1 {
-        a.mov(r10, kh as i64)?;
-    }
-    let ky_loop = a.instructions().len();
+    let heads = frame.open_loops(&mut a, &bases, W_BIAS)?;
     // One kernel row: kx and l unrolled.
-    for (k, &base) in IN_BASES.iter().enumerate().take(n_bases).skip(1) {
-        a.lea(base, qword_ptr(rdi + k as i64 * IN_SPAN))?;
-    }
     // A 1x1 tile reads each input block's `m` pixels once, a plane away from the previous
     // block's: the hardware prefetchers, which follow a page, do not see it coming, so
     // the next block's lines are asked for one block (16 reduction steps) ahead.
-    if kh == 1 && kw == 1 && kc > 1 {
+    if kh == 1 && kw == 1 && spec.kc > 1 {
         for i in 0..m {
             a.prefetcht0(byte_ptr(rdi + (spec.in_plane - IN_BIAS + (i * sw) as i64 * px)))?;
         }
@@ -185,36 +164,7 @@ fn emit_avx512(spec: &TileSpec, broadcast: Broadcast) -> Result<Emitted, IcedErr
         }
     }
     a.add(rsi, (row_w + W_BIAS - w_at) as i32)?;
-    close_loops(&mut a, spec, ky_loop, c_loop, &mut loops)?;
-
-    // Epilogue; the weight registers are free now.
-    let t = wreg(0);
-    if spec.last {
-        if let Some(bits) = spec.residual {
-            a.mov(eax, bits)?;
-            a.vpbroadcastd(t, eax)?;
-            for i in 0..m {
-                for j in 0..nr {
-                    // acc = s*acc + res
-                    a.vfmadd213ps(acc(i, j), t, zmmword_ptr(r8 + out_off(i, j)))?;
-                }
-            }
-        }
-        if spec.relu {
-            a.vpxord(t, t, t)?;
-            for i in 0..m {
-                for j in 0..nr {
-                    a.vmaxps(acc(i, j), acc(i, j), t)?;
-                }
-            }
-        }
-    }
-    for i in 0..m {
-        for j in 0..nr {
-            a.vmovups(zmmword_ptr(rdx + out_off(i, j)), acc(i, j))?;
-        }
-    }
-    a.vzeroupper()?;
-    a.ret()?;
-    Ok(Emitted { code: a.take_instructions(), loops })
+    frame.close_loops(&mut a, heads, &mut loops)?;
+    // The weight registers are free now.
+    frame.finish(a, m * nr, loops)
 }

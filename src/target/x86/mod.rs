@@ -3,6 +3,7 @@
 //! tiles' loop machinery. The registry of implementations is [`super::isa`]; the executable
 //! region the tiles live in is [`super::tileset`].
 
+pub(crate) mod frame;
 pub mod transform;
 
 use super::tile::{Broadcast, TileSpec};
@@ -59,32 +60,6 @@ pub(crate) const IN_BASES: [AsmRegister64; 4] = [rdi, rax, r11, rcx];
 pub struct Emitted {
     pub(crate) code: Vec<Instruction>,
     pub(crate) loops: Vec<(usize, usize)>,
-}
-
-/// Ends the loops over kernel rows (counter `r10`, first instruction `ky_loop`) and input
-/// blocks (`r9`, `c_loop`) of a tile, stepping the input pointer `rdi`.
-pub(crate) fn close_loops(
-    a: &mut CodeAssembler,
-    spec: &TileSpec,
-    ky_loop: usize,
-    c_loop: usize,
-    loops: &mut Vec<(usize, usize)>,
-) -> Result<(), IcedError> {
-    let &TileSpec { kc, kh, in_row, in_plane, .. } = spec;
-    if kh > 1 {
-        a.add(rdi, in_row as i32)?;
-        a.sub(r10, 1)?;
-        loops.push((a.instructions().len(), ky_loop));
-        a.jnz(0u64)?;
-    }
-    if kc > 1 {
-        let back = if kh > 1 { kh as i64 * in_row } else { 0 };
-        a.add(rdi, (in_plane - back) as i32)?;
-        a.sub(r9, 1)?;
-        loops.push((a.instructions().len(), c_loop));
-        a.jnz(0u64)?;
-    }
-    Ok(())
 }
 
 /// The ymm registers by number.
