@@ -330,7 +330,7 @@ impl Gen<'_> {
             let params = b.ins().load(I64, mf(), m, PARAMS_AT);
             let zero32 = b.ins().iconst(I32, 0);
             for (t, (_, _, slot)) in parts.inputs.iter().zip(&plan.inputs) {
-                let dst = add(b, arena, slot.offset as i64);
+                let dst = add(b, arena, slot.offset.0 as i64);
                 let len = ic(b, (cpad(slot.c) * slot.pix * 4) as i64);
                 b.ins().call(r.libc("memset"), &[dst, zero32, len]);
                 let src = add(b, input, (t.offset * 4) as i64);
@@ -345,15 +345,15 @@ impl Gen<'_> {
             for s in &plan.steps {
                 match s {
                     Step::Zero { offset, len } => {
-                        let at = add(b, arena, *offset as i64);
+                        let at = add(b, arena, offset.0 as i64);
                         let n = ic(b, *len as i64);
                         b.ins().call(r.libc("memset"), &[at, zero32, n]);
                     }
                     Step::Kernel { kernel, args, items, .. } => {
                         for (i, arg) in args.iter().enumerate() {
                             let v = match *arg {
-                                Arg::Arena(o) => add(b, arena, o as i64),
-                                Arg::Param(o) => add(b, params, o as i64),
+                                Arg::Arena(o) => add(b, arena, o.0 as i64),
+                                Arg::Param(o) => add(b, params, o.0 as i64),
                                 // Present whenever a step names them (`uses` above).
                                 Arg::Helper(Helper::Powf) => powf_at.unwrap_or(arena),
                                 Arg::Helper(Helper::Expf) => expf_at.unwrap_or(arena),
@@ -370,7 +370,7 @@ impl Gen<'_> {
             }
 
             for (t, (_, _, slot)) in parts.outputs.iter().zip(&plan.outputs) {
-                let src = add(b, arena, slot.offset as i64);
+                let src = add(b, arena, slot.offset.0 as i64);
                 let dst = add(b, output, (t.offset * 4) as i64);
                 convert(b, dst, src, slot, false);
             }

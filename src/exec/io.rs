@@ -9,7 +9,7 @@ const B: usize = crate::ir::layout::BLOCK;
 /// NCHW (or `[F]`) to the blocked layout, padded channels zero.
 pub(super) fn write_blocked(mem: &mut [Line], slot: &Slot, x: &[f32]) {
     let m = as_f32_mut(mem);
-    let base = slot.offset / 4;
+    let base = slot.offset.0 / 4;
     if let Some(k) = slot.compact {
         // `[hp][wp][c]`: a zero border, the image at (top, left).
         let c = slot.c;
@@ -38,7 +38,7 @@ pub(super) fn write_blocked(mem: &mut [Line], slot: &Slot, x: &[f32]) {
 /// The blocked layout back to NCHW.
 pub(super) fn read_blocked(mem: &[Line], slot: &Slot, y: &mut [f32]) {
     let m = as_f32(mem);
-    let src = &m[slot.offset / 4..];
+    let src = &m[slot.offset.0 / 4..];
     for c in 0..slot.c {
         for p in 0..slot.pix {
             y[c * slot.pix + p] = src[(c / B) * slot.pix * B + p * B + c % B];

@@ -220,8 +220,8 @@ impl Model {
         for s in &self.plan.steps {
             if let Step::Kernel { args: a, .. } = s {
                 args.extend(a.iter().map(|a| match *a {
-                    Arg::Arena(o) => base + o,
-                    Arg::Param(o) => pbase + o,
+                    Arg::Arena(o) => base + o.0,
+                    Arg::Param(o) => pbase + o.0,
                     Arg::Helper(Helper::Powf) => helper_powf as *const () as usize,
                     Arg::Helper(Helper::Expf) => helper_expf as *const () as usize,
                     Arg::Tile(i) => self.tiles[i.index()],
@@ -335,7 +335,7 @@ impl Model {
         for &g in guards {
             // SAFETY: the plan keeps every guard zone (`GUARD` bytes, 4-aligned) within
             // `arena_bytes`.
-            let zone = unsafe { std::slice::from_raw_parts_mut(base.add(g) as *mut u32, plan::GUARD / 4) };
+            let zone = unsafe { std::slice::from_raw_parts_mut(base.add(g.0) as *mut u32, plan::GUARD / 4) };
             zone.fill(GUARD_BITS);
         }
         let mut pool = self.pool.as_ref().and_then(|p| p.try_lock().ok());
@@ -344,7 +344,7 @@ impl Model {
             match s {
                 Step::Zero { offset, len } => {
                     // SAFETY: the plan keeps `offset + len` within `arena_bytes`.
-                    unsafe { std::ptr::write_bytes(base.add(*offset), 0, *len) };
+                    unsafe { std::ptr::write_bytes(base.add(offset.0), 0, *len) };
                 }
                 Step::Kernel { kernel, items, flops, .. } => {
                     let f = self.fns[kernel.index()];
@@ -365,14 +365,15 @@ impl Model {
             }
             for &g in guards {
                 // SAFETY: as above; the kernel has returned, nothing else writes the arena.
-                let zone = unsafe { std::slice::from_raw_parts(base.add(g) as *const u32, plan::GUARD / 4) };
+                let zone = unsafe { std::slice::from_raw_parts(base.add(g.0) as *const u32, plan::GUARD / 4) };
                 if zone.iter().any(|&v| v != GUARD_BITS) {
                     let what = match s {
                         Step::Kernel { kernel, .. } => format!("{:?}", self.plan.kernels[kernel.index()]),
-                        Step::Zero { offset, len } => format!("Zero {{ offset: {offset}, len: {len} }}"),
+                        Step::Zero { offset, len } => format!("Zero {{ offset: {}, len: {len} }}", offset.0),
                     };
                     return Err(Error::Jit(format!(
-                        "bounds check: step {i} wrote into the guard zone at arena byte {g}: {what}"
+                        "bounds check: step {i} wrote into the guard zone at arena byte {}: {what}",
+                        g.0
                     )));
                 }
             }
@@ -582,7 +583,7 @@ mod tests {
             if let Step::Kernel { args, .. } = s
                 && let Some(Arg::Arena(o)) = args.first_mut()
             {
-                *o += 64;
+                *o = *o + 64;
             }
         }
         let bad = Model::from_plan(plan, target::Tier::Portable, &opts, Instant::now()).expect("compile");

@@ -6,6 +6,7 @@
 //!   new_buf(1024, refs 2) -> buf1 @4096    new_buf(2048) -> buf2 @0 (best fit in the hole)
 //! ```
 
+use super::ArenaOffset;
 use std::fmt;
 
 /// A buffer of the planner's arena. Displays as `buf7`.
@@ -31,8 +32,8 @@ struct Buf {
 /// its last reader is done ([`Arena::unref`]). Sizes are rounded up to 64 bytes.
 pub struct Arena {
     guard: bool,
-    /// Byte offsets of the [`GUARD`]-byte guard zones (guard mode only).
-    pub guards: Vec<usize>,
+    /// Where the [`GUARD`]-byte guard zones are (guard mode only).
+    pub guards: Vec<ArenaOffset>,
     /// Free ranges: offset, size.
     free: Vec<(usize, usize)>,
     top: usize,
@@ -50,10 +51,10 @@ impl Arena {
         let size = size.max(64).div_ceil(64) * 64;
         if self.guard {
             // A guard line on each side, and no reuse: every buffer keeps its own place.
-            self.guards.push(self.top);
+            self.guards.push(ArenaOffset(self.top));
             let off = self.top + GUARD;
             self.top = off + size;
-            self.guards.push(self.top);
+            self.guards.push(ArenaOffset(self.top));
             self.top += GUARD;
             return off;
         }
@@ -80,9 +81,9 @@ impl Arena {
         BufId((self.bufs.len() - 1) as u32)
     }
 
-    /// Byte offset of `b` in the arena.
-    pub fn offset(&self, b: BufId) -> usize {
-        self.bufs[b.0 as usize].offset
+    /// Where `b` is in the arena.
+    pub fn offset(&self, b: BufId) -> ArenaOffset {
+        ArenaOffset(self.bufs[b.0 as usize].offset)
     }
 
     /// `n` more readers of `b` (a view of it was taken).
@@ -116,17 +117,17 @@ mod tests {
         let big = a.new_buf(4096, 1);
         let small = a.new_buf(1024, 1);
         let keep = a.new_buf(100, 1);
-        assert_eq!((a.offset(big), a.offset(small), a.offset(keep)), (0, 4096, 5120));
+        assert_eq!((a.offset(big).0, a.offset(small).0, a.offset(keep).0), (0, 4096, 5120));
         a.unref(big);
         a.unref(small);
         // 1000 bytes fit both holes: the smaller one (1024 at 4096) is taken.
         let c = a.new_buf(1000, 1);
-        assert_eq!(a.offset(c), 4096);
+        assert_eq!(a.offset(c).0, 4096);
         // 2048 fits only the 4096 hole; nothing is split, so the next one grows the arena.
         let d = a.new_buf(2048, 1);
-        assert_eq!(a.offset(d), 0);
+        assert_eq!(a.offset(d).0, 0);
         let e = a.new_buf(64, 1);
-        assert_eq!(a.offset(e), 5248);
+        assert_eq!(a.offset(e).0, 5248);
         assert_eq!(a.bytes(), 5312);
     }
 
@@ -138,10 +139,10 @@ mod tests {
         a.unref(b);
         a.unref(b);
         let c = a.new_buf(256, 1);
-        assert_eq!(a.offset(c), 256, "still one reader: not freed");
+        assert_eq!(a.offset(c).0, 256, "still one reader: not freed");
         a.unref(b);
         let d = a.new_buf(256, 1);
-        assert_eq!(a.offset(d), 0, "freed after the third");
+        assert_eq!(a.offset(d).0, 0, "freed after the third");
     }
 
     #[test]
@@ -150,7 +151,7 @@ mod tests {
         let x = a.new_buf(1, 1);
         let y = a.new_buf(65, 1);
         let z = a.new_buf(0, 1);
-        assert_eq!((a.offset(x), a.offset(y), a.offset(z)), (0, 64, 192));
+        assert_eq!((a.offset(x).0, a.offset(y).0, a.offset(z).0), (0, 64, 192));
         assert_eq!(a.bytes(), 256);
     }
 
@@ -160,8 +161,11 @@ mod tests {
         let x = a.new_buf(100, 1);
         a.unref(x);
         let y = a.new_buf(100, 1);
-        assert_eq!((a.offset(x), a.offset(y)), (GUARD, GUARD + 128 + 2 * GUARD));
-        assert_eq!(a.guards, vec![0, GUARD + 128, GUARD + 128 + GUARD, 2 * GUARD + 256 + GUARD]);
+        assert_eq!((a.offset(x).0, a.offset(y).0), (GUARD, GUARD + 128 + 2 * GUARD));
+        assert_eq!(
+            a.guards.iter().map(|g| g.0).collect::<Vec<_>>(),
+            [0, GUARD + 128, GUARD + 128 + GUARD, 2 * GUARD + 256 + GUARD]
+        );
         assert_eq!(a.bytes(), 4 * GUARD + 256);
     }
 }

@@ -2,7 +2,7 @@
 //! Winograd transforms where `select-winograd` asked for them and the tiles fit.
 
 use super::planner::Planner;
-use super::{Arg, BB, cpad};
+use super::{ArenaOffset, Arg, BB, cpad};
 use crate::error::{Error, Result};
 use crate::ir::layout::BLOCK;
 use crate::ir::op::padded_extent;
@@ -35,7 +35,7 @@ pub(super) fn dense_conv_weight<'a>(c: &crate::ir::Conv2d, w: &'a [f32]) -> std:
 }
 
 pub(super) struct ConvIn<'a> {
-    pub src: usize,
+    pub src: ArenaOffset,
     /// `src` is a [`Compact`] input already padded for this convolution.
     pub src_compact: bool,
     pub c: usize,
@@ -52,7 +52,7 @@ pub(super) struct ConvIn<'a> {
     pub bias: Option<&'a [f32]>,
     pub residual: Option<(f32, Arg)>,
     pub relu: bool,
-    pub out: usize,
+    pub out: ArenaOffset,
     /// Output tile of a Winograd convolution (honoured on the wide tiers).
     pub winograd: Option<[usize; 2]>,
 }

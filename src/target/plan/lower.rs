@@ -2,7 +2,7 @@
 
 use super::conv::{ConvIn, ConvWeight, conv, dense_conv_weight};
 use super::planner::{Planner, param};
-use super::{Arg, BB, Compact, Helper, c_pix, cpad};
+use super::{ArenaOffset, Arg, BB, Compact, Helper, c_pix, cpad};
 use crate::error::{Error, Result};
 use crate::ir::layout::BLOCK;
 use crate::ir::{BatchNorm, Conv2d, Graph, Linear, Lrn, Node, NodeId, Op, Pool, PoolKind, Shape};
@@ -17,9 +17,9 @@ pub(super) struct NodeCx<'a> {
     pub node: &'a Node,
     pub ops: &'a [NodeId],
     /// Arena byte offset of each operand (`None`: not planned, a compiler bug).
-    pub ins: Vec<Option<usize>>,
+    pub ins: Vec<Option<ArenaOffset>>,
     /// Arena byte offset of the output.
-    pub out: usize,
+    pub out: ArenaOffset,
     /// The network inputs stored compact.
     pub compact: &'a HashMap<NodeId, Compact>,
     /// The operands written in place into their concat: operand -> (concat, byte offset).
@@ -28,7 +28,7 @@ pub(super) struct NodeCx<'a> {
 
 impl NodeCx<'_> {
     /// Arena offset of operand `i`.
-    pub fn input(&self, i: usize) -> Result<usize> {
+    pub fn input(&self, i: usize) -> Result<ArenaOffset> {
         operand(&self.ins, i, self.id, self.node)
     }
 

@@ -66,13 +66,41 @@ macro_rules! entity {
 entity!(KernelId, "k");
 entity!(TileId, "t");
 
+/// A byte offset into the activation arena. Adding bytes (`+ usize`) moves it; displays
+/// as `a@1024`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ArenaOffset(pub usize);
+
+/// A byte offset into the packed parameters ([`Plan::params`]); displays as `p@64`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ParamOffset(pub usize);
+
+macro_rules! offset {
+    ($t:ident, $prefix:literal) => {
+        impl std::ops::Add<usize> for $t {
+            type Output = $t;
+            fn add(self, bytes: usize) -> $t {
+                $t(self.0 + bytes)
+            }
+        }
+
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($prefix, "{}"), self.0)
+            }
+        }
+    };
+}
+offset!(ArenaOffset, "a@");
+offset!(ParamOffset, "p@");
+
 /// Where a kernel argument points.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arg {
-    /// Byte offset into the activation arena.
-    Arena(usize),
-    /// Byte offset into the packed parameters.
-    Param(usize),
+    /// Bytes into the activation arena.
+    Arena(ArenaOffset),
+    /// Bytes into the packed parameters.
+    Param(ParamOffset),
     /// A runtime helper function (`powf` or `expf`).
     Helper(Helper),
     /// The entry of tile [`Plan::tiles`]`[i]`.
@@ -108,8 +136,8 @@ pub enum Step {
     },
     /// Zero `len` bytes of the arena at `offset`.
     Zero {
-        /// Byte offset.
-        offset: usize,
+        /// Where.
+        offset: ArenaOffset,
         /// Bytes.
         len: usize,
     },
@@ -118,8 +146,8 @@ pub enum Step {
 /// How a tensor is stored in the arena.
 #[derive(Clone, Debug)]
 pub struct Slot {
-    /// Byte offset.
-    pub offset: usize,
+    /// Where it starts.
+    pub offset: ArenaOffset,
     /// Channels (features for vectors).
     pub c: usize,
     /// Pixels per channel (1 for vectors).
@@ -197,7 +225,7 @@ pub struct Plan {
     /// the tier planned for.
     pub tiles: Vec<Tile>,
     /// Arena offsets of the [`GUARD`]-byte guard zones (bounds-checking plans only).
-    pub guards: Vec<usize>,
+    pub guards: Vec<ArenaOffset>,
 }
 
 /// Channels rounded up to the layout's block of [`BLOCK`].

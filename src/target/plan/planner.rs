@@ -2,7 +2,7 @@
 //! packed parameters and the weight blocks left to pack.
 
 use super::alloc::{Arena, BufId};
-use super::{Arg, BB, KernelId, Step, TileId, cpad};
+use super::{ArenaOffset, Arg, BB, KernelId, ParamOffset, Step, TileId, cpad};
 use crate::error::{Error, Result};
 use crate::ir::layout::BLOCK;
 use crate::target::Tier;
@@ -50,13 +50,13 @@ impl<'w> Planner<'w> {
     }
 
     /// A new arena buffer of `size` bytes with `refs` readers; its offset too.
-    pub fn scratch(&mut self, size: usize, refs: usize) -> (BufId, usize) {
+    pub fn scratch(&mut self, size: usize, refs: usize) -> (BufId, ArenaOffset) {
         let b = self.arena.new_buf(size, refs);
         (b, self.arena.offset(b))
     }
 
-    /// Arena byte offset of a view.
-    pub fn at(&self, v: View) -> usize {
+    /// Where a view is in the arena.
+    pub fn at(&self, v: View) -> ArenaOffset {
         self.arena.offset(v.buf) + v.off
     }
 
@@ -66,7 +66,7 @@ impl<'w> Planner<'w> {
 
     /// A parameter block of `n` floats, zeroed, then written by `fill` in place.
     pub fn param_with(&mut self, n: usize, fill: impl FnOnce(&mut [f32])) -> Arg {
-        Arg::Param(self.params.push_with(n, fill) * 4)
+        Arg::Param(ParamOffset(self.params.push_with(n, fill) * 4))
     }
 
     /// Reserves the packed weights of `spec` (a convolution of `ic` to `oc` channels, tensor
@@ -83,7 +83,7 @@ impl<'w> Planner<'w> {
         let at = self.params.reserve(spec.packed_floats());
         let key = key.to_string();
         self.packs.push(Pack { at, spec: spec.clone(), oc, ic, weights, key, winograd });
-        Arg::Param(at * 4)
+        Arg::Param(ParamOffset(at * 4))
     }
 
     /// A tile argument.
@@ -111,7 +111,7 @@ impl<'w> Planner<'w> {
 
     /// Zeroes the padded channels `c..cpad(c)` (and the partial block holding channel `c`)
     /// of a map with `pix` pixels at `out`, for kernels that only write the real channels.
-    pub fn zero_tail(&mut self, out: usize, c: usize, pix: usize) {
+    pub fn zero_tail(&mut self, out: ArenaOffset, c: usize, pix: usize) {
         if !c.is_multiple_of(BLOCK) {
             let from = c / BLOCK * pix * BB;
             let to = cpad(c) * pix * 4;
