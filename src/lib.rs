@@ -1,13 +1,17 @@
 //! incc: an architecture-description compiler for the Inception family of networks.
 //!
-//! A network is written in the `.incep` language (see `docs/LANGUAGE.md`), parsed
-//! ([`syntax`]), elaborated into a shape-checked graph ([`lower`], [`ir`]), optimised
-//! ([`passes`]) and JIT-compiled into native kernels ([`target`]: planning, packing, Cranelift and x86 code
-//! generation) that [`exec`] runs as a [`Model`].
+//! A network is written in the `.incep` language (see `docs/LANGUAGE.md`), parsed and
+//! elaborated into a shape-checked graph ([`frontend`], [`ir`]), optimised ([`passes`]) and
+//! JIT-compiled into native kernels (planning, packing, Cranelift and x86 code generation)
+//! that [`exec`] runs as a [`Model`]; [`Compiler`] does it all in one call.
 //! [`aot`] writes the same code as a relocatable object with a C ABI.
 //! [`reference`](mod@reference) is the plain interpreter every fast path is checked against; [`export`]
 //! writes the network and its weights as an ONNX model.
 //! [`graphviz`] draws a network and [`profile`] reads compile options from YAML.
+//!
+//! The parser (`syntax`), the elaboration (`lower`), the CPU probe (`cpu`) and the whole
+//! back end (`target`) are public only so that the crate's tests, benchmarks and fuzz
+//! targets can reach them; they are hidden from these docs and may change at any time.
 //!
 //! ```
 //! let src = "
@@ -41,6 +45,7 @@
 #![deny(missing_docs)]
 
 pub mod aot;
+#[doc(hidden)]
 pub mod cpu;
 pub mod diag;
 pub mod driver;
@@ -50,6 +55,7 @@ pub mod export;
 pub mod frontend;
 pub mod graphviz;
 pub mod ir;
+#[doc(hidden)]
 pub mod lower;
 pub mod npy;
 pub mod passes;
@@ -57,7 +63,9 @@ pub mod preprocess;
 pub mod profile;
 pub mod reference;
 pub mod summary;
+#[doc(hidden)]
 pub mod syntax;
+#[doc(hidden)]
 pub mod target;
 pub mod weights;
 
