@@ -7,7 +7,7 @@
 //! Run: `cargo run --release --example wide_bench [-- FILTER]` (FILTER matches a row label).
 
 use incc::target::isa::Isa;
-use incc::target::tile::{Broadcast, TileFn, TileSpec};
+use incc::target::tile::{Broadcast, Dtype, TileFn, TileSpec};
 use incc::target::tileset::{TileCode, TileSet};
 use std::time::Instant;
 
@@ -159,6 +159,7 @@ impl<'a> Case<'a> {
                             nr: b.nr,
                             kc: b.kc,
                             lanes: 16,
+                            dtype: Dtype::F32,
                             kh: c.k.0,
                             kw: c.k.1,
                             sw: 1,
@@ -269,6 +270,7 @@ fn build_cost() {
         nr: 2,
         kc: 18,
         lanes: 16,
+        dtype: Dtype::F32,
         kh: 1,
         kw: 1,
         sw: 1,
@@ -307,6 +309,7 @@ fn build_cost() {
             m: 1 + i % 14,
             kc: 1 + i / 14,
             lanes: 16,
+            dtype: Dtype::F32,
             kh: [1, 3, 1][i % 3],
             kw: [1, 3, 7][i % 3],
             first: i % 2 == 0,

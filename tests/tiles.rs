@@ -5,7 +5,7 @@
 //! CPU lacks is skipped with a note (its tiles are still emitted and validated).
 
 use incc::target::isa::Isa;
-use incc::target::tile::{Broadcast, TileSpec};
+use incc::target::tile::{Broadcast, Dtype, TileSpec};
 use incc::target::tileset::{TileCode, TileSet};
 use proptest::prelude::*;
 
@@ -29,11 +29,24 @@ impl Rng {
 }
 
 /// Whether this machine runs `isa`'s tiles (a note when it does not).
-fn runs(isa: Isa) -> bool {
-    if !isa.available() {
-        eprintln!("note: no {} on this machine; {isa:?} tiles are not run", isa.needs());
+fn runs(isa: Isa, d: Dtype) -> bool {
+    match isa.runs(d) {
+        Ok(()) => true,
+        Err(needs) => {
+            eprintln!("note: no {needs} on this machine; {isa:?} {d:?} tiles are not run");
+            false
+        }
     }
-    isa.available()
+}
+
+/// `s` (built for f32, strides in f32 bytes) with `d` input and weights: the same elements,
+/// strides scaled to `d`'s bytes.
+fn as_dtype(mut s: TileSpec, d: Dtype) -> TileSpec {
+    let (eb, fb) = (d.bytes() as i64, 4);
+    s.in_row = s.in_row / fb * eb + s.in_row % fb;
+    s.in_plane = s.in_plane / fb * eb + s.in_plane % fb;
+    s.dtype = d;
+    s
 }
 
 /// The largest `m` of an `nr`-block tile the registers of `isa` allow.
@@ -63,19 +76,57 @@ impl Buf {
     }
 }
 
+/// `x` rounded to the nearest bf16 (ties to even), as f32.
+fn bf16(x: f32) -> f32 {
+    let b = x.to_bits();
+    f32::from_bits((b + 0x7FFF + ((b >> 16) & 1)) & 0xFFFF_0000)
+}
+
+/// The values of `data` stored as `dtype` (bf16: the top halves, `data` being exact in bf16).
+fn encode(data: &[f32], dtype: Dtype) -> Vec<u8> {
+    match dtype {
+        Dtype::F32 => data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        Dtype::Bf16 => data.iter().flat_map(|v| ((v.to_bits() >> 16) as u16).to_le_bytes()).collect(),
+    }
+}
+
 /// Runs tile `idx` of `code` (built from `s`) on random data and checks it against the
 /// contract; returns the relative error `max |diff| / max |value|`. Also checks that no
-/// element of `out` outside the tile changed.
+/// element of `out` outside the tile changed. Input and weights are drawn exact in the
+/// spec's element type, so the f64 loop computes exactly what the tile should, up to the
+/// order of the f32 sums.
 fn check(code: &TileCode, idx: usize, s: &TileSpec, rng: &mut Rng) -> f64 {
     let (m, nr) = (s.m as i64, s.nr as i64);
     let (kc, kh, kw, sw, lanes) = (s.kc as i64, s.kh as i64, s.kw as i64, s.sw as i64, s.lanes as i64);
+    let eb = s.dtype.bytes() as i64;
+    let exact = |v: Vec<f32>| if s.dtype == Dtype::Bf16 { v.into_iter().map(bf16).collect() } else { v };
     // Element extents of the three strided tensors relative to their pointers.
-    let span = |n: i64, stride: i64| ((n - 1) * stride / 4).min(0)..=((n - 1) * stride / 4).max(0);
-    let (pc, pr) = (span(kc, s.in_plane), span(kh, s.in_row));
-    let inp = Buf::new(pc.start() + pr.start(), pc.end() + pr.end() + ((m - 1) * sw + kw - 1) * lanes + lanes - 1, rng);
-    let po = span(nr, s.out_plane);
+    let span = |n: i64, stride: i64, eb: i64| ((n - 1) * stride / eb).min(0)..=((n - 1) * stride / eb).max(0);
+    let (pc, pr) = (span(kc, s.in_plane, eb), span(kh, s.in_row, eb));
+    let mut inp =
+        Buf::new(pc.start() + pr.start(), pc.end() + pr.end() + ((m - 1) * sw + kw - 1) * lanes + lanes - 1, rng);
+    inp.data = exact(inp.data);
+    let po = span(nr, s.out_plane, 4);
     let (olo, ohi) = (*po.start(), po.end() + (m - 1) * 16 + 15);
-    let w = rng.fill((kc * kh * kw * lanes * nr * 16) as usize);
+    // Weights by the contract's logical index `[c][ky][kx][l][j][16]`, then packed.
+    let w = exact(rng.fill((kc * kh * kw * lanes * nr * 16) as usize));
+    let packed: Vec<f32> = match s.dtype {
+        Dtype::F32 => w.clone(),
+        Dtype::Bf16 => {
+            let mut p = vec![0f32; w.len()];
+            for (i, v) in w.iter().enumerate() {
+                let (o, j, l, tap) = (
+                    i % 16,
+                    (i / 16) % nr as usize,
+                    (i / 16 / nr as usize) % lanes as usize,
+                    i / 16 / nr as usize / lanes as usize,
+                );
+                let pair = (tap * lanes as usize + l) / 2;
+                p[((pair * nr as usize + j) * 16 + o) * 2 + l % 2] = *v;
+            }
+            p
+        }
+    };
     let bias = rng.fill((nr * 16) as usize);
     let res = Buf::new(olo, ohi, rng);
     let mut out = Buf::new(olo, ohi, rng);
@@ -91,7 +142,7 @@ fn check(code: &TileCode, idx: usize, s: &TileSpec, rng: &mut Rng) -> f64 {
                     for ky in 0..kh {
                         for kx in 0..kw {
                             for l in 0..lanes {
-                                let x = inp.at((c * s.in_plane + ky * s.in_row) / 4 + (i * sw + kx) * lanes + l);
+                                let x = inp.at((c * s.in_plane + ky * s.in_row) / eb + (i * sw + kx) * lanes + l);
                                 let wi = ((((c * kh + ky) * kw + kx) * lanes + l) * nr + j) * 16 + o;
                                 acc += x as f64 * w[wi as usize] as f64;
                             }
@@ -114,12 +165,12 @@ fn check(code: &TileCode, idx: usize, s: &TileSpec, rng: &mut Rng) -> f64 {
 
     let f = code.tile(idx);
     let res_ptr = if s.residual.is_some() { res.data[res.origin..].as_ptr() } else { std::ptr::null() };
+    let (inp_bytes, w_bytes) = (encode(&inp.data, s.dtype), encode(&packed, s.dtype));
+    let inp_ptr = inp_bytes[inp.origin * eb as usize..].as_ptr() as *const f32;
     // SAFETY: every pointer designates a buffer covering all elements the contract reads
     // or writes for `s` (computed above), `res` is null only without a residual, and
-    // `code` (alive here) was built from `s`.
-    unsafe {
-        f(inp.data[inp.origin..].as_ptr(), w.as_ptr(), out.data[out.origin..].as_mut_ptr(), bias.as_ptr(), res_ptr)
-    };
+    // `code` (alive here) was built from `s`. The tiles read unaligned.
+    unsafe { f(inp_ptr, w_bytes.as_ptr() as *const f32, out.data[out.origin..].as_mut_ptr(), bias.as_ptr(), res_ptr) };
 
     let mut max_diff = 0f64;
     for (k, (&got, &want)) in out.data.iter().zip(&expected).enumerate() {
@@ -155,6 +206,7 @@ fn spec(
         nr,
         kc,
         lanes: 16,
+        dtype: Dtype::F32,
         kh: k.0,
         kw: k.1,
         sw,
@@ -170,7 +222,7 @@ fn spec(
 
 /// Every shape of the contract, every kernel, stride, flag combination and a spread of
 /// unusual strides, all in one executable region.
-fn grid(isa: Isa) {
+fn grid(isa: Isa, d: Dtype) {
     let mut rng = Rng(1);
     let shapes = shapes(isa);
     // Many shapes (AVX-512 has 62): all `first && last` variants, a third of the rest.
@@ -186,7 +238,7 @@ fn grid(isa: Isa) {
             let sw = 1 + (n + f / 3) % 2;
             let extra = [0i64, 4, 68, 1028, 192][f % 5];
             let oextra = [0i64, 12, 64, 4096][(n + f) % 4];
-            let mut s = spec(m, nr, kc, k, sw, f, extra, oextra);
+            let mut s = as_dtype(spec(m, nr, kc, k, sw, f, extra, oextra), d);
             if f % 7 == 6 {
                 s.out_plane = -s.out_plane; // channel blocks stored downwards
             }
@@ -220,22 +272,22 @@ fn grid(isa: Isa) {
 /// Compact inputs (`lanes < 16` channels per pixel, pixels `lanes * 4` bytes apart, as a
 /// network's RGB image is stored): every lane count, kernels and strides of stems, on the
 /// widest tile of each `nr` the planner picks and a small one.
-fn compact_lanes(isa: Isa) {
+fn compact_lanes(isa: Isa, d: Dtype) {
     let mut rng = Rng(4);
     let mut specs = Vec::new();
     let widest = |nr: usize| (isa.tiles().max_m(nr), nr);
     let shapes = [widest(1), widest(2), widest(3), widest(4), (5.min(widest(1).0), 1)];
-    for lanes in 1..16usize {
+    for lanes in (1..16usize).filter(|l| l.is_multiple_of(d.lanes_per_step())) {
         for (n, &(m, nr)) in shapes.iter().enumerate() {
             let k = [(7, 7), (3, 3), (1, 1), (5, 5), (3, 3)][(n + lanes) % 5];
             let sw = 1 + (n + lanes) % 2;
             let wp = ((m - 1) * sw + k.1) as i64 + (lanes % 3) as i64;
             let in_row = wp * lanes as i64 * 4;
             let flags = [3, 3 | 16, 1, 2 | 4 | 16, 3][n];
-            let mut s = spec(m, nr, 1, k, sw, flags, 0, 0);
+            let mut s = as_dtype(spec(m, nr, 1, k, sw, flags, 0, 0), d);
             s.lanes = lanes;
-            s.in_row = in_row;
-            s.in_plane = in_row * k.0 as i64;
+            s.in_row = in_row / 4 * d.bytes() as i64;
+            s.in_plane = s.in_row * k.0 as i64;
             specs.push(s);
         }
     }
@@ -247,27 +299,29 @@ fn compact_lanes(isa: Isa) {
 }
 
 /// All four `first`/`last` combinations chained: a 3-chunk reduction equals one call.
-fn reduction_chunks(isa: Isa) {
+fn reduction_chunks(isa: Isa, d: Dtype) {
     let mut rng = Rng(2);
     // 3 output blocks of as many pixels as fit (9 on AVX-512, 2 on AVX2).
     let m = isa.tiles().max_m(3);
-    let whole = spec(m, 3, 6, (3, 3), 1, 1 | 2 | 4 | 16, 64, 0);
+    let whole = as_dtype(spec(m, 3, 6, (3, 3), 1, 1 | 2 | 4 | 16, 64, 0), d);
     let chunk = |first, last| TileSpec { kc: 2, first, last, ..whole.clone() };
     let mut kernels = TileSet::new(isa);
     let [iw, i0, i1, i2] =
         [whole.clone(), chunk(true, false), chunk(false, false), chunk(false, true)].map(|s| kernels.add(&s).unwrap());
     let code = kernels.finish().unwrap();
-    let n_in = (whole.kc as i64 * whole.in_plane / 4) as usize;
-    let inp = rng.fill(n_in);
-    let w = rng.fill(whole.weight_bytes() / 4);
+    let eb = d.bytes();
+    let exact = |v: Vec<f32>| if d == Dtype::Bf16 { v.into_iter().map(bf16).collect::<Vec<_>>() } else { v };
+    let inp = encode(&exact(rng.fill(whole.kc * whole.in_plane as usize / eb)), d);
+    let w = encode(&exact(rng.fill(whole.weight_bytes() / eb)), d);
     let bias = rng.fill(48);
     let res = rng.fill(3 * m * 16);
     let (mut one, mut three) = (vec![0f32; 3 * m * 16], vec![0f32; 3 * m * 16]);
     // SAFETY: buffers sized by the contract for these specs; `code` is alive.
     unsafe {
-        code.tile(iw)(inp.as_ptr(), w.as_ptr(), one.as_mut_ptr(), bias.as_ptr(), res.as_ptr());
+        let f32s = |b: &[u8]| b.as_ptr() as *const f32;
+        code.tile(iw)(f32s(&inp), f32s(&w), one.as_mut_ptr(), bias.as_ptr(), res.as_ptr());
         for (t, c) in [(i0, 0usize), (i1, 2), (i2, 4)] {
-            let (inp, w) = (inp[c * whole.in_plane as usize / 4..].as_ptr(), w[c * w.len() / 6..].as_ptr());
+            let (inp, w) = (f32s(&inp[c * whole.in_plane as usize..]), f32s(&w[c * w.len() / 6..]));
             code.tile(t)(inp, w, three.as_mut_ptr(), bias.as_ptr(), res.as_ptr());
         }
     }
@@ -277,7 +331,7 @@ fn reduction_chunks(isa: Isa) {
 }
 
 /// Runs on every machine (emission needs no CPU feature; only `finish` does).
-fn sharing_and_refusal(isa: Isa) {
+fn sharing_and_refusal(isa: Isa, d: Dtype) {
     let mut kernels = TileSet::new(isa);
     // The largest single-block tiles: no spare register for a separate broadcast on
     // AVX-512 (Register falls back to the same tile); AVX2 has only one kind.
@@ -288,7 +342,7 @@ fn sharing_and_refusal(isa: Isa) {
         why
     };
     let (over, over_one) = (too_many(two_blocks + 1, 2), too_many(m + 1, 1));
-    let s = spec(m, 1, 4, (1, 1), 1, 3, 0, 0);
+    let s = as_dtype(spec(m, 1, 4, (1, 1), 1, 3, 0, 0), d);
     let a = kernels.add(&s).unwrap();
     assert_eq!(kernels.add(&s.clone()).unwrap(), a);
     assert_eq!(kernels.add_with(&s, Broadcast::Register).unwrap(), a);
@@ -301,7 +355,7 @@ fn sharing_and_refusal(isa: Isa) {
         (TileSpec { nr: 5, m: 1, ..s.clone() }, "nr must be"),
         (TileSpec { m: two_blocks + 1, nr: 2, ..s.clone() }, over.as_str()),
         (TileSpec { m: m + 1, ..s.clone() }, over_one.as_str()),
-        (TileSpec { kw: 60, ..s.clone() }, "instructions exceeds"),
+        (TileSpec { kw: 120, ..s.clone() }, "instructions exceeds"),
         (TileSpec { in_plane: 1 << 40, ..s.clone() }, "2 GiB"),
         (TileSpec { sw: usize::MAX, ..s.clone() }, "2 GiB"),
         (TileSpec { kc: 1 << 40, ..s.clone() }, "2 GiB"),
@@ -327,12 +381,12 @@ fn tile_code_is_send_and_sync() {
     assert_send_sync::<TileCode>();
 }
 
-fn arb_spec(isa: Isa) -> impl Strategy<Value = TileSpec> {
+fn arb_spec(isa: Isa, d: Dtype) -> impl Strategy<Value = TileSpec> {
     let max_m = move |nr: usize| largest(isa, nr).min(28);
     let shape = (1usize..=4).prop_flat_map(move |nr| (1..=max_m(nr), Just(nr)));
     (shape, 1usize..=5, 0..KERNELS.len(), 1usize..=2, 0usize..32, 0i64..64, 0i64..64, any::<bool>()).prop_map(
-        |((m, nr), kc, k, sw, flags, extra, oextra, flip)| {
-            let mut s = spec(m, nr, kc, KERNELS[k], sw, flags, extra * 4, oextra * 4);
+        move |((m, nr), kc, k, sw, flags, extra, oextra, flip)| {
+            let mut s = as_dtype(spec(m, nr, kc, KERNELS[k], sw, flags, extra * 4, oextra * 4), d);
             if flip {
                 s.out_plane = -s.out_plane;
             }
@@ -342,7 +396,7 @@ fn arb_spec(isa: Isa) -> impl Strategy<Value = TileSpec> {
 }
 
 fn random_tile(isa: Isa, s: &TileSpec, register: bool, seed: u64) {
-    if isa.available() {
+    if isa.runs(s.dtype).is_ok() {
         let mut kernels = TileSet::new(isa);
         let b = if register { Broadcast::Register } else { Broadcast::Embedded };
         let idx = kernels.add_with(s, b).unwrap();
@@ -351,46 +405,47 @@ fn random_tile(isa: Isa, s: &TileSpec, register: bool, seed: u64) {
     }
 }
 
-/// The suite for each ISA: a module of tests per `name => Isa`, and [`COVERED`] listing them.
+/// The suite for each ISA and element type: a module of tests per `name => (Isa, Dtype)`,
+/// and [`COVERED`] listing them.
 macro_rules! tile_contract {
-    ($($name:ident => $isa:expr),* $(,)?) => {
-        /// The ISAs the suite is instantiated for.
-        const COVERED: &[Isa] = &[$($isa),*];
+    ($($name:ident => ($isa:expr, $d:expr)),* $(,)?) => {
+        /// The ISAs and element types the suite is instantiated for.
+        const COVERED: &[(Isa, Dtype)] = &[$(($isa, $d)),*];
         $(
             mod $name {
                 use super::*;
 
                 #[test]
                 fn grid_of_tiles_matches_the_contract() {
-                    if runs($isa) {
-                        grid($isa);
+                    if runs($isa, $d) {
+                        grid($isa, $d);
                     }
                 }
 
                 #[test]
                 fn compact_lanes_match_the_contract() {
-                    if runs($isa) {
-                        compact_lanes($isa);
+                    if runs($isa, $d) {
+                        compact_lanes($isa, $d);
                     }
                 }
 
                 #[test]
                 fn reduction_chunks_chain_through_out() {
-                    if runs($isa) {
-                        reduction_chunks($isa);
+                    if runs($isa, $d) {
+                        reduction_chunks($isa, $d);
                     }
                 }
 
                 #[test]
                 fn equal_specs_share_a_tile_and_bad_specs_are_refused() {
-                    sharing_and_refusal($isa);
+                    sharing_and_refusal($isa, $d);
                 }
 
                 proptest! {
                     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
                     #[test]
                     fn random_tiles_match_the_contract(
-                        s in arb_spec($isa), register in any::<bool>(), seed in any::<u64>()
+                        s in arb_spec($isa, $d), register in any::<bool>(), seed in any::<u64>()
                     ) {
                         random_tile($isa, &s, register, seed);
                     }
@@ -400,10 +455,28 @@ macro_rules! tile_contract {
     };
 }
 
-tile_contract!(avx512 => Isa::Avx512, avx2 => Isa::Avx2);
+tile_contract!(
+    avx512 => (Isa::Avx512, Dtype::F32),
+    avx512_bf16 => (Isa::Avx512, Dtype::Bf16),
+    avx2 => (Isa::Avx2, Dtype::F32),
+);
 
-/// Adding an ISA adds its line to [`tile_contract!`]'s instantiation: none is left out.
+/// Adding an ISA or an element type adds its line to [`tile_contract!`]'s instantiation:
+/// every pair an ISA emits is covered, and an ISA refuses the types it does not emit.
 #[test]
-fn every_isa_runs_the_suite() {
-    assert_eq!(COVERED, Isa::ALL.as_slice());
+fn every_isa_and_type_runs_the_suite() {
+    for isa in Isa::ALL {
+        for d in [Dtype::F32, Dtype::Bf16] {
+            let emits = isa.tiles().emits(d);
+            assert_eq!(COVERED.contains(&(isa, d)), emits, "{isa:?} {d:?}");
+            if !emits {
+                let s = as_dtype(spec(1, 1, 1, (1, 1), 1, 3, 0, 0), d);
+                let e = TileSet::new(isa).add(&s).unwrap_err().to_string();
+                assert!(e.contains("has no"), "{e}");
+            }
+        }
+    }
+    let odd = TileSpec { lanes: 3, ..as_dtype(spec(1, 1, 1, (1, 1), 1, 3, 0, 0), Dtype::Bf16) };
+    let e = TileSet::new(Isa::Avx512).add(&odd).unwrap_err().to_string();
+    assert!(e.contains("pairs"), "{e}");
 }

@@ -3,10 +3,10 @@
 //! it comes from the one CPU probe, [`crate::cpu::Cpu::host`]. Adding an ISA is a folder
 //! (`avx512/`, `avx2/`), a variant of [`Isa`] and its line in [`Isa::tiles`].
 
-use super::tile::{Broadcast, TileSpec};
+use super::tile::{Broadcast, Dtype, TileSpec};
 pub use super::x86::{Isa, TileIsa};
 use crate::cpu::Cpu;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 impl Isa {
     /// All of them, widest first.
@@ -32,6 +32,15 @@ impl Isa {
         Isa::ALL.into_iter().find(|i| i.available())
     }
 
+    /// Whether this machine runs tiles of this ISA with `dtype` input and weights: `Err`
+    /// with what the CPU lacks (`"AVX-512F and AVX512_BF16"`).
+    pub fn runs(self, dtype: Dtype) -> std::result::Result<(), &'static str> {
+        if !self.available() {
+            return Err(self.needs());
+        }
+        self.tiles().runs(dtype, Cpu::host())
+    }
+
     /// What the CPU needs, for messages.
     pub fn needs(self) -> &'static str {
         self.tiles().needs()
@@ -42,6 +51,9 @@ impl TileSpec {
     /// Checks the limits of the contract for `isa` (the registers: see [`TileSpec::nr`])
     /// and that every displacement and immediate the code needs fits in 32 bits.
     pub fn validate(&self, isa: Isa) -> Result<()> {
+        if !isa.tiles().emits(self.dtype) {
+            return Err(Error::Invalid(format!("tile {self:?}: {isa:?} has no {:?} tiles", self.dtype)));
+        }
         self.check(isa.tiles().blocking(self.m, self.nr))
     }
 

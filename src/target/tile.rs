@@ -15,6 +15,37 @@
 
 use crate::error::{Error, Result};
 
+/// The element type of a tile's input and weights. Accumulation, bias, residual and output
+/// are f32 whatever it is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Dtype {
+    /// 32-bit floats.
+    #[default]
+    F32,
+    /// bfloat16 (the top half of an f32), read in pairs of lanes: the input's lanes `2p` and
+    /// `2p+1` are one 32-bit word, and the weights are packed `[c][ky][kx][l/2][j][16][2]`, so
+    /// one `vdpbf16ps` adds both lanes' products to each of 16 output channels.
+    Bf16,
+}
+
+impl Dtype {
+    /// Bytes of one element.
+    pub const fn bytes(self) -> usize {
+        match self {
+            Dtype::F32 => 4,
+            Dtype::Bf16 => 2,
+        }
+    }
+
+    /// Lanes one reduction step takes (one instruction per output block and pixel).
+    pub const fn lanes_per_step(self) -> usize {
+        match self {
+            Dtype::F32 => 1,
+            Dtype::Bf16 => 2,
+        }
+    }
+}
+
 /// One convolution micro-tile: `m` pixels of an output row x `nr*16` output channels.
 ///
 /// Tensors are NCHW16c; strides are in bytes. For `i < m`, `j < nr`, `o < 16` a tile
@@ -30,8 +61,10 @@ use crate::error::{Error, Result};
 /// out[(j*out_plane)/4 + i*16 + o] = acc
 /// ```
 ///
-/// so the weights of a tile are packed `[c][ky][kx][l][j][16]`. [`TileSpec::validate`]
-/// states the limits.
+/// so the weights of a tile are packed `[c][ky][kx][l][j][16]`. With [`Dtype::Bf16`] input and
+/// weights are bfloat16 (element offsets are bytes / 2, the weights packed
+/// `[c][ky][kx][l/2][j][16][2]`), every product is exact in f32, and the sums are f32; the
+/// order of the additions is the ISA's. [`TileSpec::validate`] states the limits.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TileSpec {
     /// Output pixels of one row per tile, `>= 1`.
@@ -44,8 +77,10 @@ pub struct TileSpec {
     pub kc: usize,
     /// Channels of one input block, `1..=16`: 16 for the `Nchw16c` layout, fewer for a
     /// compact `[H][W][C]` input with `C < 16` (a network's RGB image, `kc = 1`). Pixels
-    /// are `lanes * 4` bytes apart.
+    /// are `lanes * dtype.bytes()` bytes apart. Even for [`Dtype::Bf16`].
     pub lanes: usize,
+    /// The element type of the input and the weights.
+    pub dtype: Dtype,
     /// Kernel height, `>= 1`.
     pub kh: usize,
     /// Kernel width, `>= 1` (unrolled: see [`MAX_BODY_INSTRUCTIONS`]).
@@ -115,9 +150,20 @@ impl TileSpec {
         2 * (self.m * self.nr * 16 * self.kc * self.kh * self.kw * self.lanes) as u64
     }
 
-    /// Bytes of packed weights one call reads (`kc*kh*kw*lanes*nr*16` f32; of a valid spec).
+    /// Bytes of packed weights one call reads (`kc*kh*kw*lanes*nr*16` elements; of a valid
+    /// spec).
     pub fn weight_bytes(&self) -> usize {
-        self.kc * self.kh * self.kw * self.lanes * self.nr * 64
+        self.kc * self.kh * self.kw * self.lanes * self.nr * 16 * self.dtype.bytes()
+    }
+
+    /// Bytes between two input pixels.
+    pub fn pixel_bytes(&self) -> usize {
+        self.lanes * self.dtype.bytes()
+    }
+
+    /// Reduction steps of one kernel tap: one instruction per output block and pixel each.
+    pub fn steps_per_tap(&self) -> usize {
+        self.lanes / self.dtype.lanes_per_step()
     }
 
     /// Checks the limits of the contract, given what an ISA's registers allow for this
@@ -132,6 +178,9 @@ impl TileSpec {
         if !(1..=16).contains(&self.lanes) {
             return bad(format!("lanes must be 1..=16, found {}", self.lanes));
         }
+        if !self.lanes.is_multiple_of(self.dtype.lanes_per_step()) {
+            return bad(format!("{:?} lanes come in pairs, found {}", self.dtype, self.lanes));
+        }
         if !(1..=4).contains(&self.nr) {
             return bad(format!("nr must be 1..=4, found {}", self.nr));
         }
@@ -140,14 +189,18 @@ impl TileSpec {
             Ok(n) => n,
             Err(why) => return bad(why),
         };
-        let body = self.kw.saturating_mul(self.lanes * per_lane);
+        let body = self.kw.saturating_mul(self.steps_per_tap() * per_lane);
         if body > MAX_BODY_INSTRUCTIONS {
             return bad(format!("an unrolled kernel row of {body} instructions exceeds {MAX_BODY_INSTRUCTIONS}"));
         }
         // m, nr and kw are small now; sw, kc and the strides may be anything.
         let big = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
-        let in_reach = big((self.m - 1).saturating_mul(self.sw).saturating_add(self.kw).saturating_mul(self.lanes * 4));
-        let w_bytes = big(self.kc.saturating_mul(self.kh).saturating_mul(self.kw * self.lanes * self.nr * 64));
+        let in_reach =
+            big((self.m - 1).saturating_mul(self.sw).saturating_add(self.kw).saturating_mul(self.pixel_bytes()));
+        let w_bytes = big(self
+            .kc
+            .saturating_mul(self.kh)
+            .saturating_mul(self.kw * self.lanes * self.nr * 16 * self.dtype.bytes()));
         let back = if self.kh > 1 { self.in_row.checked_mul(big(self.kh)) } else { Some(0) };
         let c_step = back.and_then(|b| self.in_plane.checked_sub(b));
         let out_lo = self.out_plane.min(0).checked_mul(self.nr as i64 - 1);

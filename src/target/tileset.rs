@@ -121,6 +121,13 @@ impl TileSet {
         if !self.isa.available() {
             return Err(Error::Jit(format!("{:?} tiles need x86-64 with {} (System V)", self.isa, self.isa.needs())));
         }
+        for (t, _) in &self.tiles {
+            if let Tile::Conv(s) = t
+                && let Err(needs) = self.isa.runs(s.dtype)
+            {
+                return Err(Error::Jit(format!("{:?} {:?} tiles need a CPU with {needs}", self.isa, s.dtype)));
+            }
+        }
         let tiles = self
             .tiles
             .iter()

@@ -143,6 +143,7 @@ mod tests {
             nr,
             kc: 3,
             lanes,
+            dtype: crate::target::tile::Dtype::F32,
             kh: 3,
             kw,
             sw: 2,

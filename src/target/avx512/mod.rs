@@ -25,12 +25,14 @@
 //! and the weight pointer is biased by +8192 and advanced by 16384 whenever the next
 //! vector falls out of reach. Weights then stream linearly through `rsi`.
 
-use super::tile::{Broadcast, TileSpec};
+use super::tile::{Broadcast, Dtype, TileSpec};
 use super::x86::frame::{Frame, InputBases, Width};
 use super::x86::{Emitted, TileIsa, Z};
 use crate::cpu::Cpu;
 use iced_x86::IcedError;
 use iced_x86::code_asm::*;
+
+mod bf16;
 
 /// AVX-512F tiles: 32 zmm registers of 16 floats, one per output block and pixel.
 pub struct Avx512;
@@ -42,6 +44,14 @@ impl TileIsa for Avx512 {
 
     fn available(&self, cpu: &Cpu) -> bool {
         cpu.avx512f
+    }
+
+    fn emits(&self, dtype: Dtype) -> bool {
+        bf16::emits(dtype)
+    }
+
+    fn runs(&self, dtype: Dtype, cpu: &Cpu) -> Result<(), &'static str> {
+        bf16::runs(dtype, cpu)
     }
 
     fn blocking(&self, m: usize, nr: usize) -> Result<usize, String> {
@@ -88,8 +98,10 @@ const W_REACH: i64 = 8128;
 /// The AVX-512 tile: the shared [`Frame`] around an unrolled body of FMAs, one zmm per
 /// output block and pixel.
 fn emit_avx512(spec: &TileSpec, broadcast: Broadcast) -> Result<Emitted, IcedError> {
-    let &TileSpec { m, nr, lanes, kh, kw, sw, .. } = spec;
-    let px = (lanes * 4) as i64; // bytes per input pixel
+    let &TileSpec { m, nr, kh, kw, sw, .. } = spec;
+    let px = spec.pixel_bytes() as i64; // bytes per input pixel
+    let steps = spec.steps_per_tap(); // lanes, or pairs of bf16 lanes
+    let madd = bf16::MulAdd::of(spec.dtype);
     let broadcast = Avx512.broadcast(spec, broadcast);
     let frame = Frame::new(spec, Width::Zmm);
     let acc = |i: usize, j: usize| Z[frame.acc(i, j)];
@@ -116,7 +128,7 @@ fn emit_avx512(spec: &TileSpec, broadcast: Broadcast) -> Result<Emitted, IcedErr
         let (base, disp) = bases.at(off);
         dword_ptr(base + disp)
     };
-    let row_w = (kw * lanes * nr * 64) as i64; // weight bytes of one kernel row
+    let row_w = (kw * steps * nr * 64) as i64; // weight bytes of one kernel row
 
     let mut loops = Vec::new();
     let heads = frame.open_loops(&mut a, &bases, W_BIAS)?;
@@ -131,8 +143,8 @@ fn emit_avx512(spec: &TileSpec, broadcast: Broadcast) -> Result<Emitted, IcedErr
     }
     let mut w_at = W_BIAS; // where rsi points, relative to this kernel row's weights
     for kx in 0..kw {
-        for l in 0..lanes {
-            let step = ((kx * lanes + l) * nr * 64) as i64;
+        for l in 0..steps {
+            let step = ((kx * steps + l) * nr * 64) as i64;
             if step + (nr as i64 - 1) * 64 - w_at > W_REACH {
                 a.add(rsi, (2 * W_BIAS) as i32)?;
                 w_at += 2 * W_BIAS;
@@ -146,16 +158,16 @@ fn emit_avx512(spec: &TileSpec, broadcast: Broadcast) -> Result<Emitted, IcedErr
                 match broadcast {
                     Broadcast::Embedded => {
                         for j in 0..nr {
-                            a.vfmadd231ps(acc(i, j), wreg(j), in_addr(off))?;
+                            madd.bcst(&mut a, acc(i, j), wreg(j), in_addr(off))?;
                         }
                     }
                     Broadcast::Register => {
                         a.vbroadcastss(areg, in_addr_plain(off))?;
                         for j in 0..nr {
                             if j < nw {
-                                a.vfmadd231ps(acc(i, j), wreg(j), areg)?;
+                                madd.reg(&mut a, acc(i, j), wreg(j), areg)?;
                             } else {
-                                a.vfmadd231ps(acc(i, j), areg, w_mem(j))?;
+                                madd.mem(&mut a, acc(i, j), areg, w_mem(j))?;
                             }
                         }
                     }

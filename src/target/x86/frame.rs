@@ -113,8 +113,8 @@ pub(crate) struct InputBases {
 impl InputBases {
     /// The bases a row of `spec` needs, for displacements reaching `[-bias, span - bias)`.
     pub(crate) fn new(spec: &TileSpec, bias: i64, span: i64) -> InputBases {
-        let &TileSpec { m, lanes, kw, sw, .. } = spec;
-        let max_in = ((m - 1) * sw + kw - 1) as i64 * (lanes * 4) as i64 + (lanes as i64 - 1) * 4;
+        let &TileSpec { m, kw, sw, .. } = spec;
+        let max_in = ((m - 1) * sw + kw - 1) as i64 * spec.pixel_bytes() as i64 + (spec.steps_per_tap() as i64 - 1) * 4;
         InputBases { n: ((max_in / span) as usize + 1).min(IN_BASES.len()), bias, span }
     }
 

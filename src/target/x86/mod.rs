@@ -6,7 +6,7 @@
 pub(crate) mod frame;
 pub mod transform;
 
-use super::tile::{Broadcast, TileSpec};
+use super::tile::{Broadcast, Dtype, TileSpec};
 use crate::cpu::Cpu;
 use iced_x86::code_asm::*;
 use iced_x86::{IcedError, Instruction};
@@ -28,6 +28,14 @@ pub trait TileIsa: Sync {
     fn needs(&self) -> &'static str;
     /// Whether `cpu` runs this ISA's tiles.
     fn available(&self, cpu: &Cpu) -> bool;
+    /// Whether this ISA emits tiles of `dtype` (f32: every ISA).
+    fn emits(&self, dtype: Dtype) -> bool {
+        dtype == Dtype::F32
+    }
+    /// Whether `cpu` runs this ISA's `dtype` tiles: `Err` with what it lacks, for messages.
+    fn runs(&self, dtype: Dtype, cpu: &Cpu) -> Result<(), &'static str> {
+        if dtype == Dtype::F32 && self.available(cpu) { Ok(()) } else { Err(self.needs()) }
+    }
     /// Whether an `m x nr` tile fits the registers: `Ok` with the instructions one input lane
     /// of one tap takes (weight loads included), or why not.
     fn blocking(&self, m: usize, nr: usize) -> Result<usize, String>;
