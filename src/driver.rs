@@ -198,7 +198,9 @@ impl Compiler {
         Ok((graph, w))
     }
 
-    fn load_weights(&self, graph: &Graph) -> Result<Weights> {
+    /// The weights this compiler gives `graph`: the [`weights_file`](Self::weights_file)'s,
+    /// or the seeded initialisation (what `incc run --engine reference` runs with).
+    pub fn load_weights(&self, graph: &Graph) -> Result<Weights> {
         match &self.weights {
             WeightSource::Init { seed } => Ok(Weights::init(graph, *seed)),
             WeightSource::File(p) => Weights::load_safetensors(p, graph),

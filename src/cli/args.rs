@@ -1,0 +1,93 @@
+//! The options every compiling command shares (`compile`, `run`, `bench`, `emit`) and the
+//! report format of `compile` and `bench`.
+
+use clap::{Args, ValueEnum};
+use incc::profile::Profile;
+use incc::{Compiler, Error};
+use std::path::PathBuf;
+
+#[derive(Copy, Clone, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+}
+
+#[derive(Copy, Clone, ValueEnum, PartialEq, Eq)]
+pub enum TierArg {
+    /// The widest tier this CPU supports.
+    Auto,
+    /// The f32x4 kernels that run everywhere.
+    Portable,
+    /// AVX-512 tiles (an error on a CPU without AVX-512F).
+    Wide,
+    /// AVX2 tiles (an error on a CPU without AVX2 and FMA).
+    Avx2,
+}
+
+/// Options shared by every command that compiles. Each overrides the same key of
+/// `--profile-file`; unset, the profile's value or the default applies.
+#[derive(Args, Clone)]
+pub struct CompileArgs {
+    /// A YAML compile profile (opt_level, disable_passes, threads, tier, outputs, seed, weights).
+    #[arg(long, value_name = "FILE")]
+    profile_file: Option<PathBuf>,
+    /// Weights (a PyTorch state_dict saved with safetensors); default: seeded initialisation.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Seed of the default weights and input [default: 0].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Optimisation level: 0 (none), 1, 2 (all) [default: 2].
+    #[arg(short = 'O', value_name = "LEVEL", value_parser = clap::value_parser!(u8).range(0..=2))]
+    opt: Option<u8>,
+    /// A pass not to run (repeatable).
+    #[arg(long = "disable-pass", value_name = "NAME")]
+    disable_pass: Vec<String>,
+    /// The outputs to keep, comma-separated (default: all but auxiliary classifiers `aux*`).
+    #[arg(long, value_delimiter = ',')]
+    outputs: Option<Vec<String>>,
+    /// Worker threads, 1 to 1024 (default: all cores).
+    #[arg(long)]
+    threads: Option<u32>,
+    /// Kernel tier [default: auto].
+    #[arg(long, value_enum)]
+    tier: Option<TierArg>,
+    /// Debug mode: surround every buffer with guard values and verify them after each kernel.
+    #[arg(long)]
+    check_bounds: bool,
+}
+
+impl CompileArgs {
+    /// The profile file (if any) with the flags over it.
+    pub fn profile(&self) -> incc::Result<Profile> {
+        if let Some(t) = self.threads.filter(|t| !(1..=1024).contains(t)) {
+            return Err(Error::Invalid(format!(
+                "invalid value {t} for --threads: expected from 1 to 1024 (leave it out to use all cores)"
+            )));
+        }
+        let file = match &self.profile_file {
+            Some(p) => Profile::load(p)?,
+            None => Profile::default(),
+        };
+        let flags = Profile {
+            opt_level: self.opt,
+            disable_passes: self.disable_pass.clone(),
+            threads: self.threads,
+            tier: self.tier.map(|t| match t {
+                TierArg::Auto => incc::Tier::Auto,
+                TierArg::Portable => incc::Tier::Portable,
+                TierArg::Wide => incc::Tier::Avx512,
+                TierArg::Avx2 => incc::Tier::Avx2,
+            }),
+            outputs: self.outputs.clone(),
+            seed: self.seed,
+            weights: self.weights.clone(),
+        };
+        Ok(file.overlay(flags))
+    }
+
+    /// A compiler with the effective profile's options and `--check-bounds`.
+    pub fn compiler(&self) -> incc::Result<Compiler> {
+        Ok(self.profile()?.compiler()?.check_bounds(self.check_bounds))
+    }
+}
