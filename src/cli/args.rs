@@ -1,8 +1,10 @@
 //! The options every compiling command shares (`compile`, `run`, `bench`, `emit`) and the
 //! report format of `compile` and `bench`.
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, ValueEnum};
 use incc::profile::Profile;
+use incc::target::TierChoice;
 use incc::{Compiler, Error};
 use std::path::PathBuf;
 
@@ -12,16 +14,23 @@ pub enum ReportFormat {
     Json,
 }
 
-#[derive(Copy, Clone, ValueEnum, PartialEq, Eq)]
-pub enum TierArg {
-    /// The widest tier this CPU supports.
-    Auto,
-    /// The f32x4 kernels that run everywhere.
-    Portable,
-    /// AVX-512 tiles (an error on a CPU without AVX-512F).
-    Wide,
-    /// AVX2 tiles (an error on a CPU without AVX2 and FMA).
-    Avx2,
+/// `--tier`: the library's names ([`TierChoice::NAMES`]) and parser, its aliases accepted
+/// but not listed, each name with its line of `--help`.
+fn tier_parser() -> impl TypedValueParser<Value = TierChoice> {
+    let values = TierChoice::ALL.map(|t| {
+        let aliases = TierChoice::ALIASES.iter().filter(|(_, a)| *a == t).map(|(name, _)| *name);
+        PossibleValue::new(t.name()).help(tier_help(t)).aliases(aliases)
+    });
+    PossibleValuesParser::new(values).try_map(|name| name.parse::<TierChoice>())
+}
+
+fn tier_help(t: TierChoice) -> &'static str {
+    match t {
+        TierChoice::Auto => "The widest tier this CPU supports",
+        TierChoice::Avx512 => "AVX-512 tiles (an error on a CPU without AVX-512F)",
+        TierChoice::Avx2 => "AVX2 tiles (an error on a CPU without AVX2 and FMA)",
+        TierChoice::Portable => "The f32x4 kernels that run everywhere",
+    }
 }
 
 /// Options shared by every command that compiles. Each overrides the same key of
@@ -50,8 +59,8 @@ pub struct CompileArgs {
     #[arg(long)]
     threads: Option<u32>,
     /// Kernel tier [default: auto].
-    #[arg(long, value_enum)]
-    tier: Option<TierArg>,
+    #[arg(long, value_parser = tier_parser())]
+    tier: Option<TierChoice>,
     /// Debug mode: surround every buffer with guard values and verify them after each kernel.
     #[arg(long)]
     check_bounds: bool,
@@ -73,12 +82,7 @@ impl CompileArgs {
             opt_level: self.opt,
             disable_passes: self.disable_pass.clone(),
             threads: self.threads,
-            tier: self.tier.map(|t| match t {
-                TierArg::Auto => incc::Tier::Auto,
-                TierArg::Portable => incc::Tier::Portable,
-                TierArg::Wide => incc::Tier::Avx512,
-                TierArg::Avx2 => incc::Tier::Avx2,
-            }),
+            tier: self.tier,
             outputs: self.outputs.clone(),
             seed: self.seed,
             weights: self.weights.clone(),
