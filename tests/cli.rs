@@ -490,3 +490,26 @@ fn unknown_tier_lists_the_names() {
         &["bad-tier.yaml:2:7", "unknown tier `AVX512`", "auto, avx512, avx2, portable"],
     );
 }
+
+/// An error the library reports with its file alone is prefixed with what the command was
+/// doing, once: `error: writing the ONNX model: /nonexistent/x.onnx: No such file ...`.
+#[test]
+fn errors_say_what_the_command_was_doing() {
+    let net = tiny();
+    let n = net.to_str().unwrap();
+    let cases: [(&[&str], &str); 5] = [
+        (&["export", n, "--onnx", "/nonexistent/x.onnx"], "error: writing the ONNX model: /nonexistent/x.onnx: "),
+        (&["run", n, "--output", "/nonexistent/y.npy"], "error: writing output `logits`: /nonexistent/y.npy: "),
+        (&["run", n, "--input", "/nonexistent/x.npy"], "error: reading the input tensor: /nonexistent/x.npy: "),
+        (&["graph", n, "-o", "/nonexistent/g.dot"], "error: writing the drawing: /nonexistent/g.dot: "),
+        (
+            &["compile", n, "--profile-file", "/nonexistent/p.yaml"],
+            "error: reading the compile profile: /nonexistent/p.yaml: ",
+        ),
+    ];
+    for (args, prefix) in cases {
+        fails(args, &[prefix, "No such file"]);
+        let (_, _, err) = incc(args);
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line:\n{err}");
+    }
+}

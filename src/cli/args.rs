@@ -1,11 +1,12 @@
 //! The options every compiling command shares (`compile`, `run`, `bench`, `emit`) and the
 //! report format of `compile` and `bench`.
 
+use anyhow::Context;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, ValueEnum};
+use incc::Compiler;
 use incc::profile::Profile;
 use incc::target::TierChoice;
-use incc::{Compiler, Error};
 use std::path::PathBuf;
 
 #[derive(Copy, Clone, ValueEnum)]
@@ -68,14 +69,12 @@ pub struct CompileArgs {
 
 impl CompileArgs {
     /// The profile file (if any) with the flags over it.
-    pub fn profile(&self) -> incc::Result<Profile> {
+    pub fn profile(&self) -> anyhow::Result<Profile> {
         if let Some(t) = self.threads.filter(|t| !(1..=1024).contains(t)) {
-            return Err(Error::Invalid(format!(
-                "invalid value {t} for --threads: expected from 1 to 1024 (leave it out to use all cores)"
-            )));
+            anyhow::bail!("invalid value {t} for --threads: expected from 1 to 1024 (leave it out to use all cores)");
         }
         let file = match &self.profile_file {
-            Some(p) => Profile::load(p)?,
+            Some(p) => Profile::load(p).context("reading the compile profile")?,
             None => Profile::default(),
         };
         let flags = Profile {
@@ -91,7 +90,7 @@ impl CompileArgs {
     }
 
     /// A compiler with the effective profile's options and `--check-bounds`.
-    pub fn compiler(&self) -> incc::Result<Compiler> {
+    pub fn compiler(&self) -> anyhow::Result<Compiler> {
         Ok(self.profile()?.compiler()?.check_bounds(self.check_bounds))
     }
 }

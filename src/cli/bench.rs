@@ -47,7 +47,7 @@ impl Latency {
 }
 
 impl Bench {
-    pub fn run(self) -> incc::Result<()> {
+    pub fn run(self) -> anyhow::Result<()> {
         let (iters, warmup) = (self.iters, self.warmup);
         let settings = self.args.profile()?;
         let c = settings.compiler()?.compile_file(&self.file)?;

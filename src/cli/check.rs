@@ -10,7 +10,7 @@ pub struct Check {
 }
 
 impl Check {
-    pub fn run(self) -> incc::Result<()> {
+    pub fn run(self) -> anyhow::Result<()> {
         let g = incc::frontend::compile_file(&self.file)?;
         let ops = g.g.node_count() - g.inputs.len();
         eprintln!(

@@ -4,6 +4,7 @@
 use super::args::{CompileArgs, ReportFormat};
 use super::emit::{Emit, EmitFormat, emit};
 use super::print::{print_object_report, print_report, to_json, write_out};
+use anyhow::Context;
 use clap::Args;
 use std::path::{Path, PathBuf};
 
@@ -39,7 +40,7 @@ pub struct Compile {
 }
 
 impl Compile {
-    pub fn run(self) -> incc::Result<()> {
+    pub fn run(self) -> anyhow::Result<()> {
         // The profile is checked first and written last: a failed compile leaves none.
         let profile = match &self.write_profile {
             Some(out) => Some((out, self.args.profile()?.effective()?.to_yaml()?)),
@@ -49,13 +50,13 @@ impl Compile {
             self.compile(file)?;
         }
         if let Some((out, yaml)) = profile {
-            write_out(Some(out), &yaml)?;
+            write_out(Some(out), &yaml).context("writing the effective profile")?;
             eprintln!("wrote the effective profile to {}", out.display());
         }
         Ok(())
     }
 
-    fn compile(&self, file: &Path) -> incc::Result<()> {
+    fn compile(&self, file: &Path) -> anyhow::Result<()> {
         let args = &self.args;
         if let Some(what) = self.emit {
             return emit(file, what, self.emit_format, args);

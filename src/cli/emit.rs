@@ -32,13 +32,13 @@ pub struct EmitCmd {
 }
 
 impl EmitCmd {
-    pub fn run(self) -> incc::Result<()> {
+    pub fn run(self) -> anyhow::Result<()> {
         emit(&self.file, self.what, EmitFormat::Text, &self.args)
     }
 }
 
 /// Prints `what` of `file` in `format`, optimised as `args` say.
-pub fn emit(file: &Path, what: Emit, format: EmitFormat, args: &CompileArgs) -> incc::Result<()> {
+pub fn emit(file: &Path, what: Emit, format: EmitFormat, args: &CompileArgs) -> anyhow::Result<()> {
     let g = incc::frontend::compile_file(file)?;
     let g = match what {
         Emit::Ir => g,

@@ -1,5 +1,6 @@
 //! `incc export`: the network and its weights as an ONNX model.
 
+use anyhow::Context;
 use clap::Args;
 use incc::Compiler;
 use std::path::PathBuf;
@@ -26,7 +27,7 @@ pub struct Export {
 }
 
 impl Export {
-    pub fn run(self) -> incc::Result<()> {
+    pub fn run(self) -> anyhow::Result<()> {
         let level = incc::driver::parse_level(&self.opt)?;
         let mut c = Compiler::new().seed(self.seed).outputs(self.outputs).opt_level(level);
         if let Some(w) = &self.weights {
@@ -39,7 +40,7 @@ impl Export {
             let (g, w, _) = c.optimize(g)?;
             (g, w)
         };
-        let s = incc::export::onnx::write(&self.onnx, &g, &w)?;
+        let s = incc::export::onnx::write(&self.onnx, &g, &w).context("writing the ONNX model")?;
         eprintln!(
             "wrote {}: ONNX opset {}, {} nodes, {} initializers, {} bytes",
             self.onnx.display(),

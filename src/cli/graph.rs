@@ -1,6 +1,7 @@
 //! `incc graph`: the network drawn as `dot` text, SVG or an HTML page.
 
 use super::print::write_out;
+use anyhow::Context;
 use clap::{Args, ValueEnum};
 use incc::Compiler;
 use std::path::PathBuf;
@@ -34,7 +35,7 @@ pub struct Graph {
 }
 
 impl Graph {
-    pub fn run(self) -> incc::Result<()> {
+    pub fn run(self) -> anyhow::Result<()> {
         let g = incc::frontend::compile_file(&self.file)?;
         let g = if self.opt == 0 {
             g
@@ -48,6 +49,6 @@ impl Graph {
             GraphFormat::Svg => incc::graphviz::render_svg(&incc::graphviz::to_dot(&g, &opts))?,
             GraphFormat::Html => incc::graphviz::to_html(&g, &opts)?,
         };
-        write_out(self.output.as_deref(), &text)
+        write_out(self.output.as_deref(), &text).context("writing the drawing")
     }
 }

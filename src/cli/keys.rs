@@ -10,7 +10,7 @@ pub struct Keys {
 }
 
 impl Keys {
-    pub fn run(self) -> incc::Result<()> {
+    pub fn run(self) -> anyhow::Result<()> {
         let g = incc::frontend::compile_file(&self.file)?;
         for p in g.params() {
             let dims: Vec<String> = p.shape.iter().map(|d| d.to_string()).collect();

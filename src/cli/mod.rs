@@ -3,6 +3,11 @@
 //! reports and tables, [`input`] the input tensors, [`progress`] the bar of `incc bench`.
 //! Only argument parsing and printing live here; what a library user would also want
 //! (compiling, choosing weights, writing files atomically) is in the library.
+//!
+//! Errors: the library's typed [`incc::Error`] names the file and the problem; the commands
+//! return `anyhow` errors that add what the command was doing when it matters
+//! (`writing the ONNX model: out/x.onnx: No such file or directory`). No context goes on
+//! reading a source: its diagnostics print as they are.
 
 mod args;
 mod bench;
@@ -53,7 +58,7 @@ enum Cmd {
 
 impl Cli {
     /// Runs the command.
-    pub fn run(self) -> incc::Result<()> {
+    pub fn run(self) -> anyhow::Result<()> {
         match self.cmd {
             Cmd::Check(c) => c.run(),
             Cmd::Summary(c) => c.run(),

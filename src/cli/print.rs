@@ -8,24 +8,29 @@ use std::io::IsTerminal;
 use std::path::Path;
 
 /// Prints a failed command's error on stderr: source errors as codespan diagnostics (in
-/// colour on a terminal), the rest as `error: ...`.
-pub fn print_error(e: &Error) {
-    let color = std::io::stderr().is_terminal();
-    match e {
-        Error::Source(d) => eprint!("{}", d.render(color)),
-        other => eprintln!("error: {other}"),
+/// colour on a terminal; they name the file and line themselves), the rest as
+/// `error: what the command was doing: what went wrong`.
+pub fn print_error(e: &anyhow::Error) {
+    match e.downcast_ref::<Error>() {
+        Some(Error::Source(d)) => {
+            for what in e.chain().take_while(|c| !c.is::<Error>()) {
+                eprintln!("error: {what}:");
+            }
+            eprint!("{}", d.render(std::io::stderr().is_terminal()));
+        }
+        _ => eprintln!("error: {e:#}"),
     }
 }
 
-pub fn to_json<T: serde::Serialize>(v: &T) -> incc::Result<String> {
-    serde_json::to_string_pretty(v).map_err(|e| Error::Invalid(e.to_string()))
+pub fn to_json<T: serde::Serialize>(v: &T) -> anyhow::Result<String> {
+    Ok(serde_json::to_string_pretty(v)?)
 }
 
 /// Writes `text` to `path`, or to standard output without one. The file is written
 /// atomically (a temporary file beside it, renamed into place): on error nothing is left.
-pub fn write_out(path: Option<&Path>, text: &str) -> incc::Result<()> {
+pub fn write_out(path: Option<&Path>, text: &str) -> anyhow::Result<()> {
     match path {
-        Some(p) => incc::npy::write_atomic(p, |w| std::io::Write::write_all(w, text.as_bytes())),
+        Some(p) => Ok(incc::npy::write_atomic(p, |w| std::io::Write::write_all(w, text.as_bytes()))?),
         None => {
             print!("{text}");
             Ok(())

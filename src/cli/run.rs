@@ -4,11 +4,12 @@
 use super::args::CompileArgs;
 use super::input::run_input;
 use super::print::{print_outputs, print_report};
+use anyhow::Context;
 use clap::{Args, ValueEnum};
+use incc::Outputs;
 use incc::ir::{Graph, Output};
 use incc::preprocess::{OutputKind, Rgb8};
 use incc::profile::Profile;
-use incc::{Error, Outputs};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -57,14 +58,14 @@ pub struct Run {
 type Kinds = Vec<(String, OutputKind)>;
 
 impl Run {
-    pub fn run(self) -> incc::Result<()> {
+    pub fn run(self) -> anyhow::Result<()> {
         if self.precision == Precision::F64 && self.engine != Engine::Reference {
-            return Err(Error::Invalid("--precision f64 needs --engine reference".into()));
+            anyhow::bail!("--precision f64 needs --engine reference");
         }
         let profile = self.args.profile()?;
         // Decode first: a bad image fails before the network is compiled.
         let image = match &self.image {
-            Some(p) => Some((p.clone(), incc::preprocess::load_image(p)?)),
+            Some(p) => Some((p.clone(), incc::preprocess::load_image(p).context("reading the image")?)),
             None => None,
         };
         let (outs, kinds) = match self.engine {
@@ -84,11 +85,11 @@ impl Run {
         }
     }
 
-    fn input(&self, g: &Graph, image: Option<&(PathBuf, Rgb8)>, seed: u64) -> incc::Result<Vec<f32>> {
+    fn input(&self, g: &Graph, image: Option<&(PathBuf, Rgb8)>, seed: u64) -> anyhow::Result<Vec<f32>> {
         run_input(g, &self.file, self.input.as_deref(), image, seed, self.output.is_some())
     }
 
-    fn on_reference(&self, profile: &Profile, image: Option<&(PathBuf, Rgb8)>) -> incc::Result<(Outputs, Kinds)> {
+    fn on_reference(&self, profile: &Profile, image: Option<&(PathBuf, Rgb8)>) -> anyhow::Result<(Outputs, Kinds)> {
         let g = incc::frontend::compile_file(&self.file)?;
         let w = profile.compiler()?.load_weights(&g)?;
         let x = self.input(&g, image, profile.seed.unwrap_or(0))?;
@@ -105,7 +106,7 @@ impl Run {
         Ok((outs, kinds))
     }
 
-    fn on_jit(&self, profile: &Profile, image: Option<&(PathBuf, Rgb8)>) -> incc::Result<(Outputs, Kinds)> {
+    fn on_jit(&self, profile: &Profile, image: Option<&(PathBuf, Rgb8)>) -> anyhow::Result<(Outputs, Kinds)> {
         let c = profile.compiler()?.compile_file(&self.file)?;
         let quiet = self.output.is_some();
         if !quiet {
@@ -130,7 +131,7 @@ fn sibling(path: &Path, name: &str) -> PathBuf {
 
 /// The first output to `path`, the others beside it ([`sibling`]): every output or none,
 /// since on an error the files already written are removed.
-fn save_outputs(path: &Path, outs: &[Output]) -> incc::Result<()> {
+fn save_outputs(path: &Path, outs: &[Output]) -> anyhow::Result<()> {
     let mut written = vec![];
     for (i, Output { name, shape, data }) in outs.iter().enumerate() {
         let p = if i == 0 { path.to_path_buf() } else { sibling(path, name) };
@@ -138,7 +139,7 @@ fn save_outputs(path: &Path, outs: &[Output]) -> incc::Result<()> {
             for w in &written {
                 let _ = std::fs::remove_file(w);
             }
-            return Err(e);
+            return Err(e).with_context(|| format!("writing output `{name}`"));
         }
         written.push(p);
     }

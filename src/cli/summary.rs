@@ -2,7 +2,6 @@
 
 use super::print::to_json;
 use clap::{Args, ValueEnum};
-use incc::Error;
 use std::path::PathBuf;
 
 #[derive(Copy, Clone, ValueEnum)]
@@ -22,13 +21,13 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn run(self) -> incc::Result<()> {
+    pub fn run(self) -> anyhow::Result<()> {
         let g = incc::frontend::compile_file(&self.file)?;
         let s = incc::summary::Summary::of(&g);
         let text = match self.format {
             SummaryFormat::Table => s.table(),
             SummaryFormat::Json => to_json(&s)? + "\n",
-            SummaryFormat::Yaml => serde_yaml_ng::to_string(&s).map_err(|e| Error::Invalid(e.to_string()))?,
+            SummaryFormat::Yaml => serde_yaml_ng::to_string(&s)?,
         };
         print!("{text}");
         Ok(())
