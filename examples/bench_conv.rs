@@ -136,12 +136,8 @@ fn disasm() {
     }
 }
 
-/// The tier to measure: `INCC_TIER=portable|wide|avx2` (default: auto).
+/// The tier to measure: `INCC_TIER=auto|avx512|avx2|portable`, as `--tier` reads it (default,
+/// and on a name that is none of them: auto).
 fn tier() -> incc::target::TierChoice {
-    match std::env::var("INCC_TIER").as_deref() {
-        Ok("portable") => incc::target::TierChoice::Portable,
-        Ok("wide") => incc::target::TierChoice::Avx512,
-        Ok("avx2") => incc::target::TierChoice::Avx2,
-        _ => incc::target::TierChoice::Auto,
-    }
+    std::env::var("INCC_TIER").ok().and_then(|t| t.parse().ok()).unwrap_or_default()
 }

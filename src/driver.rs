@@ -31,7 +31,7 @@ pub enum WeightSource {
     File(PathBuf),
 }
 
-/// The kernel tier asked for (`auto`, `portable`, `wide`, `avx2`); see [`TierChoice`].
+/// The kernel tier asked for (`auto`, `avx512`, `avx2`, `portable`); see [`TierChoice`].
 pub type Tier = TierChoice;
 
 /// Builds compiled [`Model`]s; every option has a sensible default.
@@ -83,10 +83,10 @@ pub struct CompileReport {
     pub steps: usize,
     /// Machine code bytes.
     pub code_bytes: usize,
-    /// The convolution tier: `wide` (AVX-512 tiles), `avx2` (AVX2 tiles) or `portable`
+    /// The convolution tier: `avx512` (AVX-512 tiles), `avx2` (AVX2 tiles) or `portable`
     /// (Cranelift f32x4).
     pub tier: String,
-    /// Distinct micro-tiles assembled (wide and avx2 tiers).
+    /// Distinct micro-tiles assembled (avx512 and avx2 tiers).
     pub tiles: usize,
     /// Bytes of one activation arena.
     pub arena_bytes: usize,
@@ -198,7 +198,9 @@ impl Compiler {
         Ok((graph, w))
     }
 
-    fn load_weights(&self, graph: &Graph) -> Result<Weights> {
+    /// The weights this compiler gives `graph`: the [`weights_file`](Self::weights_file)'s,
+    /// or the seeded initialisation (what `incc run --engine reference` runs with).
+    pub fn load_weights(&self, graph: &Graph) -> Result<Weights> {
         match &self.weights {
             WeightSource::Init { seed } => Ok(Weights::init(graph, *seed)),
             WeightSource::File(p) => Weights::load_safetensors(p, graph),

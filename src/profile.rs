@@ -4,7 +4,7 @@
 //! opt_level: 2                        # 0, 1 or 2
 //! disable_passes: [fuse-sibling-1x1]  # passes not to run
 //! threads: 2                          # worker threads (absent: all cores)
-//! tier: auto                          # kernel tier: auto | portable | wide | avx2
+//! tier: auto                          # kernel tier: auto | avx512 | avx2 | portable (wide: avx512)
 //! outputs: [logits]                   # outputs to keep (absent: all but aux*)
 //! seed: 0                             # seed of the initial weights and input
 //! weights: inception_v4.safetensors   # relative to this file's folder (absent: seeded weights)
@@ -215,5 +215,16 @@ mod tests {
         };
         assert_eq!(Profile::parse("p.yaml", &p.to_yaml().unwrap()).unwrap(), p);
         assert_eq!(Profile::parse("p.yaml", "# nothing\n").unwrap(), Profile::default());
+    }
+
+    #[test]
+    fn tiers_by_the_names_of_the_flag() {
+        for (text, tier) in
+            [("avx512", Tier::Avx512), ("wide", Tier::Avx512), ("avx2", Tier::Avx2), ("auto", Tier::Auto)]
+        {
+            let p = Profile::parse("p.yaml", &format!("tier: {text}\n")).unwrap();
+            assert_eq!(p.tier, Some(tier), "{text}");
+            assert_eq!(p.tier.map(|t| t.to_string()), Some(text.replace("wide", "avx512")));
+        }
     }
 }

@@ -426,3 +426,90 @@ fn a_closed_stdout_is_no_panic() {
         assert_ne!(out.status.code(), Some(101), "{cmd}: {err}");
     }
 }
+
+/// `--tier` takes the names `auto`, `avx512`, `avx2`, `portable` (what `--help` lists) and
+/// `wide`, the former name of `avx512`, which means exactly what `avx512` means: the same
+/// effective profile, and the same compilation and outputs (or, on a CPU without AVX-512F,
+/// the same error naming the ISA).
+#[test]
+fn tier_names_and_the_wide_alias() {
+    let net = tiny();
+    let n = net.to_str().unwrap();
+    let profile = |tier: &str| {
+        let out = scratch("tier.yaml");
+        let (code, _, err) = incc(&["compile", "--tier", tier, "--write-profile", out.to_str().unwrap()]);
+        assert_eq!(code, 0, "--tier {tier}: {err}");
+        std::fs::read_to_string(&out).expect("profile written")
+    };
+    for tier in ["auto", "avx512", "avx2", "portable"] {
+        assert!(profile(tier).contains(&format!("\ntier: {tier}\n")), "--tier {tier}");
+    }
+    assert_eq!(profile("wide"), profile("avx512"));
+    // The same run: outputs and report, or the same error.
+    let run = |tier: &str| {
+        let out = scratch("y.npy");
+        let (code, _, err) = incc(&["run", n, "--threads", "1", "--tier", tier, "--output", out.to_str().unwrap()]);
+        let report = incc(&["compile", n, "--threads", "1", "--tier", tier, "--format", "json"]);
+        (code, err.replace(out.to_str().unwrap(), "OUT"), std::fs::read(&out).ok(), report.0, report.2)
+    };
+    let (avx512, wide) = (run("avx512"), run("wide"));
+    assert_eq!(avx512, wide);
+    if incc::target::TierChoice::Avx512.resolve().is_ok() {
+        assert_eq!(avx512.0, 0, "{}", avx512.1);
+        let (_, json, _) = incc(&["compile", n, "--tier", "wide", "--format", "json"]);
+        let report: serde_json::Value = serde_json::from_str(&json).expect("json");
+        assert_eq!(report["tier"], "avx512");
+    } else {
+        fails(&["run", n, "--tier", "wide"], &["avx512 tier needs", "AVX-512F"]);
+    }
+    // `--help` names avx512, not its alias.
+    let (code, help, _) = incc(&["compile", "--help"]);
+    assert_eq!(code, 0);
+    assert!(help.contains("- avx512:") && help.contains("- portable:") && !help.contains("- wide"), "{help}");
+    let (_, short, _) = incc(&["compile", "-h"]);
+    assert!(short.contains("[possible values: auto, avx512, avx2, portable]"), "{short}");
+}
+
+/// An unknown tier is a usage error (exit 2) that names it and lists the valid names; the
+/// same name in a profile is exit 1 with the file, line and column and the same list.
+#[test]
+fn unknown_tier_lists_the_names() {
+    let net = tiny();
+    let n = net.to_str().unwrap();
+    for cmd in ["compile", "run", "bench", "emit"] {
+        let (code, _, err) = incc(&[cmd, n, "--tier", "avx-512"]);
+        assert_eq!(code, 2, "{cmd}: {err}");
+        assert!(err.contains("'avx-512'") && err.contains("--tier"), "{cmd}: {err}");
+        assert!(err.contains("[possible values: auto, avx512, avx2, portable]"), "{cmd}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let p = scratch("bad-tier.yaml");
+    std::fs::write(&p, "opt_level: 1\ntier: AVX512\n").expect("write");
+    fails(
+        &["compile", n, "--profile-file", p.to_str().unwrap()],
+        &["bad-tier.yaml:2:7", "unknown tier `AVX512`", "auto, avx512, avx2, portable"],
+    );
+}
+
+/// An error the library reports with its file alone is prefixed with what the command was
+/// doing, once: `error: writing the ONNX model: /nonexistent/x.onnx: No such file ...`.
+#[test]
+fn errors_say_what_the_command_was_doing() {
+    let net = tiny();
+    let n = net.to_str().unwrap();
+    let cases: [(&[&str], &str); 5] = [
+        (&["export", n, "--onnx", "/nonexistent/x.onnx"], "error: writing the ONNX model: /nonexistent/x.onnx: "),
+        (&["run", n, "--output", "/nonexistent/y.npy"], "error: writing output `logits`: /nonexistent/y.npy: "),
+        (&["run", n, "--input", "/nonexistent/x.npy"], "error: reading the input tensor: /nonexistent/x.npy: "),
+        (&["graph", n, "-o", "/nonexistent/g.dot"], "error: writing the drawing: /nonexistent/g.dot: "),
+        (
+            &["compile", n, "--profile-file", "/nonexistent/p.yaml"],
+            "error: reading the compile profile: /nonexistent/p.yaml: ",
+        ),
+    ];
+    for (args, prefix) in cases {
+        fails(args, &[prefix, "No such file"]);
+        let (_, _, err) = incc(args);
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line:\n{err}");
+    }
+}

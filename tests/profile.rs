@@ -151,7 +151,7 @@ fn bad_profiles_are_located() {
         ("type.yaml", "seed: 1\nthreads: two\n", &[":2:10:", "threads", "invalid type", "\"two\""]),
         ("range.yaml", "opt_level: 7\n", &[":1:12:", "opt_level", "from 0 to 2"]),
         ("zero.yaml", "threads: 0\n", &[":1:10:", "from 1 to 1024"]),
-        ("tier.yaml", "tier: fast\n", &[":1:7:", "unknown variant `fast`", "`portable`"]),
+        ("tier.yaml", "tier: fast\n", &[":1:7:", "unknown tier `fast`", "auto, avx512, avx2, portable"]),
         ("list.yaml", "outputs: logits\n", &[":1:10:", "expected a sequence"]),
         ("syntax.yaml", "opt_level: [1\n", &[":2:1:", "flow sequence"]),
         ("negative.yaml", "seed: -1\n", &[":1:7:", "seed"]),

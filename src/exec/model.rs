@@ -81,7 +81,7 @@ pub struct CompileStats {
     pub codegen_ms: f64,
     /// The tier the convolutions run on.
     pub tier: Option<target::Tier>,
-    /// Distinct micro-tiles (wide and avx2 tiers).
+    /// Distinct micro-tiles (avx512 and avx2 tiers).
     pub tiles: usize,
 }
 
@@ -414,7 +414,9 @@ fn generate_while_packing(
         let tiles = match helper {
             Some(helper) => {
                 queue.work();
-                helper.join().unwrap_or_else(|_| Err(Error::Jit("the wide tile assembler panicked".into())))
+                helper
+                    .join()
+                    .unwrap_or_else(|_| Err(Error::Jit(format!("the {} tile assembler panicked", tier.name()))))
             }
             None => {
                 let tiles = Tiles::assemble(specs, tier);

@@ -41,6 +41,14 @@ impl Isa {
         self.tiles().runs(dtype, Cpu::host())
     }
 
+    /// Its name in messages: `AVX-512`, `AVX2`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Avx512 => "AVX-512",
+            Isa::Avx2 => "AVX2",
+        }
+    }
+
     /// What the CPU needs, for messages.
     pub fn needs(self) -> &'static str {
         self.tiles().needs()

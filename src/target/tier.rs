@@ -1,7 +1,14 @@
 //! Tiers: which kernels compute the convolutions, by the instruction set they need.
+//!
+//! A tier is asked for by name, the same names everywhere: `auto`, `avx512`, `avx2` or
+//! `portable` ([`TierChoice::NAMES`]), with `wide` still accepted for `avx512`. One parser
+//! reads them, [`TierChoice::from_name`], with one error for an unknown name: `FromStr`
+//! (`--tier`, `INCC_TIER`) and `Deserialize` (a compile profile's `tier:`) both call it.
 
 use super::isa::Isa;
 use crate::error::{Error, Result};
+use serde::de::{self, Deserialize, Deserializer, Visitor};
+use serde::{Serialize, Serializer};
 
 /// Which kernels compute the convolutions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -35,9 +42,9 @@ impl Tier {
     }
 }
 
-/// The tier asked for.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// The tier asked for. Serialised as its [name](TierChoice::name); read with
+/// [`TierChoice::from_name`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum TierChoice {
     /// The fastest this CPU runs.
     #[default]
@@ -46,13 +53,38 @@ pub enum TierChoice {
     Portable,
     /// [`Tier::Avx512`], or an error on a CPU without AVX-512F. `wide`, its name before
     /// 2026-12, is accepted as an alias.
-    #[serde(alias = "wide")]
     Avx512,
     /// [`Tier::Avx2`], or an error on a CPU without AVX2 and FMA.
     Avx2,
 }
 
 impl TierChoice {
+    /// Every choice, in the order of [`TierChoice::NAMES`].
+    pub const ALL: [TierChoice; 4] = [TierChoice::Auto, TierChoice::Avx512, TierChoice::Avx2, TierChoice::Portable];
+
+    /// The names of [`TierChoice::ALL`]: what `--tier` and a profile's `tier:` accept, and
+    /// what an unknown name's error lists.
+    pub const NAMES: &'static [&'static str] = &["auto", "avx512", "avx2", "portable"];
+
+    /// Former names, still accepted: `wide` is `avx512`.
+    pub const ALIASES: [(&'static str, TierChoice); 1] = [("wide", TierChoice::Avx512)];
+
+    /// The name: `auto`, `avx512`, `avx2` or `portable`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TierChoice::Auto => "auto",
+            TierChoice::Avx512 => "avx512",
+            TierChoice::Avx2 => "avx2",
+            TierChoice::Portable => "portable",
+        }
+    }
+
+    /// The choice called `name` (one of [`TierChoice::NAMES`] or an alias), exactly as written.
+    pub fn from_name(name: &str) -> Option<TierChoice> {
+        let alias = TierChoice::ALIASES.iter().find(|(a, _)| *a == name).map(|(_, t)| *t);
+        TierChoice::ALL.into_iter().find(|t| t.name() == name).or(alias)
+    }
+
     /// Every explicit tier this CPU runs: portable always, then AVX-512 and AVX2 when present
     /// (what a test that covers every tier iterates over).
     pub fn runnable() -> Vec<TierChoice> {
@@ -86,5 +118,66 @@ impl TierChoice {
             }
             _ => Ok(tier),
         }
+    }
+}
+
+impl std::fmt::Display for TierChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for TierChoice {
+    type Err = Error;
+    /// [`TierChoice::from_name`], or an error that lists the names.
+    fn from_str(s: &str) -> Result<TierChoice> {
+        TierChoice::from_name(s).ok_or_else(|| {
+            Error::Invalid(format!(
+                "unknown tier `{s}`: expected {} (`wide` is an alias of `avx512`)",
+                TierChoice::NAMES.join(", ")
+            ))
+        })
+    }
+}
+
+impl Serialize for TierChoice {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for TierChoice {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<TierChoice, D::Error> {
+        d.deserialize_str(Named)
+    }
+}
+
+/// Reads a tier name as `FromStr` does (the same error). The check runs in the visitor, while the
+/// deserializer still stands on the value, so an unknown name's error carries its location.
+struct Named;
+
+impl Visitor<'_> for Named {
+    type Value = TierChoice;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a tier: {}", TierChoice::NAMES.join(", "))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<TierChoice, E> {
+        v.parse().map_err(E::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_back() {
+        assert_eq!(TierChoice::ALL.map(TierChoice::name), TierChoice::NAMES);
+        for t in TierChoice::ALL {
+            assert_eq!(t.name().parse::<TierChoice>().ok(), Some(t));
+        }
+        assert_eq!("wide".parse::<TierChoice>().ok(), Some(TierChoice::Avx512));
+        let e = "fast".parse::<TierChoice>().unwrap_err().to_string();
+        assert!(e.contains("`fast`") && e.contains("auto, avx512, avx2, portable"), "{e}");
     }
 }

@@ -50,8 +50,8 @@ fn encode(enc: &mut Encoder, t: &Emitted, mut rip: u64) -> Result<(), IcedError>
     Ok(())
 }
 
-fn iced(e: IcedError) -> Error {
-    Error::Jit(format!("wide tier assembler: {e}"))
+fn iced(isa: Isa) -> impl Fn(IcedError) -> Error {
+    move |e| Error::Jit(format!("{} tile assembler: {e}", isa.name()))
 }
 
 /// Collects tiles of one ISA for one executable region. Equal specs share one tile.
@@ -119,7 +119,11 @@ impl TileSet {
     /// executable. Fails when this machine cannot run the code ([`Isa::available`]).
     pub fn finish(self) -> Result<TileCode> {
         if !self.isa.available() {
-            return Err(Error::Jit(format!("{:?} tiles need x86-64 with {} (System V)", self.isa, self.isa.needs())));
+            return Err(Error::Jit(format!(
+                "{} tiles need x86-64 with {} (System V)",
+                self.isa.name(),
+                self.isa.needs()
+            )));
         }
         for (t, _) in &self.tiles {
             if let Tile::Conv(s) = t
@@ -136,11 +140,12 @@ impl TileSet {
                 Tile::Transform(s) => s.emit(self.isa),
             })
             .collect::<Result<Vec<_>, _>>()
-            .map_err(iced)?;
+            .map_err(iced(self.isa))?;
         // Map first (at most 15 bytes an instruction, tiles start on cache lines), then
         // encode at the final addresses.
         let cap: usize = tiles.iter().map(|t| t.code.len() * 15 + 63).sum::<usize>().max(64);
-        let mut map = MmapMut::map_anon(cap).map_err(|e| Error::Jit(format!("mapping wide code: {e}")))?;
+        let mut map =
+            MmapMut::map_anon(cap).map_err(|e| Error::Jit(format!("mapping {} tile code: {e}", self.isa.name())))?;
         let base = map.as_ptr() as u64;
         let mut enc = Encoder::new(64);
         let mut offsets = Vec::with_capacity(tiles.len());
@@ -149,13 +154,14 @@ impl TileSet {
             buf.resize(buf.len().next_multiple_of(64), 0xCC); // int3 between tiles
             offsets.push(buf.len());
             enc.set_buffer(buf);
-            encode(&mut enc, t, base + *offsets.last().unwrap() as u64).map_err(iced)?;
+            encode(&mut enc, t, base + *offsets.last().unwrap() as u64).map_err(iced(self.isa))?;
         }
         let bytes = enc.take_buffer();
         map[..bytes.len()].copy_from_slice(&bytes);
         map[bytes.len()..].fill(0xCC);
         let at = bytes.len();
-        let map = map.make_exec().map_err(|e| Error::Jit(format!("making wide code executable: {e}")))?;
+        let map =
+            map.make_exec().map_err(|e| Error::Jit(format!("making {} tile code executable: {e}", self.isa.name())))?;
         Ok(TileCode { map, offsets, len: at })
     }
 }
