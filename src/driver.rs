@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::exec::JitOptions;
 use crate::exec::Model;
 use crate::ir::Graph;
+use crate::ir::Precision;
 use crate::passes::{self, Level, Pass, PassOptions, PassReport};
 use crate::target::TierChoice;
 use crate::weights::Weights;
@@ -86,6 +87,8 @@ pub struct CompileReport {
     /// The convolution tier: `avx512` (AVX-512 tiles), `avx2` (AVX2 tiles) or `portable`
     /// (Cranelift f32x4).
     pub tier: String,
+    /// The arithmetic of convolutions and linear layers: `f32` or `bf16`.
+    pub precision: String,
     /// Distinct micro-tiles assembled (avx512 and avx2 tiers).
     pub tiles: usize,
     /// Bytes of one activation arena.
@@ -144,6 +147,13 @@ impl Compiler {
     /// The kernel tier (default: the fastest this CPU runs).
     pub fn tier(mut self, tier: TierChoice) -> Self {
         self.tier = tier;
+        self
+    }
+    /// The arithmetic of convolutions and linear layers (default f32; bf16 needs a CPU with
+    /// AVX512_BF16, see [`crate::ir::precision`] for what it computes and
+    /// [`crate::target::tier::best_precision`] for `auto`). The graph is optimised for it.
+    pub fn precision(mut self, precision: Precision) -> Self {
+        self.pass_options.precision = precision;
         self
     }
     /// Debug mode: guard zones around every buffer, checked after every kernel (see
@@ -221,6 +231,7 @@ impl Compiler {
                 threads: self.threads,
                 verify: self.verify_code,
                 tier: self.tier,
+                precision: self.pass_options.precision,
                 check_bounds: self.check_bounds,
             },
         )?;
@@ -241,6 +252,7 @@ impl Compiler {
             arena_bytes: s.arena_bytes,
             param_bytes: s.param_bytes,
             tier: s.tier.map_or("portable", |t| t.name()).into(),
+            precision: self.pass_options.precision.name().into(),
             tiles: s.tiles,
             passes: reports,
         };

@@ -46,7 +46,7 @@ fn the_first_run_takes_no_page_faults() {
     let w = Weights::init(&g, 1);
     let input = vec![0.5; g.node(x).shape.numel()];
     for tier in TierChoice::runnable() {
-        let opts = JitOptions { threads: 1, verify: false, tier, check_bounds: false };
+        let opts = JitOptions { threads: 1, verify: false, tier, precision: Default::default(), check_bounds: false };
         // A first model's run maps the code of incc's run path (file pages fault once too).
         Model::compile(&g, &w, &opts).expect("compile").run(&input).expect("run");
         let m = Model::compile(&g, &w, &opts).expect("compile");

@@ -27,7 +27,7 @@ fn input(n: usize, seed: u64) -> Vec<f32> {
 }
 
 fn opts(threads: usize) -> JitOptions {
-    JitOptions { threads, verify: true, tier: TierChoice::Auto, check_bounds: false }
+    JitOptions { threads, verify: true, tier: TierChoice::Auto, precision: Default::default(), check_bounds: false }
 }
 
 /// Every tier this CPU runs.

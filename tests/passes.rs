@@ -64,6 +64,7 @@ fn only(pass: &str) -> PassOptions {
         disabled: pass_names().into_iter().filter(|p| *p != pass).map(String::from).collect(),
         verify: true,
         outputs: None,
+        precision: Default::default(),
     }
 }
 

@@ -16,6 +16,10 @@ pub struct JitOptions {
     pub verify: bool,
     /// Kernel tier.
     pub tier: crate::target::TierChoice,
+    /// The arithmetic of convolutions and linear layers ([`crate::ir::precision`]); bf16
+    /// needs the avx512 tier and AVX512_BF16, and a graph optimised for it
+    /// ([`crate::passes::PassOptions::precision`]).
+    pub precision: crate::ir::Precision,
     /// Debug mode: every buffer sits between guard zones, checked after every kernel;
     /// a kernel that wrote out of bounds makes `run` fail, naming it.
     pub check_bounds: bool,
@@ -29,6 +33,7 @@ impl Default for JitOptions {
             threads: 0,
             verify: cfg!(debug_assertions),
             tier: crate::target::TierChoice::Auto,
+            precision: Default::default(),
             check_bounds: false,
         }
     }

@@ -111,8 +111,8 @@ impl Model {
     /// the packing when the code is done.
     pub fn compile(graph: &Graph, weights: &Weights, opts: &JitOptions) -> Result<Model> {
         let t0 = Instant::now();
-        let tier = opts.tier.resolve()?;
-        let (mut plan, packs) = plan::plan_deferred(graph, weights, tier, opts.check_bounds)?;
+        let tier = opts.tier.resolve_in(opts.precision)?;
+        let (mut plan, packs) = plan::plan_deferred(graph, weights, tier, opts.precision, opts.check_bounds)?;
         if plan.arena_bytes > MAX_ARENA_BYTES {
             return Err(Error::Invalid(format!(
                 "network `{}` needs {} bytes of activation memory at once, more than the {MAX_ARENA_BYTES} \
@@ -575,11 +575,11 @@ mod tests {
         g.inputs.push(x);
         g.outputs.push(("y".into(), y));
         let w = Weights::default();
-        let opts = JitOptions { threads: 1, verify: true, tier: target::TierChoice::Portable, check_bounds: true };
+        let opts = JitOptions { threads: 1, verify: true, tier: target::TierChoice::Portable, precision: Default::default(), check_bounds: true };
         let input = vec![1.0f32; 256];
         let good = Model::compile(&g, &w, &opts).expect("compile");
         assert_eq!(good.run(&input).expect("in bounds")[0].data, input);
-        let mut plan = plan::plan_checked(&g, &w, target::Tier::Portable, true).expect("plan");
+        let mut plan = plan::plan_checked(&g, &w, target::Tier::Portable, Default::default(), true).expect("plan");
         assert!(!plan.guards.is_empty());
         for s in &mut plan.steps {
             if let Step::Kernel { args, .. } = s

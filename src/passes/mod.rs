@@ -79,11 +79,14 @@ pub struct PassOptions {
     /// The outputs to keep, by name. `None`: every output whose name does not start with
     /// `aux` (auxiliary classifiers are for training), or all of them if that leaves none.
     pub outputs: Option<Vec<String>>,
+    /// The arithmetic the graph is compiled for: target passes choose for it (no Winograd
+    /// and no compact input in bf16, see [`crate::ir::precision`]).
+    pub precision: crate::ir::Precision,
 }
 
 impl Default for PassOptions {
     fn default() -> Self {
-        PassOptions { level: Level::O2, disabled: vec![], verify: true, outputs: None }
+        PassOptions { level: Level::O2, disabled: vec![], verify: true, outputs: None, precision: Default::default() }
     }
 }
 

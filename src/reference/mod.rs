@@ -12,6 +12,10 @@
 //! type, as PyTorch does for a model of that dtype. Fast paths that accumulate in `f32`
 //! therefore differ from the `f32` oracle only by their own rounding.
 //!
+//! [`run_in`] with [`Precision::Bf16`] simulates bf16 arithmetic as `crate::ir::precision`
+//! defines it: convolutions and fully connected layers round input and weights to bf16,
+//! and sum the exact products as above.
+//!
 //! Weights and the scalar attributes of ops (batch-norm `eps`, residual scales, LRN
 //! constants) are `f32` in the IR and [`Weights`]; the `f64` mode widens them exactly, so
 //! it computes the network whose parameters are those `f32` values, in `f64` arithmetic.
@@ -22,7 +26,8 @@ mod pool;
 
 use crate::error::{Error, Result};
 use crate::ir::infer::infer;
-use crate::ir::{Graph, NodeId, Op, Output, Outputs, Shape};
+use crate::ir::precision::bf16;
+use crate::ir::{Graph, NodeId, Op, Output, Outputs, Precision, Shape};
 use crate::weights::Weights;
 use conv::{conv2d, linear};
 use norm::{along_channels, batch_norm, lrn};
@@ -114,7 +119,16 @@ impl Elem for f64 {
 /// listing all of them), or a graph whose recorded shapes disagree with shape inference
 /// ([`Error::Invalid`], a compiler bug).
 pub fn run(graph: &Graph, weights: &Weights, inputs: &[&[f32]]) -> Result<Outputs> {
-    run_as(graph, weights, inputs)
+    run_as(graph, weights, inputs, Precision::F32)
+}
+
+/// [`run`] in the arithmetic of `precision` ([`crate::ir::precision`]): with
+/// [`Precision::Bf16`], every convolution and fully connected layer rounds its input and its
+/// weights to bf16 before its (exact) products; the sums are the same f64 sums rounded once
+/// to f32, so a JIT summing in f32 differs from this only by its summation's rounding.
+/// Errors as [`run`].
+pub fn run_in(graph: &Graph, weights: &Weights, inputs: &[&[f32]], precision: Precision) -> Result<Outputs> {
+    run_as(graph, weights, inputs, precision)
 }
 
 /// [`run`] with activations stored as `f64` instead of `f32`: the same ops, loops and
@@ -123,11 +137,11 @@ pub fn run(graph: &Graph, weights: &Weights, inputs: &[&[f32]]) -> Result<Output
 /// float64 run of the source model, where `f32` rounding, amplified through a deep
 /// network, would hide the semantics being checked. Errors as [`run`].
 pub fn run_f64(graph: &Graph, weights: &Weights, inputs: &[&[f64]]) -> Result<Outputs<f64>> {
-    run_as(graph, weights, inputs)
+    run_as(graph, weights, inputs, Precision::F32)
 }
 
 /// [`run`] for activations of element type `E`.
-fn run_as<E: Elem>(graph: &Graph, weights: &Weights, inputs: &[&[E]]) -> Result<Outputs<E>> {
+fn run_as<E: Elem>(graph: &Graph, weights: &Weights, inputs: &[&[E]], precision: Precision) -> Result<Outputs<E>> {
     if inputs.len() != graph.inputs.len() {
         return Err(Error::Invalid(format!(
             "network `{}` has {} input(s), {} were given",
@@ -186,7 +200,7 @@ fn run_as<E: Elem>(graph: &Graph, weights: &Weights, inputs: &[&[E]]) -> Result<
                     values.get(&o).ok_or_else(|| Error::Invalid(format!("operand {o} of {id} was not computed")))?;
                 ins.push((*s, v.as_slice()));
             }
-            eval(&node.op, &ins, &node.shape, weights)?
+            eval(&node.op, &ins, &node.shape, weights, precision)?
         };
         for o in operands {
             if let Some(n) = uses.get_mut(&o) {
@@ -209,15 +223,29 @@ fn run_as<E: Elem>(graph: &Graph, weights: &Weights, inputs: &[&[E]]) -> Result<
 }
 
 /// One op on operands `ins` (shape, values), producing a tensor of shape `out`.
-fn eval<E: Elem>(op: &Op, ins: &[(&Shape, &[E])], out: &Shape, w: &Weights) -> Result<Vec<E>> {
+fn eval<E: Elem>(op: &Op, ins: &[(&Shape, &[E])], out: &Shape, w: &Weights, precision: Precision) -> Result<Vec<E>> {
     let Some(&(xs, x)) = ins.first() else {
         return Err(Error::Invalid(format!("{op} has no operands")));
+    };
+    // The operands of a product in bf16: input and weights rounded (module docs of
+    // `crate::ir::precision`).
+    let bf16_products = precision == Precision::Bf16 && matches!(op, Op::Conv2d(_) | Op::Linear(_));
+    let rounded: Vec<E>;
+    let x = if bf16_products {
+        rounded = x.iter().map(|v| E::from_f64(bf16(v.to_f64() as f32) as f64)).collect();
+        rounded.as_slice()
+    } else {
+        x
+    };
+    let weight = |key: &str| -> Result<std::borrow::Cow<'_, [f32]>> {
+        let v = param(w, key, "weight")?;
+        Ok(if bf16_products { v.iter().map(|&v| bf16(v)).collect() } else { std::borrow::Cow::Borrowed(v) })
     };
     Ok(match op {
         Op::Input => x.to_vec(),
         Op::Conv2d(c) => {
             let bias = if c.bias { Some(param(w, &c.key, "bias")?) } else { None };
-            let mut y = conv2d(c, x, xs, out, param(w, &c.key, "weight")?, bias);
+            let mut y = conv2d(c, x, xs, out, &weight(&c.key)?, bias);
             // The fused epilogue, in the element type and in the order of the unfused ops
             // (`add[scale](residual, conv)`, then `relu`), so fusing never changes a bit.
             if let Some(scale) = c.epilogue.residual {
@@ -246,7 +274,7 @@ fn eval<E: Elem>(op: &Op, ins: &[(&Shape, &[E])], out: &Shape, w: &Weights) -> R
         Op::Dropout { .. } | Op::Flatten => x.to_vec(),
         Op::Linear(l) => {
             let bias = if l.bias { Some(param(w, &l.key, "bias")?) } else { None };
-            let mut y = linear(l, x, param(w, &l.key, "weight")?, bias);
+            let mut y = linear(l, x, &weight(&l.key)?, bias);
             if l.relu {
                 relu(&mut y);
             }

@@ -14,6 +14,7 @@ use super::mem::Line;
 use super::params::Params;
 use crate::error::{Error, Result};
 use crate::target::clif::BLOCK;
+use crate::target::tile::Dtype;
 use crate::target::tiled_conv::TiledConvSpec;
 use crate::target::winograd::{WeightTransform, WinogradSpec};
 use crate::weights::{LANES, MAX_ROWS, Weights};
@@ -86,10 +87,18 @@ impl Pack<'_> {
             return Ok(());
         }
         let runs = self.spec.column_runs(self.ic);
+        // bf16: each group packed in f32 first, then paired and rounded into place.
+        let bf16 = self.spec.dtype == Dtype::Bf16;
+        let mut f32s = vec![0.0; if bf16 { self.spec.group_elems() } else { 0 }];
         for (g, out) in blocks {
             let block = reader.block(self.spec.group_rows(g, self.oc), width)?;
+            let group = if bf16 { &mut f32s[..] } else { &mut *out };
             for run in &runs {
-                block.read(run.first, run.step, run.count, &mut out[run.at..], width)?;
+                block.read(run.first, run.step, run.count, &mut group[run.at..], width)?;
+            }
+            if bf16 {
+                self.spec.to_bf16_pairs(&f32s, out);
+                f32s.fill(0.0);
             }
         }
         Ok(())

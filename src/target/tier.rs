@@ -6,7 +6,9 @@
 //! (`--tier`, `INCC_TIER`) and `Deserialize` (a compile profile's `tier:`) both call it.
 
 use super::isa::Isa;
+use super::tile::Dtype;
 use crate::error::{Error, Result};
+use crate::ir::Precision;
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 use serde::{Serialize, Serializer};
 
@@ -119,6 +121,29 @@ impl TierChoice {
             _ => Ok(tier),
         }
     }
+
+    /// The tier for this CPU computing in `precision`: f32 as [`TierChoice::resolve`]; bf16
+    /// only on the avx512 tier (`auto` or `avx512`), on a CPU with AVX512_BF16.
+    pub fn resolve_in(self, precision: Precision) -> Result<Tier> {
+        if precision == Precision::F32 {
+            return self.resolve();
+        }
+        if let Err(needs) = Isa::Avx512.runs(Dtype::Bf16) {
+            return Err(Error::Jit(format!("precision {precision} needs a CPU with {needs}; this one has none")));
+        }
+        match self {
+            TierChoice::Auto | TierChoice::Avx512 => Ok(Tier::Avx512),
+            other => Err(Error::Jit(format!(
+                "precision {precision} runs on the avx512 tier, not {} (use --tier auto or avx512)",
+                other.resolve().map_or("that tier", |t| t.name())
+            ))),
+        }
+    }
+}
+
+/// The precision `auto` picks: bf16 on a CPU that runs the bf16 tiles, else f32.
+pub fn best_precision() -> Precision {
+    if Isa::Avx512.runs(Dtype::Bf16).is_ok() { Precision::Bf16 } else { Precision::F32 }
 }
 
 impl std::fmt::Display for TierChoice {

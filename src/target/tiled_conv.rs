@@ -17,7 +17,8 @@
 //! them (see [`super::tile::TileSpec`]).
 
 use super::isa::Isa;
-use super::tile::TileSpec;
+use super::tile::{Dtype, TileSpec};
+use crate::ir::precision::bf16_bits;
 use crate::target::clif::*;
 use cranelift_codegen::ir::{AbiParam, InstBuilder, Signature, Value, types};
 use cranelift_codegen::isa::CallConv;
@@ -31,6 +32,9 @@ pub struct TiledConvSpec {
     /// Channels per input block: 16 (`Nchw16c`), or `C < 16` for a compact `[H][W][C]`
     /// input (then `cb_in = 1`).
     pub lanes: usize,
+    /// The element type of the input and the packed weights ([`Dtype::Bf16`]: the input is
+    /// a bf16 map, [`super::codegen::bf16`]).
+    pub dtype: Dtype,
     /// Height of the (padded) input buffer.
     pub hp: usize,
     /// Width of the (padded) input buffer.
@@ -114,9 +118,14 @@ impl TiledConvSpec {
         self.ocb / self.nr * self.oh
     }
 
-    /// Floats of packed weights per group.
-    pub fn group_floats(&self) -> usize {
+    /// Weights per group (elements of [`Self::dtype`]).
+    pub fn group_elems(&self) -> usize {
         self.cb_in * self.kernel[0] * self.kernel[1] * self.lanes * self.nr * BLOCK
+    }
+
+    /// Floats (4-byte words) of packed weights per group: bf16 weights take half.
+    pub fn group_floats(&self) -> usize {
+        self.group_elems() * self.dtype.bytes() / 4
     }
 
     /// Multiply-adds executed (padded channels included).
@@ -126,7 +135,7 @@ impl TiledConvSpec {
 
     /// Bytes of one input pixel of one channel block.
     fn pixel_bytes(&self) -> i64 {
-        (self.lanes * 4) as i64
+        (self.lanes * self.dtype.bytes()) as i64
     }
 
     /// The tile of `m` pixels.
@@ -136,7 +145,7 @@ impl TiledConvSpec {
             nr: self.nr,
             kc: self.cb_in,
             lanes: self.lanes,
-            dtype: Default::default(),
+            dtype: self.dtype,
             kh: self.kernel[0],
             kw: self.kernel[1],
             sw: self.stride[1],
@@ -182,15 +191,35 @@ impl TiledConvSpec {
             return;
         }
         let runs = self.column_runs(ic);
+        let mut f32s = vec![0.0; if self.dtype == Dtype::F32 { 0 } else { self.group_elems() }];
         for (g, out) in out.chunks_exact_mut(self.group_floats()).enumerate() {
             let rows = self.group_rows(g, oc);
+            let group = if self.dtype == Dtype::F32 { &mut *out } else { &mut f32s[..] };
             for run in &runs {
                 for t in 0..run.count {
-                    let column = &mut out[run.at + t * width..][..width];
+                    let column = &mut group[run.at + t * width..][..width];
                     for (k, o) in rows.clone().enumerate() {
                         column[k] = dense[o * row + run.first + t * run.step];
                     }
                 }
+            }
+            if self.dtype == Dtype::Bf16 {
+                self.to_bf16_pairs(&f32s, out);
+                f32s.fill(0.0);
+            }
+        }
+    }
+
+    /// One group packed in f32 (`[cb][ky][kx][lane][j][16]`, [`Self::group_elems`]) to the
+    /// bf16 tiles' order, `[cb][ky][kx][lane/2][j][16][2]`, in `out` (as many words as
+    /// pairs): the even lane in the low half of each word, rounded as
+    /// [`crate::ir::precision::bf16_bits`] rounds.
+    pub fn to_bf16_pairs(&self, group: &[f32], out: &mut [f32]) {
+        let width = self.nr * BLOCK;
+        for (pair, out) in group.chunks_exact(2 * width).zip(out.chunks_exact_mut(width)) {
+            let (even, odd) = pair.split_at(width);
+            for ((o, &e), &d) in out.iter_mut().zip(even).zip(odd) {
+                *o = f32::from_bits(bf16_bits(e) as u32 | (bf16_bits(d) as u32) << 16);
             }
         }
     }
@@ -297,6 +326,7 @@ pub(crate) mod tests {
         TiledConvSpec {
             cb_in,
             lanes,
+            dtype: Dtype::F32,
             hp: 9,
             wp: 9,
             kernel: k,

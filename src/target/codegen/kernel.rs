@@ -48,6 +48,9 @@ pub enum KernelSpec {
     /// `M`, bias, residual (or null), four transform tiles (or null). Items: output
     /// blocks x tile rows.
     WinogradOut(WinogradSpec),
+    /// Converts an f32 map to bf16 into the interior of a zero-padded one
+    /// ([`super::bf16::ToBf16`]). Args: out (bf16), in. Items: channel blocks.
+    ToBf16(super::bf16::ToBf16),
     /// Copies `[cb][h][w][4]` into the interior of `[cb][hp][wp][4]` at (`top`, `left`),
     /// filling the rest with `fill` (f32 bits). Args: out, in. Items: channel blocks.
     Pad {
@@ -173,6 +176,7 @@ impl KernelSpec {
             KernelSpec::WinogradIn(s) => s.in_items(),
             KernelSpec::WinogradOut(s) => s.out_items(),
             KernelSpec::Pad { cb, .. } | KernelSpec::Affine { cb, .. } | KernelSpec::GlobalAvg { cb, .. } => *cb,
+            KernelSpec::ToBf16(s) => s.cb,
             KernelSpec::Pool { cb, oh, .. } => cb * oh,
             KernelSpec::Relu { n } | KernelSpec::Add { n, .. } | KernelSpec::Copy { n } => n.div_ceil(CHUNK),
             KernelSpec::Lrn { c, .. } | KernelSpec::CopyChannels { c, .. } | KernelSpec::Flatten { c, .. } => *c,
@@ -210,6 +214,7 @@ pub fn build(
         KernelSpec::TiledConv(s) => s.emit(b, args, begin, end, call_conv),
         KernelSpec::WinogradIn(s) => s.emit_input(b, args, begin, end, call_conv),
         KernelSpec::WinogradOut(s) => s.emit_output(b, args, begin, end, call_conv),
+        KernelSpec::ToBf16(s) => s.emit(b, args, begin, end),
         KernelSpec::Pad { cb: _, h, w, top, left, hp, wp, fill } => {
             let (out, inp) = (arg(b, args, 0), arg(b, args, 1));
             let f = splat_const(b, f32::from_bits(*fill));

@@ -6,6 +6,7 @@
 //! Kernels are built at `opt_level=none`: they are scheduled by hand, and Cranelift's
 //! optimiser hoists loads and spills accumulators (see `cranelift-simd.md`).
 
+pub mod bf16;
 pub mod kernel;
 
 use crate::error::{Error, Result};

@@ -4,11 +4,14 @@
 use super::planner::Planner;
 use super::{ArenaOffset, Arg, BB, cpad};
 use crate::error::{Error, Result};
+use crate::ir::Precision;
 use crate::ir::layout::BLOCK;
 use crate::ir::op::padded_extent;
+use crate::target::codegen::bf16::ToBf16;
 use crate::target::codegen::kernel::KernelSpec;
 use crate::target::isa::Isa;
 use crate::target::portable::conv::{ConvProvider, ConvSpec, DEFAULT_CONV};
+use crate::target::tile::Dtype;
 use crate::target::tiled_conv::{TiledConvSpec, choose_tile, max_m};
 use crate::target::tileset::Tile;
 use crate::target::winograd::{MAX_N, WinogradSpec};
@@ -97,9 +100,19 @@ fn bias(p: &mut Planner, c: &ConvIn, ocb: usize) -> Arg {
     })
 }
 
-/// Pad step (if the layer pads), packed weights and the conv step.
+/// Pad step (if the layer pads; in bf16 a conversion step, always), packed weights and the
+/// conv step.
 pub(super) fn conv<'w>(p: &mut Planner<'w>, c: ConvIn<'w>) -> Result<()> {
-    if let (Some(m), Some(isa)) = (c.winograd, p.tier.isa())
+    let bf16 = p.precision == Precision::Bf16;
+    if bf16 && (c.src_compact || p.tier.isa().is_none()) {
+        return Err(Error::Invalid(format!(
+            "a bf16 convolution needs the avx512 tier and a blocked (nchw16c) input, planned for {}{}",
+            p.tier.name(),
+            if c.src_compact { " with a compact input" } else { "" }
+        )));
+    }
+    // Winograd is f32 only (crate::ir::precision): in bf16 every convolution runs direct.
+    if let (Some(m), Some(isa), false) = (c.winograd, p.tier.isa(), bf16)
         && let Some(spec) = winograd_spec(&c, m, isa)?
     {
         return winograd(p, c, spec, isa);
@@ -111,7 +124,12 @@ pub(super) fn conv<'w>(p: &mut Planner<'w>, c: ConvIn<'w>) -> Result<()> {
     // The extent a compact input was sized by, too.
     let (hp, wp) = padded_extent([c.h, c.w], [c.oh, c.ow], c.kernel, c.stride, c.pad);
     let padded = hp != c.h || wp != c.w;
-    let (input, scratch) = if padded && !c.src_compact {
+    let (input, scratch) = if bf16 {
+        let (sb, so) = p.scratch(cb_in * hp * wp * BLOCK * 2, 1);
+        let to = ToBf16 { cb: cb_in, h: c.h, w: c.w, top, left, hp, wp };
+        p.kernel(KernelSpec::ToBf16(to), vec![Arg::Arena(so), Arg::Arena(c.src)], (cb_in * hp * wp * BLOCK) as u64);
+        (so, Some(sb))
+    } else if padded && !c.src_compact {
         let (sb, so) = p.scratch(cb_in * hp * wp * BB, 1);
         p.kernel(
             KernelSpec::Pad { cb: cb_in, h: c.h, w: c.w, top, left, hp, wp, fill: 0 },
@@ -134,10 +152,12 @@ pub(super) fn conv<'w>(p: &mut Planner<'w>, c: ConvIn<'w>) -> Result<()> {
     }
     let (kernel, args, flops) = if let Some(isa) = p.tier.isa() {
         let ocb = cpad(c.oc) / BLOCK;
-        let (m, nr) = choose_tile(isa, ow, ocb, cb_in * kh * kw * lanes);
+        let dtype = if bf16 { Dtype::Bf16 } else { Dtype::F32 };
+        let (m, nr) = choose_tile(isa, ow, ocb, cb_in * kh * kw * lanes / dtype.lanes_per_step());
         let spec = TiledConvSpec {
             cb_in,
             lanes,
+            dtype,
             hp: ihp,
             wp: iwp,
             kernel: c.kernel,
@@ -262,6 +282,7 @@ fn winograd<'w>(p: &mut Planner<'w>, c: ConvIn<'w>, spec: WinogradSpec, isa: Isa
     let gemm = |t: usize| TiledConvSpec {
         cb_in: cb,
         lanes: BLOCK,
+        dtype: Dtype::F32,
         hp: pos,
         wp: t,
         kernel: [1, 1],

@@ -24,7 +24,7 @@ pub use alloc::{BufId, GUARD};
 
 use crate::error::{Error, Result};
 use crate::ir::layout::BLOCK;
-use crate::ir::{Graph, Layout, Node, NodeId, Op, Shape};
+use crate::ir::{Graph, Layout, Node, NodeId, Op, Precision, Shape};
 use crate::target::Tier;
 use crate::target::codegen::kernel::KernelSpec;
 use crate::target::pack::Pack;
@@ -247,13 +247,14 @@ pub(super) fn c_pix(s: &Shape) -> (usize, usize) {
 
 /// Lowers `graph` with `weights` to a [`Plan`] whose convolutions run on `tier`.
 pub fn plan(graph: &Graph, weights: &Weights, tier: Tier) -> Result<Plan> {
-    plan_checked(graph, weights, tier, false)
+    plan_checked(graph, weights, tier, Precision::F32, false)
 }
 
-/// [`plan`], and with `guard` every buffer gets its own arena range between two
-/// [`GUARD`]-byte guard zones (listed in [`Plan::guards`]) for bounds checking.
-pub fn plan_checked(graph: &Graph, weights: &Weights, tier: Tier, guard: bool) -> Result<Plan> {
-    let (mut plan, packs) = plan_deferred(graph, weights, tier, guard)?;
+/// [`plan`] in the arithmetic of `precision` ([`Precision::Bf16`] needs the avx512 tier),
+/// and with `guard` every buffer gets its own arena range between two [`GUARD`]-byte guard
+/// zones (listed in [`Plan::guards`]) for bounds checking.
+pub fn plan_checked(graph: &Graph, weights: &Weights, tier: Tier, precision: Precision, guard: bool) -> Result<Plan> {
+    let (mut plan, packs) = plan_deferred(graph, weights, tier, precision, guard)?;
     crate::target::pack::Queue::new(&mut plan.params, &packs)?.run(crate::target::pack::threads())?;
     Ok(plan)
 }
@@ -265,6 +266,7 @@ pub fn plan_deferred<'w>(
     graph: &Graph,
     weights: &'w Weights,
     tier: Tier,
+    precision: Precision,
     guard: bool,
 ) -> Result<(Plan, Vec<Pack<'w>>)> {
     weights.check(graph)?;
@@ -274,7 +276,7 @@ pub fn plan_deferred<'w>(
     let params = Params::with_capacity(
         weights.shapes().map(|(_, s)| s.iter().product::<usize>()).sum::<usize>() * 3 / 2 + (1 << 16),
     );
-    let mut p = Planner::new(tier, guard, params);
+    let mut p = Planner::new(tier, precision, guard, params);
     let mut uses: HashMap<NodeId, usize> = HashMap::new();
     for id in graph.node_ids() {
         for o in graph.operands(id) {

@@ -4,6 +4,7 @@
 use super::alloc::{Arena, BufId};
 use super::{ArenaOffset, Arg, BB, KernelId, ParamOffset, Step, TileId, cpad};
 use crate::error::{Error, Result};
+use crate::ir::Precision;
 use crate::ir::layout::BLOCK;
 use crate::target::Tier;
 use crate::target::codegen::kernel::KernelSpec;
@@ -25,6 +26,8 @@ pub(super) struct View {
 
 pub(super) struct Planner<'w> {
     pub tier: Tier,
+    /// The arithmetic of convolutions and linear layers.
+    pub precision: Precision,
     pub arena: Arena,
     pub tiles: Vec<Tile>,
     pub kernels: Vec<KernelSpec>,
@@ -36,9 +39,10 @@ pub(super) struct Planner<'w> {
 }
 
 impl<'w> Planner<'w> {
-    pub fn new(tier: Tier, guard: bool, params: Params) -> Planner<'w> {
+    pub fn new(tier: Tier, precision: Precision, guard: bool, params: Params) -> Planner<'w> {
         Planner {
             tier,
+            precision,
             arena: Arena::new(guard),
             tiles: Vec::new(),
             kernels: Vec::new(),

@@ -29,7 +29,7 @@
 //! feature map given a layout other than `nchw`.
 
 use crate::error::Result;
-use crate::ir::{Graph, Layout, NodeId, Op};
+use crate::ir::{Graph, Layout, NodeId, Op, Precision};
 use crate::passes::Pass;
 use crate::weights::Weights;
 
@@ -39,8 +39,12 @@ pub const COPY_COST: f64 = 2.0;
 
 use crate::ir::layout::BLOCK;
 
-/// The `select-layout` pass.
-pub struct SelectLayout;
+/// The `select-layout` pass, for a network computed in `precision`. In bf16 no input is
+/// compact: the bf16 tiles reduce over pairs of lanes of 16-channel blocks.
+pub struct SelectLayout {
+    /// The arithmetic the network is compiled for.
+    pub precision: Precision,
+}
 
 impl Pass for SelectLayout {
     fn name(&self) -> &'static str {
@@ -50,7 +54,7 @@ impl Pass for SelectLayout {
     fn run(&self, g: &mut Graph, _w: &mut Weights) -> Result<usize> {
         let mut rewrites = 0;
         for id in g.node_ids() {
-            let layout = choose(g, id);
+            let layout = choose(g, id, self.precision);
             g.node_mut(id).layout = layout;
             rewrites += usize::from(layout != Layout::Nchw);
         }
@@ -59,11 +63,11 @@ impl Pass for SelectLayout {
 }
 
 /// The cheaper layout of `id`.
-fn choose(g: &Graph, id: NodeId) -> Layout {
+fn choose(g: &Graph, id: NodeId, precision: Precision) -> Layout {
     if !g.node(id).shape.is_map() {
         return Layout::Nchw;
     }
-    match compact_reader(g, id) {
+    match compact_reader(g, id).filter(|_| precision == Precision::F32) {
         Some(conv) if cost(g, id, conv, Layout::Nhwc) < cost(g, id, conv, Layout::Nchw16c) => Layout::Nhwc,
         _ => Layout::Nchw16c,
     }

@@ -9,32 +9,32 @@ pub use layout::{SelectLayout, compact_reader};
 pub use winograd::{MIN_PIXELS, MIN_SAVED_PER_ELEMENT, SelectWinograd, fits};
 
 use crate::error::Result;
-use crate::ir::{Graph, Layout, Op};
+use crate::ir::{Graph, Layout, Op, Precision};
 use crate::passes::{self, Level, Pass, PassOptions, PassReport, Pipeline};
 use crate::weights::Weights;
 
-/// The target's passes in order, with the lowest level that runs each. Layouts are decided
-/// on the final graph, Winograd on the layouts.
-pub fn codegen() -> Vec<(Level, Box<dyn Pass>)> {
-    vec![(Level::O2, Box::new(SelectLayout)), (Level::O2, Box::new(SelectWinograd))]
+/// The target's passes in order, with the lowest level that runs each, choosing for
+/// `precision`. Layouts are decided on the final graph, Winograd on the layouts.
+pub fn codegen(precision: Precision) -> Vec<(Level, Box<dyn Pass>)> {
+    vec![(Level::O2, Box::new(SelectLayout { precision })), (Level::O2, Box::new(SelectWinograd { precision }))]
 }
 
 /// The whole pipeline: [`passes::declutter`] then [`codegen`], with [`check`].
-pub fn pipeline(outputs: Option<Vec<String>>) -> Pipeline {
+pub fn pipeline(outputs: Option<Vec<String>>, precision: Precision) -> Pipeline {
     let mut passes = passes::declutter(outputs);
-    passes.extend(codegen());
+    passes.extend(codegen(precision));
     Pipeline { passes, checks: vec![check] }
 }
 
 /// The names of all passes, in pipeline order.
 pub fn pass_names() -> Vec<&'static str> {
-    pipeline(None).names()
+    pipeline(None, Precision::F32).names()
 }
 
 /// Runs the passes `opts` selects ([`pipeline`]) on `g`, rewriting `w` to fit (see
 /// [`passes::run`]).
 pub fn optimize(g: &mut Graph, w: &mut Weights, opts: &PassOptions) -> Result<Vec<PassReport>> {
-    passes::run(g, w, opts, pipeline(opts.outputs.clone()))
+    passes::run(g, w, opts, pipeline(opts.outputs.clone(), opts.precision))
 }
 
 /// The annotations the target's passes make, checked: each tensor's layout fits it (a

@@ -17,7 +17,7 @@
 //! directly. One rewrite per convolution annotated.
 
 use crate::error::Result;
-use crate::ir::{Graph, Layout, NodeId, Op};
+use crate::ir::{Graph, Layout, NodeId, Op, Precision};
 use crate::passes::Pass;
 use crate::target::winograd::Transform1d;
 use crate::weights::Weights;
@@ -34,8 +34,11 @@ pub const MIN_PIXELS: usize = 17 * 17;
 /// in Inception-v3, `F(2x2, 3x3)` on the 32->32 stem convolution (20) ran 0.75x.
 pub const MIN_SAVED_PER_ELEMENT: f64 = 24.0;
 
-/// The `select-winograd` pass.
-pub struct SelectWinograd;
+/// The `select-winograd` pass, for a network computed in `precision` (none in bf16).
+pub struct SelectWinograd {
+    /// The arithmetic the network is compiled for.
+    pub precision: Precision,
+}
 
 impl Pass for SelectWinograd {
     fn name(&self) -> &'static str {
@@ -44,6 +47,9 @@ impl Pass for SelectWinograd {
 
     fn run(&self, g: &mut Graph, _w: &mut Weights) -> Result<usize> {
         let mut rewrites = 0;
+        if self.precision != Precision::F32 {
+            return Ok(0); // bf16 convolutions run direct (crate::ir::precision)
+        }
         for id in g.node_ids() {
             let Some(m) = choose(g, id) else { continue };
             if let Op::Conv2d(c) = &mut g.node_mut(id).op {
