@@ -266,6 +266,57 @@ impl From<Level> for Compiler {
     }
 }
 
+/// The precision asked for: one of [`Precision`], or `auto` (bf16 where the CPU runs it,
+/// f32 elsewhere). Written `auto`, `f32`, `bf16` in flags and profiles.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrecisionChoice {
+    /// f32 (the default).
+    #[default]
+    F32,
+    /// bf16 ([`crate::ir::precision`]); an error on a CPU without AVX512_BF16.
+    Bf16,
+    /// bf16 on a CPU with AVX512_BF16, else f32.
+    Auto,
+}
+
+impl PrecisionChoice {
+    /// All of them, by name.
+    pub const NAMES: [&'static str; 3] = ["f32", "bf16", "auto"];
+
+    /// The precision this CPU computes it in.
+    pub fn resolve(self) -> Precision {
+        match self {
+            PrecisionChoice::F32 => Precision::F32,
+            PrecisionChoice::Bf16 => Precision::Bf16,
+            PrecisionChoice::Auto => crate::target::tier::best_precision(),
+        }
+    }
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        match self {
+            PrecisionChoice::F32 => "f32",
+            PrecisionChoice::Bf16 => "bf16",
+            PrecisionChoice::Auto => "auto",
+        }
+    }
+}
+
+impl std::str::FromStr for PrecisionChoice {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<PrecisionChoice> {
+        match s {
+            "f32" => Ok(PrecisionChoice::F32),
+            "bf16" => Ok(PrecisionChoice::Bf16),
+            "auto" => Ok(PrecisionChoice::Auto),
+            _ => {
+                Err(Error::Invalid(format!("unknown precision `{s}`: expected {}", PrecisionChoice::NAMES.join(", "))))
+            }
+        }
+    }
+}
+
 /// Parses `-O` values: `0`, `1`, `2`.
 pub fn parse_level(s: &str) -> Result<Level> {
     match s {

@@ -5,6 +5,7 @@
 //! disable_passes: [fuse-sibling-1x1]  # passes not to run
 //! threads: 2                          # worker threads (absent: all cores)
 //! tier: auto                          # kernel tier: auto | avx512 | avx2 | portable (wide: avx512)
+//! precision: f32                      # f32 | bf16 | auto (bf16 where the CPU has AVX512_BF16)
 //! outputs: [logits]                   # outputs to keep (absent: all but aux*)
 //! seed: 0                             # seed of the initial weights and input
 //! weights: inception_v4.safetensors   # relative to this file's folder (absent: seeded weights)
@@ -15,7 +16,7 @@
 //! the maintained fork of the archived `serde_yaml` (same API). A [`Profile`] is also what the
 //! command line builds from its flags: [`Profile::overlay`] puts the flags over the file.
 
-use crate::driver::{Compiler, Tier, parse_level};
+use crate::driver::{Compiler, PrecisionChoice, Tier, parse_level};
 use crate::error::{Error, Result};
 use serde::de::{self, Unexpected, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -37,6 +38,9 @@ pub struct Profile {
     /// Kernel tier (default `auto`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<Tier>,
+    /// Arithmetic of convolutions and linear layers (default `f32`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<PrecisionChoice>,
     /// Outputs to keep (default: all but auxiliary classifiers `aux*`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outputs: Option<Vec<String>>,
@@ -128,6 +132,7 @@ impl Profile {
             disable_passes: if over.disable_passes.is_empty() { self.disable_passes } else { over.disable_passes },
             threads: over.threads.or(self.threads),
             tier: over.tier.or(self.tier),
+            precision: over.precision.or(self.precision),
             outputs: over.outputs.or(self.outputs),
             seed: over.seed.or(self.seed),
             weights: over.weights.or(self.weights),
@@ -144,6 +149,7 @@ impl Profile {
         Ok(Profile {
             opt_level: Some(self.opt_level.unwrap_or(2)),
             tier: Some(self.tier.unwrap_or_default()),
+            precision: Some(self.precision.unwrap_or_default()),
             seed: Some(self.seed.unwrap_or(0)),
             weights,
             ..self.clone()
@@ -168,6 +174,7 @@ impl Profile {
             .outputs(self.outputs.clone())
             .threads(self.threads.unwrap_or(0) as usize)
             .tier(self.tier.unwrap_or_default())
+            .precision(self.precision.unwrap_or_default().resolve())
             .seed(self.seed.unwrap_or(0));
         if let Some(w) = &self.weights {
             c = c.weights_file(w);
@@ -209,6 +216,7 @@ mod tests {
             disable_passes: vec!["fuse-activation".into()],
             threads: Some(3),
             tier: Some(Tier::Portable),
+            precision: Some(PrecisionChoice::Bf16),
             outputs: Some(vec!["logits".into(), "aux1".into()]),
             seed: Some(5),
             weights: Some("/w.safetensors".into()),

@@ -121,6 +121,7 @@ fn write_profile_round_trips() {
             disable_passes: vec!["fuse-activation".into()],
             threads: Some(2),
             tier: Some(incc::Tier::Auto),
+            precision: Some(incc::driver::PrecisionChoice::F32),
             outputs: Some(vec!["logits".into()]),
             seed: Some(9),
             weights: None,

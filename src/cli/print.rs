@@ -44,8 +44,9 @@ pub fn print_report(r: &incc::CompileReport, explain: bool) {
         r.network, r.total_ms, r.parse_ms, r.lower_ms, r.weights_ms, r.passes_ms, r.codegen_ms
     );
     println!(
-        "{} tier: {} kernels ({} micro-tiles), {} steps, {} bytes of code, {} bytes of arena, {} bytes of packed weights",
+        "{} tier, {}: {} kernels ({} micro-tiles), {} steps, {} bytes of code, {} bytes of arena, {} bytes of packed weights",
         r.tier,
+        r.precision,
         r.kernels,
         r.tiles,
         r.steps,

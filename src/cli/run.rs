@@ -1,7 +1,7 @@
 //! `incc run`: one input through the JIT or the reference interpreter; the outputs printed
 //! (the top classes with `--image`) or saved as `.npy` files.
 
-use super::args::CompileArgs;
+use super::args::{CompileArgs, PrecisionArg};
 use super::input::run_input;
 use super::print::{print_outputs, print_report};
 use anyhow::Context;
@@ -21,12 +21,6 @@ enum Engine {
     Reference,
 }
 
-#[derive(Copy, Clone, ValueEnum, PartialEq, Eq)]
-enum Precision {
-    F32,
-    F64,
-}
-
 #[derive(Args)]
 pub struct Run {
     /// The .incep file.
@@ -40,18 +34,15 @@ pub struct Run {
     /// declaration says; prints the most probable classes.
     #[arg(long, conflicts_with = "input")]
     image: Option<PathBuf>,
-    /// How many classes to print with --image.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100000))]
-    top: u32,
+    /// How many classes to print with --image [default: 5].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100000))]
+    top: Option<u32>,
     /// Write the first output here (.npy); further outputs go to `<stem>_<name>.npy` beside it.
     #[arg(long)]
     output: Option<PathBuf>,
     /// Which engine computes.
     #[arg(long, value_enum, default_value = "jit")]
     engine: Engine,
-    /// Activation precision of the reference engine (`f64` proves semantics without rounding).
-    #[arg(long, value_enum, default_value = "f32")]
-    precision: Precision,
 }
 
 /// What kind of values each output holds, by name (for `--image`).
@@ -59,10 +50,19 @@ type Kinds = Vec<(String, OutputKind)>;
 
 impl Run {
     pub fn run(self) -> anyhow::Result<()> {
-        if self.precision == Precision::F64 && self.engine != Engine::Reference {
+        let f64 = self.args.precision == Some(PrecisionArg::F64);
+        if f64 && self.engine != Engine::Reference {
             anyhow::bail!("--precision f64 needs --engine reference");
         }
-        let profile = self.args.profile()?;
+        if self.engine == Engine::Reference {
+            for flag in self.args.jit_only() {
+                eprintln!("warning: {flag} has no effect on the reference engine");
+            }
+        }
+        if self.image.is_none() && self.top.is_some() {
+            eprintln!("warning: --top has no effect without --image");
+        }
+        let profile = if f64 { self.args.profile_for_reference()? } else { self.args.profile()? };
         // Decode first: a bad image fails before the network is compiled.
         let image = match &self.image {
             Some(p) => Some((p.clone(), incc::preprocess::load_image(p).context("reading the image")?)),
@@ -75,7 +75,7 @@ impl Run {
         match &self.output {
             Some(path) => save_outputs(path, &outs),
             None if image.is_some() => {
-                print_classes(&outs, &kinds, self.top as usize);
+                print_classes(&outs, &kinds, self.top.unwrap_or(5) as usize);
                 Ok(())
             }
             None => {
@@ -90,18 +90,21 @@ impl Run {
     }
 
     fn on_reference(&self, profile: &Profile, image: Option<&(PathBuf, Rgb8)>) -> anyhow::Result<(Outputs, Kinds)> {
-        let g = incc::frontend::compile_file(&self.file)?;
-        let w = profile.compiler()?.load_weights(&g)?;
+        // The network as the passes leave it at -O (what the JIT runs; -O0: as written),
+        // in the precision asked for (bf16 rounds the weights the passes folded).
+        let compiler = profile.compiler()?;
+        let precision = profile.precision.unwrap_or_default().resolve();
+        let (g, w, _) = compiler.optimize(incc::frontend::compile_file(&self.file)?)?;
         let x = self.input(&g, image, profile.seed.unwrap_or(0))?;
         let kinds = output_kinds(&g);
-        let outs = if self.precision == Precision::F64 {
+        let outs = if self.args.precision == Some(PrecisionArg::F64) {
             let x: Vec<f64> = x.iter().map(|&v| v as f64).collect();
             let outs = incc::reference::run_f64(&g, &w, &[&x])?;
             outs.into_iter()
                 .map(|o| Output { name: o.name, shape: o.shape, data: o.data.into_iter().map(|x| x as f32).collect() })
                 .collect()
         } else {
-            incc::reference::run(&g, &w, &[&x])?
+            incc::reference::run_in(&g, &w, &[&x], precision)?
         };
         Ok((outs, kinds))
     }

@@ -575,7 +575,13 @@ mod tests {
         g.inputs.push(x);
         g.outputs.push(("y".into(), y));
         let w = Weights::default();
-        let opts = JitOptions { threads: 1, verify: true, tier: target::TierChoice::Portable, precision: Default::default(), check_bounds: true };
+        let opts = JitOptions {
+            threads: 1,
+            verify: true,
+            tier: target::TierChoice::Portable,
+            precision: Default::default(),
+            check_bounds: true,
+        };
         let input = vec![1.0f32; 256];
         let good = Model::compile(&g, &w, &opts).expect("compile");
         assert_eq!(good.run(&input).expect("in bounds")[0].data, input);

@@ -48,6 +48,8 @@ pub struct Pack<'w> {
     /// position, [`TiledConvSpec::row_weights`]): the weights are transformed as they are
     /// packed.
     pub winograd: Option<WinogradSpec>,
+    /// Round every weight to bf16 (kept f32): f32 tiles computing a bf16 layer.
+    pub round_bf16: bool,
 }
 
 impl Pack<'_> {
@@ -99,6 +101,9 @@ impl Pack<'_> {
             if bf16 {
                 self.spec.to_bf16_pairs(&f32s, out);
                 f32s.fill(0.0);
+            }
+            if self.round_bf16 {
+                out.iter_mut().for_each(|v| *v = crate::ir::precision::bf16(*v));
             }
         }
         Ok(())
@@ -300,8 +305,16 @@ mod tests {
             for (weights, threads) in [(&w, 1), (&w, 3), (&dense, 2)] {
                 let mut lazy = weights.clone();
                 lazy.retain(|k| k == "ab");
-                let packs =
-                    [Pack { at: 16, spec: s.clone(), oc, ic, weights: &lazy, key: "ab".into(), winograd: None }];
+                let packs = [Pack {
+                    at: 16,
+                    spec: s.clone(),
+                    oc,
+                    ic,
+                    weights: &lazy,
+                    key: "ab".into(),
+                    winograd: None,
+                    round_bf16: false,
+                }];
                 let mut params = vec![7.0; 16 + s.packed_floats() + 16];
                 params[16..16 + s.packed_floats()].fill(0.0);
                 let staged = vec![(0, vec![1.0; 16]), (16 + s.packed_floats(), vec![2.0; 3])];
@@ -356,6 +369,7 @@ mod tests {
                     weights: &w,
                     key: "ab".into(),
                     winograd: Some(wg.clone()),
+                    round_bf16: false,
                 };
                 // The packed storage starts zero (input channels past `ic` are not written).
                 let mut params = vec![0.0; gemm.packed_floats()];
@@ -370,8 +384,16 @@ mod tests {
     fn overlapping_blocks_are_refused() {
         let w = weights(16, 16, 16, [1, 1]);
         let s = spec(1, 16, [1, 1], 1, 1);
-        let pack =
-            |at| Pack { at, spec: s.clone(), oc: 16, ic: 16, weights: &w, key: "a.weight".into(), winograd: None };
+        let pack = |at| Pack {
+            at,
+            spec: s.clone(),
+            oc: 16,
+            ic: 16,
+            weights: &w,
+            key: "a.weight".into(),
+            winograd: None,
+            round_bf16: false,
+        };
         let packs = [pack(0), pack(128)];
         let mut params = vec![0.0; 1024];
         assert!(Queue::with_blocks(&mut params, vec![], &packs).is_err());

@@ -61,6 +61,14 @@ fn round(b: &mut FunctionBuilder, v: Value) -> Value {
     b.ins().bitselect(is_nan, nan, r)
 }
 
+/// The four floats of `v` rounded to bf16, as f32 (the low halves zero): for an f32 kernel
+/// that computes on bf16 values.
+pub fn round_f32x4(b: &mut FunctionBuilder, v: Value) -> Value {
+    let r = round(b, v);
+    let bits = b.ins().ishl_imm_u(r, 16);
+    b.ins().bitcast(V4, little(), bits)
+}
+
 /// One pixel of one block: 16 floats at `src` to 16 bf16 at `dst`.
 fn pixel(b: &mut FunctionBuilder, src: Value, dst: Value) {
     for half in 0..2i64 {
@@ -87,37 +95,43 @@ fn zero(b: &mut FunctionBuilder, row: Value, first: usize, n: usize) {
 }
 
 impl ToBf16 {
-    /// Emits the loops over channel blocks `begin..end`: args out (bf16), in (f32).
+    /// Work items: one output row of one channel block each (so that a map of one block
+    /// still runs on every thread).
+    pub fn items(&self) -> usize {
+        self.cb * self.hp
+    }
+
+    /// Emits the loop over items `begin..end` ([`Self::items`]): args out (bf16), in (f32).
     pub fn emit(&self, b: &mut FunctionBuilder, args: Value, begin: Value, end: Value) {
         let (out, inp) = (arg(b, args, 0), arg(b, args, 1));
         let ToBf16 { h, w, top, left, hp, wp, .. } = *self;
-        for_range(b, begin, end, |b, cbi| {
+        for_range(b, begin, end, |b, item| {
+            let cbi = b.ins().udiv_imm_u(item, hp as i64);
+            let y = b.ins().urem_imm_u(item, hp as i64);
             let src = add_scaled(b, inp, cbi, (h * w) as i64 * BB);
             let dst = add_scaled(b, out, cbi, (hp * wp) as i64 * BB16);
-            for_n(b, hp, |b, y| {
-                let row = add_scaled(b, dst, y, wp as i64 * BB16);
-                let lo = b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, y, top as i64);
-                let hi = b.ins().icmp_imm_s(IntCC::SignedLessThan, y, (top + h) as i64);
-                let inside = b.ins().band(lo, hi);
-                let (yes, no, join) = (b.create_block(), b.create_block(), b.create_block());
-                b.ins().brif(inside, yes, &[], no, &[]);
-                b.switch_to_block(yes);
-                zero(b, row, 0, left);
-                let yy = b.ins().iadd_imm_s(y, -(top as i64));
-                let srow = add_scaled(b, src, yy, w as i64 * BB);
-                let drow = add(b, row, left as i64 * BB16);
-                for_n(b, w, |b, x| {
-                    let sp = add_scaled(b, srow, x, BB);
-                    let dp = add_scaled(b, drow, x, BB16);
-                    pixel(b, sp, dp);
-                });
-                zero(b, row, left + w, wp - left - w);
-                b.ins().jump(join, &[]);
-                b.switch_to_block(no);
-                zero(b, row, 0, wp);
-                b.ins().jump(join, &[]);
-                b.switch_to_block(join);
+            let row = add_scaled(b, dst, y, wp as i64 * BB16);
+            let lo = b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, y, top as i64);
+            let hi = b.ins().icmp_imm_s(IntCC::SignedLessThan, y, (top + h) as i64);
+            let inside = b.ins().band(lo, hi);
+            let (yes, no, join) = (b.create_block(), b.create_block(), b.create_block());
+            b.ins().brif(inside, yes, &[], no, &[]);
+            b.switch_to_block(yes);
+            zero(b, row, 0, left);
+            let yy = b.ins().iadd_imm_s(y, -(top as i64));
+            let srow = add_scaled(b, src, yy, w as i64 * BB);
+            let drow = add(b, row, left as i64 * BB16);
+            for_n(b, w, |b, x| {
+                let sp = add_scaled(b, srow, x, BB);
+                let dp = add_scaled(b, drow, x, BB16);
+                pixel(b, sp, dp);
             });
+            zero(b, row, left + w, wp - left - w);
+            b.ins().jump(join, &[]);
+            b.switch_to_block(no);
+            zero(b, row, 0, wp);
+            b.ins().jump(join, &[]);
+            b.switch_to_block(join);
         });
     }
 }

@@ -49,7 +49,7 @@ pub enum KernelSpec {
     /// blocks x tile rows.
     WinogradOut(WinogradSpec),
     /// Converts an f32 map to bf16 into the interior of a zero-padded one
-    /// ([`super::bf16::ToBf16`]). Args: out (bf16), in. Items: channel blocks.
+    /// ([`super::bf16::ToBf16`]). Args: out (bf16), in. Items: rows of channel blocks.
     ToBf16(super::bf16::ToBf16),
     /// Copies `[cb][h][w][4]` into the interior of `[cb][hp][wp][4]` at (`top`, `left`),
     /// filling the rest with `fill` (f32 bits). Args: out, in. Items: channel blocks.
@@ -97,6 +97,12 @@ pub enum KernelSpec {
         cb: usize,
         /// Pixels per channel.
         pix: usize,
+    },
+    /// `x` rounded to bf16 (kept as f32) over `n` vectors ([`super::bf16::round_f32x4`]);
+    /// args: out, in (may be the same). Items: chunks of [`CHUNK`].
+    RoundBf16 {
+        /// Vectors.
+        n: usize,
     },
     /// `max(x, 0)` over `n` vectors; args: out, in. Items: chunks of [`CHUNK`].
     Relu {
@@ -176,9 +182,12 @@ impl KernelSpec {
             KernelSpec::WinogradIn(s) => s.in_items(),
             KernelSpec::WinogradOut(s) => s.out_items(),
             KernelSpec::Pad { cb, .. } | KernelSpec::Affine { cb, .. } | KernelSpec::GlobalAvg { cb, .. } => *cb,
-            KernelSpec::ToBf16(s) => s.cb,
+            KernelSpec::ToBf16(s) => s.items(),
             KernelSpec::Pool { cb, oh, .. } => cb * oh,
-            KernelSpec::Relu { n } | KernelSpec::Add { n, .. } | KernelSpec::Copy { n } => n.div_ceil(CHUNK),
+            KernelSpec::Relu { n }
+            | KernelSpec::RoundBf16 { n }
+            | KernelSpec::Add { n, .. }
+            | KernelSpec::Copy { n } => n.div_ceil(CHUNK),
             KernelSpec::Lrn { c, .. } | KernelSpec::CopyChannels { c, .. } | KernelSpec::Flatten { c, .. } => *c,
             KernelSpec::AlongChannels { pix, .. } => *pix,
         }
@@ -326,6 +335,9 @@ pub fn build(
             elementwise(b, args, begin, end, *n, 1, &mut |b, x| pmax(b, x[0], z));
         }
         KernelSpec::Copy { n } => elementwise(b, args, begin, end, *n, 1, &mut |_, x| x[0]),
+        KernelSpec::RoundBf16 { n } => {
+            elementwise(b, args, begin, end, *n, 1, &mut |b, x| super::bf16::round_f32x4(b, x[0]))
+        }
         KernelSpec::Add { n, scale } => {
             let s = splat_const(b, f32::from_bits(*scale));
             elementwise(b, args, begin, end, *n, 2, &mut |b, x| {

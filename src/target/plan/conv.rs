@@ -104,13 +104,13 @@ fn bias(p: &mut Planner, c: &ConvIn, ocb: usize) -> Arg {
 /// conv step.
 pub(super) fn conv<'w>(p: &mut Planner<'w>, c: ConvIn<'w>) -> Result<()> {
     let bf16 = p.precision == Precision::Bf16;
-    if bf16 && (c.src_compact || p.tier.isa().is_none()) {
-        return Err(Error::Invalid(format!(
-            "a bf16 convolution needs the avx512 tier and a blocked (nchw16c) input, planned for {}{}",
-            p.tier.name(),
-            if c.src_compact { " with a compact input" } else { "" }
-        )));
+    if bf16 && p.tier.isa().is_none() {
+        return Err(Error::Invalid(format!("a bf16 convolution needs the avx512 tier, planned for {}", p.tier.name())));
     }
+    // A compact (stem) input in bf16 runs the f32 tiles on values rounded to bf16, input
+    // in place and weights as packed: the same products, exact in f32.
+    let round_stem = bf16 && c.src_compact;
+    let bf16 = bf16 && !c.src_compact;
     // Winograd is f32 only (crate::ir::precision): in bf16 every convolution runs direct.
     if let (Some(m), Some(isa), false) = (c.winograd, p.tier.isa(), bf16)
         && let Some(spec) = winograd_spec(&c, m, isa)?
@@ -124,6 +124,10 @@ pub(super) fn conv<'w>(p: &mut Planner<'w>, c: ConvIn<'w>) -> Result<()> {
     // The extent a compact input was sized by, too.
     let (hp, wp) = padded_extent([c.h, c.w], [c.oh, c.ow], c.kernel, c.stride, c.pad);
     let padded = hp != c.h || wp != c.w;
+    if round_stem {
+        let n = (hp * wp * c.c * 4).div_ceil(BB) * BB / 16; // the compact buffer's vectors
+        p.kernel(KernelSpec::RoundBf16 { n }, vec![Arg::Arena(c.src), Arg::Arena(c.src)], n as u64 * 4);
+    }
     let (input, scratch) = if bf16 {
         let (sb, so) = p.scratch(cb_in * hp * wp * BLOCK * 2, 1);
         let to = ToBf16 { cb: cb_in, h: c.h, w: c.w, top, left, hp, wp };
@@ -172,8 +176,17 @@ pub(super) fn conv<'w>(p: &mut Planner<'w>, c: ConvIn<'w>) -> Result<()> {
             row_weights: false,
         };
         let wa = match &c.weight {
-            ConvWeight::Tensor(weights, key) => p.pack_later(&spec, (c.oc, c.c), weights, key, None),
-            ConvWeight::Values(dense) => p.param_with(spec.packed_floats(), |d| spec.pack_into(c.oc, c.c, dense, d)),
+            ConvWeight::Tensor(weights, key) => p.pack_later(&spec, (c.oc, c.c), weights, key, None, round_stem),
+            ConvWeight::Values(dense) => {
+                let rounded: Vec<f32>;
+                let dense: &[f32] = if round_stem {
+                    rounded = dense.iter().map(|&v| crate::ir::precision::bf16(v)).collect();
+                    &rounded
+                } else {
+                    dense
+                };
+                p.param_with(spec.packed_floats(), |d| spec.pack_into(c.oc, c.c, dense, d))
+            }
         };
         let ba = bias(p, &c, ocb);
         let mut args = vec![Arg::Arena(c.out), Arg::Arena(input), wa, ba, c.residual.map_or(Arg::Null, |r| r.1)];
@@ -298,7 +311,7 @@ fn winograd<'w>(p: &mut Planner<'w>, c: ConvIn<'w>, spec: WinogradSpec, isa: Isa
     };
     let full = gemm(most);
     let wa = match &c.weight {
-        ConvWeight::Tensor(weights, key) => p.pack_later(&full, (c.oc, c.c), weights, key, Some(spec.clone())),
+        ConvWeight::Tensor(weights, key) => p.pack_later(&full, (c.oc, c.c), weights, key, Some(spec.clone()), false),
         ConvWeight::Values(dense) => {
             let u = spec.transform_weights(c.oc, c.c, dense);
             p.param_with(full.packed_floats(), |d| full.pack_rows_into(c.oc, c.c, &u, d))

@@ -74,7 +74,8 @@ impl<'w> Planner<'w> {
     }
 
     /// Reserves the packed weights of `spec` (a convolution of `ic` to `oc` channels, tensor
-    /// `key` of `weights`, transformed first for `winograd`) and queues them to be packed
+    /// `key` of `weights`, transformed first for `winograd`, rounded to bf16 values with
+    /// `round_bf16`) and queues them to be packed
     /// after planning.
     pub fn pack_later(
         &mut self,
@@ -83,10 +84,11 @@ impl<'w> Planner<'w> {
         weights: &'w Weights,
         key: &str,
         winograd: Option<WinogradSpec>,
+        round_bf16: bool,
     ) -> Arg {
         let at = self.params.reserve(spec.packed_floats());
         let key = key.to_string();
-        self.packs.push(Pack { at, spec: spec.clone(), oc, ic, weights, key, winograd });
+        self.packs.push(Pack { at, spec: spec.clone(), oc, ic, weights, key, winograd, round_bf16 });
         Arg::Param(ParamOffset(at * 4))
     }
 

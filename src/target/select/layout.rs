@@ -39,8 +39,8 @@ pub const COPY_COST: f64 = 2.0;
 
 use crate::ir::layout::BLOCK;
 
-/// The `select-layout` pass, for a network computed in `precision`. In bf16 no input is
-/// compact: the bf16 tiles reduce over pairs of lanes of 16-channel blocks.
+/// The `select-layout` pass, for a network computed in `precision` (its cost model weighs
+/// the bf16 tiles' speed).
 pub struct SelectLayout {
     /// The arithmetic the network is compiled for.
     pub precision: Precision,
@@ -67,8 +67,10 @@ fn choose(g: &Graph, id: NodeId, precision: Precision) -> Layout {
     if !g.node(id).shape.is_map() {
         return Layout::Nchw;
     }
-    match compact_reader(g, id).filter(|_| precision == Precision::F32) {
-        Some(conv) if cost(g, id, conv, Layout::Nhwc) < cost(g, id, conv, Layout::Nchw16c) => Layout::Nhwc,
+    match compact_reader(g, id) {
+        Some(conv) if cost(g, id, conv, Layout::Nhwc, precision) < cost(g, id, conv, Layout::Nchw16c, precision) => {
+            Layout::Nhwc
+        }
         _ => Layout::Nchw16c,
     }
 }
@@ -87,8 +89,10 @@ pub fn compact_reader(g: &Graph, id: NodeId) -> Option<NodeId> {
     matches!(&g.node(r).op, Op::Conv2d(c) if c.groups <= 1 && once).then_some(r)
 }
 
-/// The model's cost of storing input `x` in `layout` for its convolution `y`.
-fn cost(g: &Graph, x: NodeId, y: NodeId, layout: Layout) -> f64 {
+/// The model's cost of storing input `x` in `layout` for its convolution `y`. In bf16 a
+/// blocked input runs the bf16 tiles, at twice the multiply-adds a cycle; a compact one the
+/// f32 tiles (on values rounded to bf16).
+fn cost(g: &Graph, x: NodeId, y: NodeId, layout: Layout, precision: Precision) -> f64 {
     let (xs, ys) = (&g.node(x).shape, &g.node(y).shape);
     let Op::Conv2d(c) = &g.node(y).op else { return f64::INFINITY };
     let (hp, wp) = c.padded_input(xs.h(), xs.w(), ys.h(), ys.w());
@@ -97,5 +101,6 @@ fn cost(g: &Graph, x: NodeId, y: NodeId, layout: Layout) -> f64 {
         Layout::Nhwc => xs.c(),
         _ => BLOCK,
     };
-    macs * lanes as f64 / xs.c() as f64 + (hp * wp * lanes) as f64 * COPY_COST
+    let speed = if precision == Precision::Bf16 && layout == Layout::Nchw16c { 2.0 } else { 1.0 };
+    macs * lanes as f64 / xs.c() as f64 / speed + (hp * wp * lanes) as f64 * COPY_COST
 }
