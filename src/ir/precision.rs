@@ -10,8 +10,9 @@
 //! The weights rounded are those of the graph as compiled: after `fold-batch-norm` has
 //! folded a batch norm into its convolution, the folded weights. Where activations are
 //! stored in bf16 is the JIT's choice for speed (the input of each bf16 convolution, written
-//! by a conversion step); it rounds exactly where this says. Winograd convolutions are not
-//! used in bf16: every convolution runs direct.
+//! by a conversion step; a compact stem input is rounded in place and read by f32 tiles); it
+//! rounds exactly where this says. Winograd convolutions are not used in bf16: every
+//! convolution runs direct.
 
 use std::fmt;
 use std::str::FromStr;

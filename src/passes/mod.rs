@@ -79,8 +79,8 @@ pub struct PassOptions {
     /// The outputs to keep, by name. `None`: every output whose name does not start with
     /// `aux` (auxiliary classifiers are for training), or all of them if that leaves none.
     pub outputs: Option<Vec<String>>,
-    /// The arithmetic the graph is compiled for: target passes choose for it (no Winograd
-    /// and no compact input in bf16, see [`crate::ir::precision`]).
+    /// The arithmetic the graph is compiled for: target passes choose for it (no Winograd in
+    /// bf16, see [`crate::ir::precision`]).
     pub precision: crate::ir::Precision,
 }
 
