@@ -480,3 +480,44 @@ fn every_isa_and_type_runs_the_suite() {
     let e = TileSet::new(Isa::Avx512).add(&odd).unwrap_err().to_string();
     assert!(e.contains("pairs"), "{e}");
 }
+
+/// The bf16 conversion tile rounds as `incc::ir::precision::bf16_bits` (nearest even, NaN
+/// quiet, denormals to zero), for even and odd pixel counts, and writes nothing past them;
+/// AVX2 has none.
+#[test]
+fn bf16_conversion_tile_rounds_as_the_reference() {
+    use incc::ir::precision::bf16_bits;
+    use incc::target::tileset::Tile;
+    assert!(TileSet::new(Isa::Avx2).add_tile(&Tile::ToBf16 { pixels: 3 }).is_err());
+    if !runs(Isa::Avx512, Dtype::Bf16) {
+        return;
+    }
+    let mut rng = Rng(9);
+    let mut set = TileSet::new(Isa::Avx512);
+    let counts = [1usize, 2, 3, 8, 17];
+    let idx: Vec<usize> = counts.iter().map(|&n| set.add_tile(&Tile::ToBf16 { pixels: n }).unwrap()).collect();
+    let code = set.finish().unwrap();
+    for (&n, &i) in counts.iter().zip(&idx) {
+        let specials = [
+            f32::NAN,
+            -f32::NAN,
+            f32::INFINITY,
+            f32::MAX,
+            f32::from_bits(0x0000_8001),
+            -f32::from_bits(0x007F_FFFF),
+            1.0 + 1.0 / 256.0,
+            1.0 + 3.0 / 256.0,
+            -0.0,
+        ];
+        let x: Vec<f32> = (0..n * 16).map(|k| if k < specials.len() { specials[k] } else { rng.f32() * 1e3 }).collect();
+        let mut out = vec![0xABCDu16; n * 16 + 16];
+        // SAFETY: `x` holds `n` pixels, `out` room for them and a guard; `code` is alive.
+        unsafe {
+            code.tile(i)(x.as_ptr(), std::ptr::null(), out.as_mut_ptr() as *mut f32, std::ptr::null(), std::ptr::null())
+        };
+        for (k, (&v, &got)) in x.iter().zip(&out).enumerate() {
+            assert_eq!(got, bf16_bits(v), "pixels {n}, element {k}: {v:e} ({:#x})", v.to_bits());
+        }
+        assert!(out[n * 16..].iter().all(|&g| g == 0xABCD), "wrote past {n} pixels");
+    }
+}

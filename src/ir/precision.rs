@@ -5,7 +5,8 @@
 //! the JIT, in f64 by the reference).
 //!
 //! **bf16**: every convolution and fully connected layer rounds its input activations and its
-//! weights to bfloat16 (round to nearest, ties to even; [`bf16`]), multiplies them exactly
+//! weights to bfloat16 (round to nearest, ties to even, denormals to zero; [`bf16`]),
+//! multiplies them exactly
 //! and sums the products in f32; bias, residual sum and ReLU are f32, as is every other op.
 //! The weights rounded are those of the graph as compiled: after `fold-batch-norm` has
 //! folded a batch norm into its convolution, the folded weights. Where activations are
@@ -56,7 +57,8 @@ impl FromStr for Precision {
 
 /// `x` rounded to the nearest bfloat16 (ties to even), returned as the f32 of the same value:
 /// what `vcvtneps2bf16` computes. NaN stays NaN (quiet); infinities stay infinite; a value
-/// beyond the largest bf16 rounds to infinity.
+/// beyond the largest bf16 rounds to infinity; an f32 denormal (|x| < 2^-126) becomes a zero
+/// of its sign, as the bf16 instructions treat denormals.
 pub fn bf16(x: f32) -> f32 {
     f32::from_bits((bf16_bits(x) as u32) << 16)
 }
@@ -66,6 +68,9 @@ pub fn bf16_bits(x: f32) -> u16 {
     let b = x.to_bits();
     if x.is_nan() {
         return ((b >> 16) | 0x40) as u16; // quiet, sign and payload top kept
+    }
+    if b & 0x7F80_0000 == 0 {
+        return ((b >> 16) & 0x8000) as u16; // a denormal: zero
     }
     ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) as u16
 }
@@ -86,8 +91,10 @@ mod tests {
         assert_eq!(bf16(f32::MAX), f32::INFINITY);
         assert_eq!(bf16(f32::INFINITY), f32::INFINITY);
         assert!(bf16(f32::NAN).is_nan());
-        // Denormals keep their value's nearest bf16 (no flush).
-        assert_eq!(bf16(f32::from_bits(0x0000_8001)), f32::from_bits(0x0001_0000));
+        // Denormals become zeros of their sign.
+        assert_eq!(bf16(f32::from_bits(0x0000_8001)).to_bits(), 0);
+        assert_eq!(bf16(-f32::from_bits(0x007F_FFFF)).to_bits(), 0x8000_0000);
+        assert_eq!(bf16(f32::MIN_POSITIVE), f32::MIN_POSITIVE);
         for x in [0.1f32, 2.71, -1e-20, 6.5e4, 1e30] {
             let r = bf16(x);
             assert_eq!(r.to_bits() & 0xFFFF, 0);

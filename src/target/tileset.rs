@@ -12,7 +12,7 @@
 //! ISA, [`Isa::available`] is false and [`TileSet::finish`] returns an error.
 
 use super::isa::Isa;
-use super::tile::{Broadcast, TileFn, TileSpec};
+use super::tile::{Broadcast, Dtype, TileFn, TileSpec};
 use super::x86::Emitted;
 use super::x86::transform::TransformSpec;
 use crate::error::{Error, Result};
@@ -25,6 +25,12 @@ use std::collections::HashMap;
 pub enum Tile {
     /// A convolution micro-tile.
     Conv(TileSpec),
+    /// `pixels` pixels of one f32 channel block to bf16 (AVX-512 with AVX512_BF16 only;
+    /// [`crate::target::codegen::bf16`]).
+    ToBf16 {
+        /// Pixels of 16 floats.
+        pixels: usize,
+    },
     /// A linear transform (Winograd), see [`super::x86::transform`].
     Transform(TransformSpec),
 }
@@ -89,6 +95,10 @@ impl TileSet {
     pub fn add_tile(&mut self, tile: &Tile) -> Result<usize> {
         match tile {
             Tile::Conv(s) => self.add(s),
+            Tile::ToBf16 { .. } if self.isa != Isa::Avx512 => {
+                Err(Error::Invalid(format!("{:?} has no bf16 conversion tile", self.isa)))
+            }
+            Tile::ToBf16 { .. } => self.insert((tile.clone(), Broadcast::Embedded)),
             Tile::Transform(t) => {
                 t.validate(self.isa)?;
                 self.insert((tile.clone(), Broadcast::Embedded))
@@ -126,10 +136,13 @@ impl TileSet {
             )));
         }
         for (t, _) in &self.tiles {
-            if let Tile::Conv(s) = t
-                && let Err(needs) = self.isa.runs(s.dtype)
-            {
-                return Err(Error::Jit(format!("{:?} {:?} tiles need a CPU with {needs}", self.isa, s.dtype)));
+            let dtype = match t {
+                Tile::Conv(s) => s.dtype,
+                Tile::ToBf16 { .. } => Dtype::Bf16,
+                Tile::Transform(_) => Dtype::F32,
+            };
+            if let Err(needs) = self.isa.runs(dtype) {
+                return Err(Error::Jit(format!("{:?} {:?} tiles need a CPU with {needs}", self.isa, dtype)));
             }
         }
         let tiles = self
@@ -137,6 +150,7 @@ impl TileSet {
             .iter()
             .map(|(t, b)| match t {
                 Tile::Conv(s) => self.isa.tiles().emit_conv(s, *b),
+                Tile::ToBf16 { pixels } => super::avx512::bf16::emit_to_bf16(*pixels),
                 Tile::Transform(s) => s.emit(self.isa),
             })
             .collect::<Result<Vec<_>, _>>()

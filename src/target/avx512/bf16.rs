@@ -14,6 +14,7 @@
 
 use crate::cpu::Cpu;
 use crate::target::tile::Dtype;
+use crate::target::x86::Emitted;
 use iced_x86::IcedError;
 use iced_x86::code_asm::*;
 
@@ -90,4 +91,35 @@ impl MulAdd {
             MulAdd::DotBf16 => a.vdpbf16ps(acc, x, w),
         }
     }
+}
+
+/// The conversion tile: `pixels` pixels of 16 floats at `rdi` to bf16 at `rdx` (the
+/// [`crate::target::tile::TileFn`] arguments `inp` and `out`), two pixels per
+/// `vcvtne2ps2bf16` (round to nearest even; denormals to zero; NaN quiet), the odd one by
+/// `vcvtneps2bf16`.
+pub(crate) fn emit_to_bf16(pixels: usize) -> Result<Emitted, IcedError> {
+    let mut a = CodeAssembler::new(64)?;
+    let mut loops = Vec::new();
+    let pairs = pixels / 2;
+    if pairs > 0 {
+        a.mov(r9, pairs as i64)?;
+        let top = a.instructions().len();
+        a.vmovups(zmm0, zmmword_ptr(rdi))?;
+        a.vmovups(zmm1, zmmword_ptr(rdi + 64))?;
+        a.vcvtne2ps2bf16(zmm2, zmm1, zmm0)?;
+        a.vmovups(zmmword_ptr(rdx), zmm2)?;
+        a.add(rdi, 128)?;
+        a.add(rdx, 64)?;
+        a.sub(r9, 1)?;
+        loops.push((a.instructions().len(), top));
+        a.jnz(0u64)?;
+    }
+    if pixels % 2 == 1 {
+        a.vmovups(zmm0, zmmword_ptr(rdi))?;
+        a.vcvtneps2bf16(ymm2, zmm0)?;
+        a.vmovups(ymmword_ptr(rdx), ymm2)?;
+    }
+    a.vzeroupper()?;
+    a.ret()?;
+    Ok(Emitted { code: a.take_instructions(), loops })
 }

@@ -32,7 +32,7 @@ use crate::cpu::Cpu;
 use iced_x86::IcedError;
 use iced_x86::code_asm::*;
 
-mod bf16;
+pub(crate) mod bf16;
 
 /// AVX-512F tiles: 32 zmm registers of 16 floats, one per output block and pixel.
 pub struct Avx512;

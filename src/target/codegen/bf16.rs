@@ -1,18 +1,23 @@
 //! The conversion into bf16 that feeds the bf16 convolution tiles: an f32 map `[cb][h][w][16]`
 //! into the interior of a bf16 map `[cb][hp][wp][16]` at (`top`, `left`), zero around it
-//! (the convolution's padding), every value rounded to nearest even as
-//! [`crate::ir::precision::bf16_bits`] rounds (NaN stays a quiet NaN).
+//! (the convolution's padding), every value rounded as [`crate::ir::precision::bf16_bits`]
+//! rounds. The loops are Cranelift's; each interior row is one call of the AVX-512 conversion
+//! tile (`vcvtne2ps2bf16`, [`crate::target::tileset::Tile::ToBf16`]).
+//!
+//! [`round_f32x4`] is the same rounding in Cranelift's f32x4, for f32 kernels that compute on
+//! bf16 values (the compact stem's input, rounded in place):
 //!
 //! ```text
 //!     bits = f32 bits of x                       (i32x4)
 //!     r    = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
 //!     r    = isnan(x) ? (bits >> 16) | 0x40 : r
-//!     two i32x4 of r -> one i16x8 (unsigned saturating narrow: r < 2^16 already)
+//!     r    = denormal(x) ? sign(x) : r          (|x| < 2^-126 becomes ±0, as the hardware)
 //! ```
 
 use crate::target::clif::*;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::{Endianness, InstBuilder, MemFlagsData, Value, types};
+use cranelift_codegen::ir::{AbiParam, Endianness, InstBuilder, MemFlagsData, Signature, Value, types};
+use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::FunctionBuilder;
 
 /// Bytes of one bf16 pixel of one channel block.
@@ -58,7 +63,17 @@ fn round(b: &mut FunctionBuilder, v: Value) -> Value {
     let nan = b.ins().bor(hi, quiet);
     let is_nan = b.ins().fcmp(FloatCC::Unordered, v, v);
     let is_nan = b.ins().bitcast(types::I32X4, little(), is_nan);
-    b.ins().bitselect(is_nan, nan, r)
+    let r = b.ins().bitselect(is_nan, nan, r);
+    // Denormals (exponent bits zero) to a signed zero.
+    let exp = b.ins().iconst(types::I32, 0x7F80_0000);
+    let exp = b.ins().splat(types::I32X4, exp);
+    let e = b.ins().band(bits, exp);
+    let zero = b.ins().iconst(types::I32, 0);
+    let zero = b.ins().splat(types::I32X4, zero);
+    let denormal = b.ins().icmp(IntCC::Equal, e, zero);
+    let sign = b.ins().ushr_imm_u(bits, 31);
+    let sign = b.ins().ishl_imm_u(sign, 15);
+    b.ins().bitselect(denormal, sign, r)
 }
 
 /// The four floats of `v` rounded to bf16, as f32 (the low halves zero): for an f32 kernel
@@ -67,17 +82,6 @@ pub fn round_f32x4(b: &mut FunctionBuilder, v: Value) -> Value {
     let r = round(b, v);
     let bits = b.ins().ishl_imm_u(r, 16);
     b.ins().bitcast(V4, little(), bits)
-}
-
-/// One pixel of one block: 16 floats at `src` to 16 bf16 at `dst`.
-fn pixel(b: &mut FunctionBuilder, src: Value, dst: Value) {
-    for half in 0..2i64 {
-        let lo = ldv(b, src, half * 2 * VB);
-        let hi = ldv(b, src, (half * 2 + 1) * VB);
-        let (lo, hi) = (round(b, lo), round(b, hi));
-        let packed = b.ins().unarrow(lo, hi);
-        b.ins().store(mf(), packed, dst, (half * VB) as i32);
-    }
 }
 
 /// Zeroes `n` bf16 pixels from pixel `first` of `row`.
@@ -101,9 +105,15 @@ impl ToBf16 {
         self.cb * self.hp
     }
 
-    /// Emits the loop over items `begin..end` ([`Self::items`]): args out (bf16), in (f32).
-    pub fn emit(&self, b: &mut FunctionBuilder, args: Value, begin: Value, end: Value) {
-        let (out, inp) = (arg(b, args, 0), arg(b, args, 1));
+    /// Emits the loop over items `begin..end` ([`Self::items`]): args out (bf16), in (f32),
+    /// the conversion tile of `w` pixels.
+    pub fn emit(&self, b: &mut FunctionBuilder, args: Value, begin: Value, end: Value, call_conv: CallConv) {
+        let (out, inp, tile) = (arg(b, args, 0), arg(b, args, 1), arg(b, args, 2));
+        let mut sig = Signature::new(call_conv);
+        for _ in 0..5 {
+            sig.params.push(AbiParam::new(types::I64));
+        }
+        let sigref = b.import_signature(sig);
         let ToBf16 { h, w, top, left, hp, wp, .. } = *self;
         for_range(b, begin, end, |b, item| {
             let cbi = b.ins().udiv_imm_u(item, hp as i64);
@@ -121,11 +131,8 @@ impl ToBf16 {
             let yy = b.ins().iadd_imm_s(y, -(top as i64));
             let srow = add_scaled(b, src, yy, w as i64 * BB);
             let drow = add(b, row, left as i64 * BB16);
-            for_n(b, w, |b, x| {
-                let sp = add_scaled(b, srow, x, BB);
-                let dp = add_scaled(b, drow, x, BB16);
-                pixel(b, sp, dp);
-            });
+            let null = ic(b, 0);
+            b.ins().call_indirect(sigref, tile, &[srow, null, drow, null, null]);
             zero(b, row, left + w, wp - left - w);
             b.ins().jump(join, &[]);
             b.switch_to_block(no);

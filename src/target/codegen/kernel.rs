@@ -49,7 +49,8 @@ pub enum KernelSpec {
     /// blocks x tile rows.
     WinogradOut(WinogradSpec),
     /// Converts an f32 map to bf16 into the interior of a zero-padded one
-    /// ([`super::bf16::ToBf16`]). Args: out (bf16), in. Items: rows of channel blocks.
+    /// ([`super::bf16::ToBf16`]). Args: out (bf16), in, conversion tile. Items: rows of
+    /// channel blocks.
     ToBf16(super::bf16::ToBf16),
     /// Copies `[cb][h][w][4]` into the interior of `[cb][hp][wp][4]` at (`top`, `left`),
     /// filling the rest with `fill` (f32 bits). Args: out, in. Items: channel blocks.
@@ -223,7 +224,7 @@ pub fn build(
         KernelSpec::TiledConv(s) => s.emit(b, args, begin, end, call_conv),
         KernelSpec::WinogradIn(s) => s.emit_input(b, args, begin, end, call_conv),
         KernelSpec::WinogradOut(s) => s.emit_output(b, args, begin, end, call_conv),
-        KernelSpec::ToBf16(s) => s.emit(b, args, begin, end),
+        KernelSpec::ToBf16(s) => s.emit(b, args, begin, end, call_conv),
         KernelSpec::Pad { cb: _, h, w, top, left, hp, wp, fill } => {
             let (out, inp) = (arg(b, args, 0), arg(b, args, 1));
             let f = splat_const(b, f32::from_bits(*fill));

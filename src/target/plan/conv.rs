@@ -131,7 +131,12 @@ pub(super) fn conv<'w>(p: &mut Planner<'w>, c: ConvIn<'w>) -> Result<()> {
     let (input, scratch) = if bf16 {
         let (sb, so) = p.scratch(cb_in * hp * wp * BLOCK * 2, 1);
         let to = ToBf16 { cb: cb_in, h: c.h, w: c.w, top, left, hp, wp };
-        p.kernel(KernelSpec::ToBf16(to), vec![Arg::Arena(so), Arg::Arena(c.src)], (cb_in * hp * wp * BLOCK) as u64);
+        let tile = p.tile(Tile::ToBf16 { pixels: c.w });
+        p.kernel(
+            KernelSpec::ToBf16(to),
+            vec![Arg::Arena(so), Arg::Arena(c.src), tile],
+            (cb_in * hp * wp * BLOCK) as u64,
+        );
         (so, Some(sb))
     } else if padded && !c.src_compact {
         let (sb, so) = p.scratch(cb_in * hp * wp * BB, 1);
