@@ -108,11 +108,12 @@ impl Stream {
     pub(crate) fn fill(&self, start: u64, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512dq") {
+            let cpu = crate::cpu::Cpu::host();
+            if cpu.avx512f && cpu.avx512dq {
                 // SAFETY: the CPU has the features `fill_avx512` is compiled for.
                 return unsafe { self.fill_avx512(start, out) };
             }
-            if std::arch::is_x86_feature_detected!("avx2") {
+            if cpu.avx2 {
                 // SAFETY: the CPU has the features `fill_avx2` is compiled for.
                 return unsafe { self.fill_avx2(start, out) };
             }
@@ -158,14 +159,12 @@ impl Stream {
     pub(crate) fn fill_columns(&self, at: Columns, scale: &[f32; MAX_ROWS], out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("avx512dq")
-                && std::arch::is_x86_feature_detected!("avx512bw")
-            {
+            let cpu = crate::cpu::Cpu::host();
+            if cpu.avx512f && cpu.avx512dq && cpu.avx512bw {
                 // SAFETY: the CPU has the features `fill_columns_avx512` is compiled for.
                 return unsafe { self.fill_columns_avx512(at, scale, out) };
             }
-            if std::arch::is_x86_feature_detected!("avx2") {
+            if cpu.avx2 {
                 // SAFETY: the CPU has the features `fill_columns_avx2` is compiled for.
                 return unsafe { self.fill_columns_avx2(at, scale, out) };
             }
