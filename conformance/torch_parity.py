@@ -78,6 +78,8 @@ def main():
         t0 = time.time()
         cmd = [args.incc, "run", arch, "--weights", wpath, "--input", xpath, "--output", ypath, "--engine", args.engine,
                "--precision", args.precision]
+        if args.engine == "reference":
+            cmd.append("-O0")  # the reference interprets the network as written (-O2 would fold BN first)
         r = subprocess.run(cmd, capture_output=True, text=True)
         dt = time.time() - t0
         if r.returncode != 0:
