@@ -20,7 +20,7 @@
 //!
 //! | pass | level | what it does |
 //! |---|---|---|
-//! | `eliminate-dead-outputs` | O1 | drops unrequested outputs, what only they use, and dropouts |
+//! | `eliminate-dead-outputs` | O1 | removes what only unrequested outputs use (which outputs, in which order, is chosen at every level), and dropouts |
 //! | `fold-batch-norm` | O1 | batch norm into the preceding convolution / linear layer |
 //! | `fuse-activation` | O1 | ReLU and residual sums into the convolution's epilogue |
 //! | `fuse-sibling-1x1` | O2 | 1x1 convolutions reading one tensor into one wider convolution |
@@ -151,8 +151,7 @@ impl Pipeline {
 /// and merged tensors are written, tensors no longer used are dropped).
 ///
 /// Errors: an unknown pass name in `opts.disabled` or output name in `opts.outputs`
-/// ([`Error::Invalid`], listing the valid ones), `opts.outputs` given while
-/// `eliminate-dead-outputs` does not run, missing weights for a tensor a pass rewrites, or a
+/// ([`Error::Invalid`], listing the valid ones), missing weights for a tensor a pass rewrites, or a
 /// verifier failure ([`Error::Verifier`] naming the pass: a compiler bug).
 pub fn run(g: &mut Graph, w: &mut Weights, opts: &PassOptions, pipeline: Pipeline) -> Result<Vec<PassReport>> {
     let names = pipeline.names();
@@ -172,11 +171,10 @@ pub fn run(g: &mut Graph, w: &mut Weights, opts: &PassOptions, pipeline: Pipelin
         .filter(|(level, p)| *level <= opts.level && !opts.disabled.iter().any(|d| d == p.name()))
         .map(|(_, p)| p)
         .collect();
-    if opts.outputs.is_some() && !passes.iter().any(|p| p.name() == "eliminate-dead-outputs") {
-        return Err(Error::Invalid(
-            "choosing outputs needs the pass `eliminate-dead-outputs`, which this optimisation level or --disable-pass turned off"
-                .into(),
-        ));
+    // Which outputs, and in which order, is what the user asked for, at every level: the
+    // pass chooses them (and counts them) when it runs, else they are chosen here.
+    if !passes.iter().any(|p| p.name() == "eliminate-dead-outputs") {
+        eliminate_dead_outputs::select_outputs(g, opts.outputs.as_deref())?;
     }
     let mut reports = Vec::with_capacity(passes.len());
     for pass in &passes {
