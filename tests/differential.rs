@@ -130,12 +130,11 @@ fn expected(src: &str, seed: u64) -> Result<Expected, Failure> {
     Ok(Expected { outputs, input })
 }
 
-/// The outputs a compiled model keeps: all of them, unless `eliminate-dead-outputs` ran
-/// (`-O1` and up); then those not named `aux*`, or all if that leaves none
-/// (`PassOptions::outputs`).
-fn kept(all: &[String], eliminated: bool) -> Vec<String> {
+/// The outputs a compiled model keeps, at every level: those not named `aux*`, or all if
+/// that leaves none (`PassOptions::outputs`).
+fn kept(all: &[String]) -> Vec<String> {
     let main: Vec<String> = all.iter().filter(|n| !n.starts_with("aux")).cloned().collect();
-    if !eliminated || main.is_empty() { all.to_vec() } else { main }
+    if main.is_empty() { all.to_vec() } else { main }
 }
 
 /// A model's outputs: name, shape, values.
@@ -143,9 +142,8 @@ use incc::ir::Outputs;
 
 /// Compiles `src` under `cfg`, runs it and compares with `want`.
 fn check(src: &str, seed: u64, cfg: &Config, want: &Expected) -> Result<(), Failure> {
-    let run = || -> Result<(bool, Outputs), Error> {
+    let run = || -> Result<Outputs, Error> {
         let c = cfg.compiler(seed).compile_str("diff.incep", src)?;
-        let eliminated = c.report.passes.iter().any(|p| p.name == "eliminate-dead-outputs");
         // The tier knob is the last part of the name: the model must run on that tier.
         if !cfg.name.ends_with(&format!("/{}", c.report.tier)) {
             return Err(Error::Invalid(format!("compiled for the {} tier", c.report.tier)));
@@ -154,9 +152,9 @@ fn check(src: &str, seed: u64, cfg: &Config, want: &Expected) -> Result<(), Fail
         // starting at zero.
         let other: Vec<f32> = random_input(want.input.len(), seed ^ 0x5eed).iter().map(|v| 8.0 * v).collect();
         c.model.run(&other)?;
-        Ok((eliminated, c.model.run(&want.input)?))
+        c.model.run(&want.input)
     };
-    let (eliminated, got) = match catch_unwind(AssertUnwindSafe(run)) {
+    let got = match catch_unwind(AssertUnwindSafe(run)) {
         Ok(Ok(got)) => got,
         Ok(Err(e)) => return Err(Failure::Crash(e.to_string())),
         Err(p) => {
@@ -165,7 +163,7 @@ fn check(src: &str, seed: u64, cfg: &Config, want: &Expected) -> Result<(), Fail
         }
     };
     let names: Vec<String> = want.outputs.iter().map(|o| o.0.clone()).collect();
-    let wanted = kept(&names, eliminated);
+    let wanted = kept(&names);
     let got_names: Vec<String> = got.names().map(String::from).collect();
     if got_names != wanted {
         return Err(Failure::Mismatch(format!("outputs {got_names:?}, expected {wanted:?}")));
