@@ -77,7 +77,8 @@ pub fn write_npy(path: impl AsRef<Path>, shape: &[usize], data: &[f32]) -> Resul
 
 /// Writes a file atomically: `write` fills a temporary file in `path`'s directory, which is
 /// then renamed onto `path`. On any error the temporary file is removed and `path` is left
-/// as it was; the error names `path` (not the temporary file).
+/// as it was; the error names `path` (not the temporary file). The file gets the mode a plain
+/// create would: an existing file's, else `0666` less the umask.
 pub fn write_atomic(path: &Path, write: impl FnOnce(&mut BufWriter<&File>) -> std::io::Result<()>) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -88,8 +89,19 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut BufWriter<&File>) -> st
         let m = e.to_string();
         Error::io(path, m.split(" at path \"").next().unwrap_or(&m))
     };
-    // Dropping `tmp` on an early return deletes the temporary file.
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    // Dropping `tmp` on an early return deletes the temporary file. Its mode is what a
+    // plain create would give: an existing file's, else 0666 less the umask (tempfile's own
+    // default, 0600, would make every output private).
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666)); // open(2) applies the umask
+    }
+    let tmp = builder.tempfile_in(dir).map_err(io)?;
+    if let Ok(existing) = std::fs::metadata(path) {
+        tmp.as_file().set_permissions(existing.permissions()).map_err(io)?; // not masked
+    }
     {
         let mut w = BufWriter::new(tmp.as_file());
         write(&mut w).map_err(io)?;
