@@ -1,30 +1,32 @@
-//! Embedding incc: compile `architectures/inception_v3.incep` to native code and run it.
+//! Embedding incc: compile `architectures/inception_v3.incep` to native code, optimised as
+//! `incc compile` does (`-O2`, every pass), and run it.
 //!
-//! `cargo run --release --example embed [-- path/to/net.incep]`
+//! `cargo run --release --example embed [-- path/to/net.incep [bf16]]`
 
-use incc::exec::JitOptions;
-use incc::exec::Model;
-use incc::weights::Weights;
+use incc::ir::Precision;
+use incc::{Compiler, Level};
 use std::time::Instant;
 
 fn main() -> incc::Result<()> {
-    let path = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/architectures/inception_v3.incep").into());
+    let mut args = std::env::args().skip(1);
+    let path =
+        args.next().unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/architectures/inception_v3.incep").into());
+    let precision = if args.next().as_deref() == Some("bf16") { Precision::Bf16 } else { Precision::F32 };
     let t0 = Instant::now();
-    let graph = incc::frontend::compile_file(&path)?;
-    let weights = Weights::init(&graph, 0);
-    let model = Model::compile(&graph, &weights, &JitOptions::default())?;
-    let s = model.stats();
+    // Seeded weights; `.weights_file("v3.safetensors")` loads a PyTorch state_dict instead.
+    let compiled = Compiler::new().opt_level(Level::O2).seed(0).precision(precision).compile_file(&path)?;
+    let (model, r) = (&compiled.model, &compiled.report);
     println!(
-        "compiled {path} in {:.0} ms (plan {:.0} ms, codegen {:.0} ms while packing): {} kernels, {} steps, {} KiB code, {} MiB arena",
+        "compiled {path} in {:.0} ms (passes {:.0} ms, codegen {:.0} ms): {} tier, {}, {} kernels, {} steps, {} KiB code, {} MiB arena",
         t0.elapsed().as_secs_f64() * 1e3,
-        s.plan_ms,
-        s.codegen_ms,
-        s.kernels,
-        s.steps,
-        s.code_bytes / 1024,
-        s.arena_bytes >> 20
+        r.passes_ms,
+        r.codegen_ms,
+        r.tier,
+        r.precision,
+        r.kernels,
+        r.steps,
+        r.code_bytes / 1024,
+        r.arena_bytes >> 20
     );
     let (name, shape) = model
         .inputs()
@@ -32,6 +34,7 @@ fn main() -> incc::Result<()> {
         .map(|(n, s)| (n.to_string(), s.clone()))
         .ok_or_else(|| incc::Error::Invalid("no input".into()))?;
     let x = vec![0.5f32; shape.numel()];
+    model.run(&x)?; // warm up
     let t1 = Instant::now();
     let outputs = model.run(&x)?;
     println!("ran on `{name}` {shape} in {:.1} ms", t1.elapsed().as_secs_f64() * 1e3);
