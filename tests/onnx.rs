@@ -320,3 +320,37 @@ fn onnxruntime_agrees_with_incc() {
         assert!(text.contains(" passed, 0 failed"), "{text}");
     }
 }
+
+/// `export` takes what every compiling command takes (issue 22, item 4): `--disable-pass`
+/// and `--profile-file` (flags over the file), and says what of a profile cannot apply.
+#[test]
+fn export_takes_passes_and_profiles() {
+    let net = root().join("tests/user/tour.incep");
+    let out = scratch("flags.onnx");
+    let nodes = |args: &[&str]| -> (usize, String) {
+        let mut all = vec!["export", net.to_str().unwrap(), "--onnx", out.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let o = Command::new(env!("CARGO_BIN_EXE_incc")).args(&all).output().expect("run incc");
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{args:?}: {err}");
+        let m = ModelProto::decode(std::fs::read(&out).expect("written").as_slice()).expect("decodes");
+        (m.graph.expect("graph").node.len(), err)
+    };
+    let (as_written, _) = nodes(&[]);
+    let (folded, _) = nodes(&["-O", "2"]);
+    let (unfolded, _) = nodes(&["-O", "2", "--disable-pass", "fold-batch-norm"]);
+    assert!(folded < unfolded && folded < as_written, "{folded} {unfolded} {as_written}");
+    let profile = scratch("export.yaml");
+    std::fs::write(&profile, "opt_level: 2\ntier: avx2\n").expect("write");
+    let (from_file, err) = nodes(&["--profile-file", profile.to_str().unwrap()]);
+    assert_eq!(from_file, folded);
+    assert!(err.contains("tier has no effect on an export"), "{err}");
+    let (flag_wins, _) = nodes(&["--profile-file", profile.to_str().unwrap(), "-O", "0"]);
+    assert_eq!(flag_wins, as_written);
+    let o = Command::new(env!("CARGO_BIN_EXE_incc"))
+        .args(["export", net.to_str().unwrap(), "--onnx", out.to_str().unwrap(), "-O", "1", "--disable-pass", "nope"])
+        .output()
+        .expect("run incc");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown pass `nope`"));
+}
