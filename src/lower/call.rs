@@ -55,13 +55,7 @@ impl<'a> Lowering<'a> {
             errs.push(
                 Diagnostic::error(
                     args_span,
-                    format!(
-                        "block `{}` takes {} argument{}, found {}",
-                        block.name.name,
-                        params.len(),
-                        if params.len() == 1 { "" } else { "s" },
-                        positional
-                    ),
+                    format!("block `{}` {}, found {}", block.name.name, takes(params), positional),
                 )
                 .with_label("too many arguments")
                 .with_secondary(block.name.span, "defined here"),
@@ -131,7 +125,7 @@ impl<'a> Lowering<'a> {
                             args_span,
                             format!("missing argument `{}` of block `{}`", p.name.name, block.name.name),
                         )
-                        .with_label(format!("block `{}` takes {} argument(s)", block.name.name, params.len()))
+                        .with_label(format!("block `{}` {}", block.name.name, takes(params)))
                         .with_secondary(p.name.span, "parameter declared here"),
                     );
                     None
@@ -163,4 +157,11 @@ impl<'a> Lowering<'a> {
         self.scope = outer;
         y
     }
+}
+
+/// `takes 2 arguments`, `takes 1 argument`, or with defaults `takes 5 to 6 arguments`.
+fn takes(params: &[crate::syntax::ast::Param]) -> String {
+    let (all, required) = (params.len(), params.iter().filter(|p| p.default.is_none()).count());
+    let plural = if all == 1 { "" } else { "s" };
+    if required == all { format!("takes {all} argument{plural}") } else { format!("takes {required} to {all} arguments") }
 }
