@@ -163,5 +163,9 @@ impl<'a> Lowering<'a> {
 fn takes(params: &[crate::syntax::ast::Param]) -> String {
     let (all, required) = (params.len(), params.iter().filter(|p| p.default.is_none()).count());
     let plural = if all == 1 { "" } else { "s" };
-    if required == all { format!("takes {all} argument{plural}") } else { format!("takes {required} to {all} arguments") }
+    if required == all {
+        format!("takes {all} argument{plural}")
+    } else {
+        format!("takes {required} to {all} arguments")
+    }
 }

@@ -435,11 +435,43 @@ fn syntax_error(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Diagno
         n => format!("{} or {}", expected[..n - 1].join(", "), expected[n - 1]),
     };
     let end = (pos + found.1).min(text.len());
+    // At the end of the file with a bracket still open, the bracket is the error (as rustc
+    // says it), not the end of the file.
+    if pos >= text.trim_end().len()
+        && let Some((open, c)) = unclosed(text)
+    {
+        return Diagnostic::error(Span::new(file, open, open + 1), format!("unclosed `{c}`"))
+            .with_label("opened here, never closed")
+            .with_secondary(Span::new(file, text.trim_end().len(), text.trim_end().len()), "the file ends here")
+            .with_note(format!("the parser expected {expected_text} at the end of the file"));
+    }
     Diagnostic::error(
         Span::new(file, pos, end.max(pos)),
         format!("syntax error: expected {expected_text}, found {}", found.0),
     )
     .with_label(format!("expected {expected_text}"))
+}
+
+/// The innermost bracket left open at the end of `text` (outside comments and strings): its
+/// byte offset and character.
+fn unclosed(text: &str) -> Option<(usize, char)> {
+    let mut open: Vec<(usize, char)> = vec![];
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '#' => while chars.next_if(|&(_, c)| c != '\n').is_some() {},
+            '/' if chars.peek().is_some_and(|&(_, c)| c == '/') => {
+                while chars.next_if(|&(_, c)| c != '\n').is_some() {}
+            }
+            '"' => while chars.next().is_some_and(|(_, c)| c != '"') {},
+            '(' | '[' | '{' => open.push((i, c)),
+            ')' | ']' | '}' => {
+                open.pop();
+            }
+            _ => {}
+        }
+    }
+    open.pop()
 }
 
 /// What stands at `pos`, for "found ..." and the width of the marker.
