@@ -512,8 +512,11 @@ mod tests {
     fn syntax_errors_say_what_was_expected() {
         let e = parse(0, "block a( {\n}").unwrap_err();
         assert!(e[0].message.contains("expected"), "{}", e[0].message);
-        let e = parse(0, "conv 64 3x3 stride 2\nconcat {\n").unwrap_err();
-        assert!(e[0].message.contains("end of file"), "{}", e[0].message);
+        // An unclosed bracket is reported where it opened, not at the end of the file.
+        let src = "conv 64 3x3 stride 2\nconcat {\n";
+        let e = parse(0, src).unwrap_err();
+        assert_eq!(e[0].message, "unclosed `{`");
+        assert_eq!(e[0].span.start as usize, src.find("{").unwrap());
     }
 
     #[test]
