@@ -328,6 +328,12 @@ fn bad_options() {
     fails(&["compile", n, "--disable-pass", "fold-batchnorm"], &["fold-batchnorm", "fold-batch-norm"]);
     fails(&["compile", n, "--outputs", "nope"], &["nope", "logits"]);
     fails(&["compile", n, "--profile-file", "/nonexistent/p.yaml"], &["/nonexistent/p.yaml", "No such file"]);
+    // Precision: f64 is the reference engine's; a C object is f32.
+    fails(&["compile", n, "--precision", "f64"], &["--precision f64 is the reference engine's"]);
+    fails(&["run", n, "--precision", "f64"], &["--precision f64 needs --engine reference"]);
+    let o = std::env::temp_dir().join(format!("incc-bf16-{}.o", std::process::id()));
+    fails(&["compile", n, "-o", o.to_str().unwrap(), "--precision", "bf16"], &["does not apply to a C object"]);
+    assert!(!o.exists());
 }
 
 /// Outputs that cannot be written, and failures after an output path was given: exit 1

@@ -6,6 +6,7 @@ use super::emit::{Emit, EmitFormat, emit};
 use super::print::{print_object_report, print_report, to_json, write_out};
 use anyhow::Context;
 use clap::Args;
+use incc::driver::PrecisionChoice;
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
@@ -69,7 +70,17 @@ impl Compile {
                 weights: args.weights.clone(),
                 verify: false,
             };
-            let compiler = args.compiler()?.seed(args.profile()?.seed.unwrap_or(0));
+            // C objects run the portable tier's f32 kernels: bf16 cannot apply (issue 16).
+            let profile = args.profile()?;
+            match profile.precision.unwrap_or_default() {
+                PrecisionChoice::Bf16 => anyhow::bail!(
+                    "--precision bf16 does not apply to a C object (-o): objects compute in f32 with the portable \
+                     tier's kernels"
+                ),
+                PrecisionChoice::Auto => eprintln!("note: precision auto is f32 for a C object (-o)"),
+                PrecisionChoice::F32 => {}
+            }
+            let compiler = args.compiler()?.seed(profile.seed.unwrap_or(0)).precision(incc::ir::Precision::F32);
             let r = incc::aot::compile_file(&compiler, file, &opts)?;
             match self.format {
                 ReportFormat::Text => print_object_report(&r),
