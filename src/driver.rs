@@ -281,38 +281,12 @@ pub enum PrecisionChoice {
 }
 
 impl PrecisionChoice {
-    /// All of them, by name.
-    pub const NAMES: [&'static str; 3] = ["f32", "bf16", "auto"];
-
     /// The precision this CPU computes it in.
     pub fn resolve(self) -> Precision {
         match self {
             PrecisionChoice::F32 => Precision::F32,
             PrecisionChoice::Bf16 => Precision::Bf16,
             PrecisionChoice::Auto => crate::target::tier::best_precision(),
-        }
-    }
-
-    /// Its name.
-    pub fn name(self) -> &'static str {
-        match self {
-            PrecisionChoice::F32 => "f32",
-            PrecisionChoice::Bf16 => "bf16",
-            PrecisionChoice::Auto => "auto",
-        }
-    }
-}
-
-impl std::str::FromStr for PrecisionChoice {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<PrecisionChoice> {
-        match s {
-            "f32" => Ok(PrecisionChoice::F32),
-            "bf16" => Ok(PrecisionChoice::Bf16),
-            "auto" => Ok(PrecisionChoice::Auto),
-            _ => {
-                Err(Error::Invalid(format!("unknown precision `{s}`: expected {}", PrecisionChoice::NAMES.join(", "))))
-            }
         }
     }
 }

@@ -12,20 +12,7 @@ use incc::weights::Weights;
 use proptest::prelude::*;
 
 mod common;
-use common::{add, with_input};
-
-/// Deterministic input values in about [-1, 1].
-fn input(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
+use common::{add, input, with_input};
 
 /// Whether this CPU runs bf16 (a note when it does not).
 fn has_bf16() -> bool {
@@ -53,18 +40,21 @@ fn rel(a: &[Output], b: &[Output]) -> f64 {
     worst
 }
 
-/// `g` optimised for bf16 (as `Compiler::precision` does), compiled and run, against the
-/// reference's bf16 on the same optimised graph and weights, and the reference's f32:
-/// `(|jit - ref_bf16|, |ref_bf16 - ref_f32|)`, relative to the largest output.
-fn distances(g: &Graph, w: &Weights, seed: u64) -> (f64, f64) {
+/// `g` and `w` optimised for bf16, as `Compiler::precision` does.
+fn optimized(g: &Graph, w: &Weights) -> (Graph, Weights) {
     let (mut g, mut w) = (g.clone(), w.clone());
     let opts = PassOptions { precision: Precision::Bf16, ..PassOptions::default() };
     incc::target::optimize(&mut g, &mut w, &opts).expect("passes");
-    let x = input(g.node(g.inputs[0]).shape.numel(), seed);
-    let want = incc::reference::run_in(&g, &w, &[&x], Precision::Bf16).expect("reference bf16");
-    let f32 = incc::reference::run(&g, &w, &[&x]).expect("reference f32");
-    let m = Model::compile(&g, &w, &bf16_opts()).expect("compile");
-    let got = m.run(&x).expect("run");
+    (g, w)
+}
+
+/// An optimised graph compiled and run in bf16 on `x`, against the reference's bf16 on the
+/// same graph and weights, and the reference's f32: `(|jit - ref_bf16|, |ref_bf16 -
+/// ref_f32|)`, relative to the largest output.
+fn distances(g: &Graph, w: &Weights, x: &[f32]) -> (f64, f64) {
+    let want = incc::reference::run_in(g, w, &[x], Precision::Bf16).expect("reference bf16");
+    let f32 = incc::reference::run(g, w, &[x]).expect("reference f32");
+    let got = Model::compile(g, w, &bf16_opts()).expect("compile").run(x).expect("run");
     (rel(&got, &want), rel(&want, &f32))
 }
 
@@ -88,8 +78,9 @@ fn check_layer(g: &Graph, seed: u64) {
     if !has_bf16() {
         return;
     }
-    let w = Weights::init(g, seed);
-    let (d, _) = distances(g, &w, seed);
+    let (g, w) = optimized(g, &Weights::init(g, seed));
+    let x = input(g.node(g.inputs[0]).shape.numel(), seed);
+    let (d, _) = distances(&g, &w, &x);
     assert!(d <= 1e-5, "|jit - ref bf16| = {d:e} of the largest output\n{g:?}");
 }
 
@@ -161,13 +152,8 @@ fn network(name: &str) {
         return;
     }
     let path = format!("{}/architectures/{name}.incep", env!("CARGO_MANIFEST_DIR"));
-    let (mut g, mut w) = {
-        let g = incc::frontend::compile_file(&path).expect("front end");
-        let w = Weights::init(&g, 7);
-        (g, w)
-    };
-    let opts = PassOptions { precision: Precision::Bf16, ..PassOptions::default() };
-    incc::target::optimize(&mut g, &mut w, &opts).expect("passes");
+    let g = incc::frontend::compile_file(&path).expect("front end");
+    let (g, w) = optimized(&g, &Weights::init(&g, 7));
     let x = input(g.node(g.inputs[0]).shape.numel(), 1);
     // Every layer's operands and result as outputs of one model.
     let layers: Vec<NodeId> =
@@ -205,20 +191,12 @@ fn network(name: &str) {
         assert!(d <= 1e-5, "{name}: layer {} in place: |jit - ref bf16| = {d:e}", g.node(id).name);
         worst = worst.max(d);
     }
-    let (run, cost) = distances_optimized(&g, &w, &x);
+    let (run, cost) = distances(&g, &w, &x);
     eprintln!(
         "{name}: {} layers in place within {worst:e}; free-running |jit - ref bf16| {run:e}, |ref bf16 - ref f32| {cost:e}",
         layers.len()
     );
     assert!(run < cost, "{name}: the bf16 run is nearer f32 ({cost:e}) than the bf16 simulation ({run:e})");
-}
-
-/// [`distances`] of an already optimised graph on input `x`.
-fn distances_optimized(g: &Graph, w: &Weights, x: &[f32]) -> (f64, f64) {
-    let want = incc::reference::run_in(g, w, &[x], Precision::Bf16).expect("reference bf16");
-    let f32 = incc::reference::run(g, w, &[x]).expect("reference f32");
-    let got = Model::compile(g, w, &bf16_opts()).expect("compile").run(x).expect("run");
-    (rel(&got, &want), rel(&want, &f32))
 }
 
 #[test]

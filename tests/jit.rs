@@ -11,20 +11,7 @@ use incc::weights::Weights;
 use proptest::prelude::*;
 
 mod common;
-use common::{add, with_input};
-
-/// Deterministic input values in about [-1, 1].
-fn input(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
+use common::{add, input, with_input};
 
 fn opts(threads: usize) -> JitOptions {
     JitOptions { threads, verify: true, tier: TierChoice::Auto, precision: Default::default(), check_bounds: false }

@@ -16,7 +16,6 @@
 //! convolution runs direct.
 
 use std::fmt;
-use std::str::FromStr;
 
 /// The arithmetic of convolutions and fully connected layers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -41,17 +40,6 @@ impl Precision {
 impl fmt::Display for Precision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-impl FromStr for Precision {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Precision, String> {
-        match s {
-            "f32" => Ok(Precision::F32),
-            "bf16" => Ok(Precision::Bf16),
-            _ => Err(format!("unknown precision `{s}` (expected f32 or bf16)")),
-        }
     }
 }
 

@@ -43,3 +43,16 @@ pub fn add(g: &mut Graph, op: Op, operands: &[NodeId]) -> NodeId {
     let n = format!("n{}", g.node_ids().len());
     g.add(op, s, Default::default(), n, operands)
 }
+
+/// Deterministic input values in about [-1, 1] (xorshift from `seed`).
+pub fn input(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
