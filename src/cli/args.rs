@@ -123,11 +123,18 @@ impl CompileArgs {
             weights: self.weights.clone(),
         };
         let profile = file.overlay(flags);
+        // Said once, however often a command reads its profile.
+        static SAID: std::sync::Once = std::sync::Once::new();
         if profile.precision == Some(PrecisionChoice::Auto) {
-            let p = PrecisionChoice::Auto.resolve();
-            let why =
-                if p == incc::ir::Precision::Bf16 { "this CPU has AVX512_BF16" } else { "this CPU has no AVX512_BF16" };
-            eprintln!("note: precision auto is {p} ({why})");
+            SAID.call_once(|| {
+                let p = PrecisionChoice::Auto.resolve();
+                let why = if p == incc::ir::Precision::Bf16 {
+                    "this CPU has AVX512_BF16"
+                } else {
+                    "this CPU has no AVX512_BF16"
+                };
+                eprintln!("note: precision auto is {p} ({why})");
+            });
         }
         Ok(profile)
     }
